@@ -1,0 +1,79 @@
+"""Every answer variant of the fact sheet lands in the right error class."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from importer.classify import ApiResponse, Kind, classify, transport_outcome
+
+OK = {"Status": "Success", "Message": {"Id": "act-1", "RelatedId": "lead-1"}}
+RATE = {
+    "Status": "Error",
+    "ExceptionType": "MXAPIRateLimitExceededException",
+    "ExceptionMessage": "API calls exceeded the limit of 25 in 5 second(s)",
+}
+
+
+def mx(etype: str, message: str = "bad") -> dict:
+    return {"Status": "Error", "ExceptionType": etype, "ExceptionMessage": message}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text", "kind"),
+    [
+        (200, OK, "", Kind.SUCCESS),
+        (200, mx("MXInvalidInputException"), "", Kind.PERMANENT),
+        (200, {"Status": "Error", "ExceptionMessage": "x"}, "", Kind.PERMANENT),
+        (500, mx("MXInvalidInputException"), "", Kind.PERMANENT),
+        (500, mx("MXDuplicateEntryException"), "", Kind.PERMANENT),
+        (400, mx("MXInvalidInputException"), "", Kind.PERMANENT),
+        (400, None, "Bad Request", Kind.PERMANENT),
+        (429, RATE, "", Kind.RATE_LIMITED),
+        (429, None, "Too Many Requests", Kind.RATE_LIMITED),
+        (403, RATE, "", Kind.RATE_LIMITED),
+        (200, RATE, "", Kind.RATE_LIMITED),
+        (500, {"Status": "Error", "ExceptionMessage": "API calls exceeded the limit of 5 in 5 "
+               "second(s)"}, "", Kind.RATE_LIMITED),
+        (500, None, "Internal Server Error", Kind.TRANSIENT),
+        (502, None, "<html>Bad gateway</html>", Kind.TRANSIENT),
+        (503, None, "", Kind.TRANSIENT),
+        (500, {"Status": "Error"}, "", Kind.TRANSIENT),
+        (401, mx("MXUnAuthorizedAccessException"), "", Kind.FATAL),
+        (401, None, "", Kind.FATAL),
+        (404, None, "Not Found", Kind.FATAL),
+    ],
+)
+def test_classify_variants(status: int, body: dict | None, text: str, kind: Kind) -> None:
+    assert classify(ApiResponse(status, body, text)).kind is kind
+
+
+def test_success_carries_activity_and_lead_ids() -> None:
+    outcome = classify(ApiResponse(200, OK))
+    assert (outcome.activity_id, outcome.lead_id, outcome.http_status) == ("act-1", "lead-1", 200)
+
+
+def test_success_without_related_id_leaves_lead_id_empty() -> None:
+    outcome = classify(ApiResponse(200, {"Status": "Success", "Message": {"Id": "a"}}))
+    assert outcome.activity_id == "a" and outcome.lead_id == ""
+
+
+def test_error_envelope_is_kept() -> None:
+    outcome = classify(ApiResponse(500, mx("MXInvalidInputException", "Invalid email")))
+    assert outcome.error_type == "MXInvalidInputException"
+    assert outcome.error_message == "Invalid email"
+
+
+def test_non_json_body_is_summarised_in_one_line() -> None:
+    outcome = classify(ApiResponse(502, None, "<html>\n<b>Bad gateway</b>\n</html>"))
+    assert outcome.error_message == "HTTP 502: <html> <b>Bad gateway</b> </html>"
+
+
+def test_transport_failure_after_sending_is_ambiguous() -> None:
+    outcome = transport_outcome(aiohttp.ServerDisconnectedError(), maybe_sent=True)
+    assert outcome.kind is Kind.AMBIGUOUS and outcome.http_status is None
+    assert outcome.error_type == "ServerDisconnectedError"
+
+
+def test_connection_never_made_is_transient() -> None:
+    assert transport_outcome(OSError("refused"), maybe_sent=False).kind is Kind.TRANSIENT

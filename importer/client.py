@@ -1,0 +1,90 @@
+"""The HTTP client: one aiohttp session, keys in headers, answers parsed into ApiResponse.
+
+It sends and parses; it does not decide what an answer means (``classify``) nor when to send
+(``pacer``) nor whether to retry (``retry``/``pool``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from . import __version__
+from .classify import ApiResponse
+from .settings import Credentials
+
+CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
+ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"
+ACTIVITY_SETTING_PATH = "/v2/ProspectActivity.svc/CustomActivity/GetActivitySetting"
+LEAD_METADATA_PATH = "/v2/LeadManagement.svc/LeadsMetaData.Get"
+
+
+class TransportError(Exception):
+    """No HTTP answer. ``maybe_sent`` is False only if the request provably never left."""
+
+    def __init__(self, cause: BaseException, *, maybe_sent: bool) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.maybe_sent = maybe_sent
+
+
+def make_session(
+    credentials: Credentials, *, timeout: float = 60.0, connections: int = 100
+) -> aiohttp.ClientSession:
+    """A session carrying the keys as headers (never as query parameters: URLs end up in logs)."""
+    return aiohttp.ClientSession(
+        headers={
+            "x-LSQ-AccessKey": credentials.access_key,
+            "x-LSQ-SecretKey": credentials.secret_key,
+            "User-Agent": f"lsq-import/{__version__}",
+        },
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        connector=aiohttp.TCPConnector(limit=connections),
+        raise_for_status=False,
+    )
+
+
+class LeadSquaredClient:
+    """Calls LeadSquared's API through a session made by :func:`make_session`."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+
+    async def create_lead_and_activity(self, body: dict[str, Any]) -> ApiResponse:
+        """``POST /v2/ProspectActivity.svc/CreateCustom`` with one row's payload."""
+        return await self._call("POST", CREATE_PATH, json_body=body)
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
+        """A metadata GET (activity types, lead fields)."""
+        return await self._call("GET", path, params=params)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> ApiResponse:
+        data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        try:
+            async with self.session.request(
+                method, self.base_url + path, data=data, params=params, headers=headers
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except aiohttp.ClientConnectorError as exc:
+            # The TCP/TLS connection never opened: nothing reached the server.
+            raise TransportError(exc, maybe_sent=False) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransportError(exc, maybe_sent=True) from None
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text) if text.strip() else None
+        except ValueError:
+            body = None
+        return ApiResponse(status, body, text[:500])

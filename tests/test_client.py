@@ -1,0 +1,117 @@
+"""The HTTP client against aioresponses, and host/credential settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from importer.client import CREATE_PATH, LeadSquaredClient, TransportError, make_session
+from importer.exceptions import ConfigError
+from importer.settings import Credentials, base_url, credentials_from_env
+
+BASE = "https://api-in21.leadsquared.com"
+URL = BASE + CREATE_PATH
+CREDS = Credentials("u$rACCESS", "SECRET123")
+
+
+def call(payload_body: dict, **mock_kwargs):
+    async def go():
+        async with make_session(CREDS) as session:
+            client = LeadSquaredClient(session, BASE)
+            return await client.create_lead_and_activity(payload_body)
+
+    with aioresponses() as mocked:
+        mocked.post(URL, **mock_kwargs)
+        result = asyncio.run(go()) if "exception" not in mock_kwargs else None
+        if result is None:
+            with pytest.raises(TransportError) as info:
+                asyncio.run(go())
+            result = info.value
+        return result, mocked
+
+
+def test_keys_travel_in_headers_not_in_the_url() -> None:
+    answer, mocked = call({"LeadDetails": []}, status=200,
+                          payload={"Status": "Success", "Message": {"Id": "x"}})
+    (method, url), calls = next(iter(mocked.requests.items()))
+    assert method == "POST" and str(url) == URL
+    request = calls[0]
+    assert "SECRET123" not in str(url) and "ACCESS" not in str(url)
+    sent = json.loads(request.kwargs["data"])
+    assert sent == {"LeadDetails": []}
+    assert request.kwargs["headers"]["Content-Type"] == "application/json"
+    assert answer.status == 200 and answer.body["Message"]["Id"] == "x"
+
+
+def test_session_sends_both_key_headers() -> None:
+    async def go() -> dict[str, str]:
+        async with make_session(CREDS) as session:
+            return dict(session.headers)
+
+    headers = asyncio.run(go())
+    assert headers["x-LSQ-AccessKey"] == "u$rACCESS"
+    assert headers["x-LSQ-SecretKey"] == "SECRET123"
+
+
+def test_error_envelope_is_parsed() -> None:
+    body = {"Status": "Error", "ExceptionType": "MXInvalidInputException",
+            "ExceptionMessage": "Invalid email"}
+    answer, _ = call({}, status=500, payload=body)
+    assert answer.status == 500 and answer.body == body
+
+
+def test_non_json_body_keeps_the_text() -> None:
+    answer, _ = call({}, status=502, body="<html>Bad gateway</html>")
+    assert answer.body is None and "Bad gateway" in answer.text
+
+
+def test_connection_refused_was_not_sent() -> None:
+    error, _ = call({}, exception=aiohttp.ClientConnectorError(
+        connection_key=SimpleNamespace(ssl=True, host="x", port=443),  # type: ignore[arg-type]
+        os_error=OSError(111, "refused")))
+    assert isinstance(error, TransportError) and error.maybe_sent is False
+
+
+@pytest.mark.parametrize("exc", [aiohttp.ServerDisconnectedError(), TimeoutError()])
+def test_lost_answer_may_have_been_sent(exc: BaseException) -> None:
+    error, _ = call({}, exception=exc)
+    assert isinstance(error, TransportError) and error.maybe_sent is True
+
+
+def test_credentials_never_show_in_repr() -> None:
+    assert "SECRET123" not in repr(CREDS) and "ACCESS" not in repr(CREDS)
+    assert "SECRET123" not in str(CREDS)
+
+
+def test_credentials_from_env() -> None:
+    creds = credentials_from_env({"LSQ_ACCESS_KEY": "a", "LSQ_SECRET_KEY": "b"})
+    assert creds.secrets() == ("a", "b")
+    with pytest.raises(ConfigError, match="LSQ_SECRET_KEY not set"):
+        credentials_from_env({"LSQ_ACCESS_KEY": "a"})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "https://api.leadsquared.com"),
+        ("api-in21.leadsquared.com", "https://api-in21.leadsquared.com"),
+        ("https://api-us11.leadsquared.com/", "https://api-us11.leadsquared.com"),
+        ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ("http://localhost:1", "http://localhost:1"),
+        ("http://[::1]:9", "http://[::1]:9"),
+    ],
+)
+def test_base_url(given: str | None, expected: str) -> None:
+    assert base_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["http://api.leadsquared.com", "ftp://x", "http://10.0.0.1",
+                                 "https://x.com/?a=1"])
+def test_base_url_refuses(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--host"):
+        base_url(bad)

@@ -33,8 +33,15 @@ def mx(etype: str, message: str = "bad") -> dict:
         (429, None, "Too Many Requests", Kind.RATE_LIMITED),
         (403, RATE, "", Kind.RATE_LIMITED),
         (200, RATE, "", Kind.RATE_LIMITED),
-        (500, {"Status": "Error", "ExceptionMessage": "API calls exceeded the limit of 5 in 5 "
-               "second(s)"}, "", Kind.RATE_LIMITED),
+        (
+            500,
+            {
+                "Status": "Error",
+                "ExceptionMessage": "API calls exceeded the limit of 5 in 5 second(s)",
+            },
+            "",
+            Kind.RATE_LIMITED,
+        ),
         (500, None, "Internal Server Error", Kind.TRANSIENT),
         (502, None, "<html>Bad gateway</html>", Kind.TRANSIENT),
         (503, None, "", Kind.TRANSIENT),

@@ -36,8 +36,9 @@ def call(payload_body: dict, **mock_kwargs):
 
 
 def test_keys_travel_in_headers_not_in_the_url() -> None:
-    answer, mocked = call({"LeadDetails": []}, status=200,
-                          payload={"Status": "Success", "Message": {"Id": "x"}})
+    answer, mocked = call(
+        {"LeadDetails": []}, status=200, payload={"Status": "Success", "Message": {"Id": "x"}}
+    )
     (method, url), calls = next(iter(mocked.requests.items()))
     assert method == "POST" and str(url) == URL
     request = calls[0]
@@ -59,8 +60,11 @@ def test_session_sends_both_key_headers() -> None:
 
 
 def test_error_envelope_is_parsed() -> None:
-    body = {"Status": "Error", "ExceptionType": "MXInvalidInputException",
-            "ExceptionMessage": "Invalid email"}
+    body = {
+        "Status": "Error",
+        "ExceptionType": "MXInvalidInputException",
+        "ExceptionMessage": "Invalid email",
+    }
     answer, _ = call({}, status=500, payload=body)
     assert answer.status == 500 and answer.body == body
 
@@ -71,9 +75,13 @@ def test_non_json_body_keeps_the_text() -> None:
 
 
 def test_connection_refused_was_not_sent() -> None:
-    error, _ = call({}, exception=aiohttp.ClientConnectorError(
-        connection_key=SimpleNamespace(ssl=True, host="x", port=443),  # type: ignore[arg-type]
-        os_error=OSError(111, "refused")))
+    error, _ = call(
+        {},
+        exception=aiohttp.ClientConnectorError(
+            connection_key=SimpleNamespace(ssl=True, host="x", port=443),  # type: ignore[arg-type]
+            os_error=OSError(111, "refused"),
+        ),
+    )
     assert isinstance(error, TransportError) and error.maybe_sent is False
 
 
@@ -110,8 +118,9 @@ def test_base_url(given: str | None, expected: str) -> None:
     assert base_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["http://api.leadsquared.com", "ftp://x", "http://10.0.0.1",
-                                 "https://x.com/?a=1"])
+@pytest.mark.parametrize(
+    "bad", ["http://api.leadsquared.com", "ftp://x", "http://10.0.0.1", "https://x.com/?a=1"]
+)
 def test_base_url_refuses(bad: str) -> None:
     with pytest.raises(ConfigError, match="--host"):
         base_url(bad)

@@ -1,0 +1,203 @@
+"""The worker pool: takes payloads from a bounded queue and sends each until it has an outcome.
+
+* Workers take payloads in file order. A payload whose SearchBy key is already in flight is
+  parked behind it and sent by the same worker right after, so rows of one lead go out one at
+  a time and in file order (two concurrent upserts of a new lead can create two leads), while
+  the other workers carry on with other keys.
+* Every attempt takes a pacer slot, then writes its intent (``sending``) to the journal, then
+  sends; the outcome is journaled when it is known.
+* :meth:`WorkerPool.stop` (fatal answer, Ctrl-C, a failing callback) stops new rows from
+  starting and new retries from being made; calls in flight finish and are recorded. Rows never
+  started have no line in the journal and are sent by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .classify import ApiResponse, Kind, Outcome, classify, transport_outcome
+from .client import TransportError
+from .journal import FAILED, SENDING, SUCCESS, UNKNOWN, Journal, Result, utc_now
+from .mapping import Payload
+from .pacer import Pacer
+from .retry import RetryPolicy
+
+_DONE: Any = object()
+
+
+class Sender(Protocol):
+    async def create_lead_and_activity(self, body: dict[str, Any]) -> ApiResponse: ...
+
+
+@dataclass
+class PoolStats:
+    """What the pool did in this run."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    fatal: Outcome | None = None
+    stop_reason: str = ""
+
+
+class WorkerPool:
+    """Sends payloads through ``sender`` under ``pacer``, recording every event in ``journal``."""
+
+    def __init__(
+        self,
+        *,
+        sender: Sender,
+        pacer: Pacer,
+        journal: Journal,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 25,
+        on_result: Callable[[Result], None] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.sender = sender
+        self.pacer = pacer
+        self.journal = journal
+        self.retry = retry or RetryPolicy()
+        self.concurrency = max(1, concurrency)
+        self.on_result = on_result
+        self._sleep = sleep
+        self.stats = PoolStats()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._in_flight_keys: set[str] = set()
+        self._parked: dict[str, deque[Payload]] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self, reason: str) -> None:
+        """Start no new row and no new retry; let calls in flight finish."""
+        if not self._stopping:
+            self._stopping = True
+            self.stats.stop_reason = reason
+
+    async def run(self, payloads: Iterable[Payload]) -> PoolStats:
+        """Send every payload; returns when all are recorded or the pool was stopped.
+
+        An exception raised by ``on_result`` (or by the payload iterator) stops the pool the
+        same way and is re-raised once the calls in flight are recorded.
+        """
+        queue: asyncio.Queue[Payload] = asyncio.Queue(maxsize=self.concurrency * 4)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
+        cancelled = False
+        try:
+            for payload in payloads:
+                if self._stopping:
+                    break
+                await queue.put(payload)
+        except asyncio.CancelledError:
+            # A second Ctrl-C: abandon calls in flight; their intent lines make them `unknown`.
+            cancelled = True
+            raise
+        except BaseException as exc:  # the iterator failed (e.g. a bad row mid-file)
+            self._error = self._error or exc
+            self.stop("error")
+        finally:
+            if cancelled:
+                for worker in workers:
+                    worker.cancel()
+            else:
+                for _ in workers:
+                    await queue.put(_DONE)
+            await asyncio.gather(*workers, return_exceptions=True)
+        self.stats.calls = self.pacer.calls
+        self.stats.throttled = self.pacer.throttled
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+    async def _worker(self, queue: asyncio.Queue[Payload]) -> None:
+        while True:
+            payload = await queue.get()
+            if payload is _DONE:
+                return
+            if self._stopping:
+                continue  # never started: no journal line, the next run sends it
+            key = payload.key
+            if key:
+                if key in self._in_flight_keys:
+                    self._parked.setdefault(key, deque()).append(payload)
+                    continue
+                self._in_flight_keys.add(key)
+            current: Payload | None = payload
+            while current is not None:
+                await self._send_until_settled(current)
+                current = self._next_of(key)
+
+    def _next_of(self, key: str) -> Payload | None:
+        if not key:
+            return None
+        parked = self._parked.get(key)
+        if parked and not self._stopping:
+            return parked.popleft()
+        self._parked.pop(key, None)
+        self._in_flight_keys.discard(key)
+        return None
+
+    async def _send_until_settled(self, payload: Payload) -> None:
+        attempts = 0
+        while True:
+            attempts += 1
+            async with self.pacer.slot() as slot:
+                self.journal.record(
+                    Result(
+                        payload.row, payload.key, SENDING, attempts=attempts, finished_at=utc_now()
+                    )
+                )
+                try:
+                    answer = await self.sender.create_lead_and_activity(payload.body)
+                    slot.answered()
+                    outcome = classify(answer)
+                except TransportError as exc:
+                    if not exc.maybe_sent:
+                        slot.answered()  # it never reached the server
+                    outcome = transport_outcome(exc.cause, maybe_sent=exc.maybe_sent)
+            kind = outcome.kind
+            if kind is Kind.RATE_LIMITED:
+                self.pacer.penalize()
+            elif kind is Kind.SUCCESS:
+                self.pacer.recovered()
+            if kind is Kind.FATAL:
+                self.stats.fatal = self.stats.fatal or outcome
+                self.stop("fatal")
+            if not self._stopping and self.retry.should_retry(kind, attempts):
+                self.stats.retries += 1
+                await self._sleep(self.retry.delay(attempts, kind))
+                if not self._stopping:
+                    continue
+            self._settle(payload, outcome, attempts)
+            return
+
+    def _settle(self, payload: Payload, outcome: Outcome, attempts: int) -> None:
+        status = {Kind.SUCCESS: SUCCESS, Kind.AMBIGUOUS: UNKNOWN}.get(outcome.kind, FAILED)
+        result = Result(
+            payload.row,
+            payload.key,
+            status,
+            activity_id=outcome.activity_id,
+            lead_id=outcome.lead_id,
+            http_status=outcome.http_status,
+            error_type=outcome.error_type,
+            error_message=outcome.error_message,
+            attempts=attempts,
+            finished_at=utc_now(),
+        )
+        self.journal.record(result)
+        self.stats.outcomes[status] += 1
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+                self._error = self._error or exc
+                self.stop("error")

@@ -1,0 +1,248 @@
+"""``run_import``: the whole import as one library call, for the CLI, a notebook or a scheduler.
+
+    from importer import run_import
+    summary = run_import("leads.csv", "mappings/example.yaml", results="leads.results.csv")
+    print(summary.to_text()); raise SystemExit(summary.exit_status)
+
+Data flows one way: input file -> rows -> mapping -> payloads -> queue -> workers (key order,
+pacer, client, error classes, retries) -> results journal -> summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .classify import Outcome
+from .client import LeadSquaredClient, make_session
+from .exceptions import ConfigError
+from .journal import INVALID, SUCCESS, UNKNOWN, Journal, Result, read_outcomes, utc_now
+from .mapping import Mapping, Payload, RowError, load_mapping
+from .pacer import Pacer
+from .pool import WorkerPool
+from .progress import Progress, estimate_rows
+from .reader import InputFile, open_input
+from .retry import RetryPolicy
+from .settings import ENV_HOST, Credentials, base_url, credentials_from_env
+from .summary import Summary
+
+
+def default_results_path(input_path: str | os.PathLike[str]) -> Path:
+    """``leads.csv`` -> ``leads.results.csv`` in the current folder."""
+    return Path(f"{Path(input_path).stem}.results.csv")
+
+
+def run_import(
+    input_path: str | os.PathLike[str],
+    mapping: str | os.PathLike[str] | Mapping,
+    *,
+    results: str | os.PathLike[str] | None = None,
+    host: str | None = None,
+    credentials: Credentials | None = None,
+    rate: int = 25,
+    per: float = 5.0,
+    concurrency: int | None = None,
+    sandbox: bool = False,
+    retry_unknown: bool = False,
+    max_attempts: int = 5,
+    timeout: float = 60.0,
+    progress: bool = False,
+    on_result: Callable[[Result], None] | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> Summary:
+    """Import every row of ``input_path`` and return the :class:`Summary`.
+
+    ``host`` defaults to ``$LSQ_HOST``, then ``api.leadsquared.com``; ``credentials`` to
+    ``$LSQ_ACCESS_KEY``/``$LSQ_SECRET_KEY``. With ``sandbox=True`` a local LeadSquared sandbox is
+    started on loopback for the run and both are ignored. Rerunning with the same ``results``
+    file resumes: rows already ``success`` are skipped, and ``unknown`` ones too unless
+    ``retry_unknown``. Raises :class:`importer.exceptions.ImporterError` subclasses for bad
+    input or settings before anything is sent.
+    """
+    if rate < 1 or per <= 0:
+        raise ConfigError(f"--rate {rate} --per {per}: rate must be >= 1 and per > 0")
+    if concurrency is not None and concurrency < 1:
+        raise ConfigError(f"--concurrency {concurrency}: must be at least 1")
+    the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    results_path = Path(results) if results is not None else default_results_path(input_path)
+    with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as source:
+        the_mapping.check_columns(source.columns, str(input_path))
+        if not sandbox:
+            target = base_url(host or os.environ.get(ENV_HOST))
+            credentials = credentials or credentials_from_env()
+        previous = read_outcomes(results_path)
+        journal = Journal(results_path)
+        journal.open()
+        summary = Summary(input=str(input_path), results=str(results_path))
+        bar = Progress(
+            total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
+        )
+        started = time.monotonic()
+        try:
+            coro = _import(
+                source,
+                the_mapping,
+                journal,
+                previous,
+                summary,
+                bar,
+                target=None if sandbox else target,
+                credentials=credentials,
+                rate=rate,
+                per=per,
+                concurrency=concurrency or rate,
+                retry=RetryPolicy(max_attempts=max_attempts),
+                retry_unknown=retry_unknown,
+                timeout=timeout,
+                on_result=on_result,
+            )
+            asyncio.run(coro)
+        finally:
+            bar.close()
+            summary.elapsed = time.monotonic() - started
+            summary.by_status = journal.finalize()
+    return summary
+
+
+def _rows_to_send(
+    source: InputFile,
+    mapping: Mapping,
+    journal: Journal,
+    previous: dict[int, str],
+    summary: Summary,
+    bar: Progress,
+    retry_unknown: bool,
+    on_result: Callable[[Result], None] | None,
+) -> Iterator[Payload]:
+    for row in source.rows():
+        before = previous.get(row.number)
+        if before == SUCCESS:
+            summary.already_done += 1
+            bar.skipped()
+            continue
+        if before == UNKNOWN and not retry_unknown:
+            summary.unknown_kept += 1
+            bar.skipped()
+            continue
+        try:
+            payload = mapping.build(row)
+        except RowError as exc:
+            result = Result(
+                row.number,
+                "",
+                INVALID,
+                error_type="invalid row",
+                error_message=str(exc),
+                finished_at=utc_now(),
+            )
+            journal.record(result)
+            summary.this_run[INVALID] += 1
+            bar.result(result)
+            if on_result is not None:
+                on_result(result)
+            continue
+        yield payload
+
+
+async def _import(
+    source: InputFile,
+    mapping: Mapping,
+    journal: Journal,
+    previous: dict[int, str],
+    summary: Summary,
+    bar: Progress,
+    *,
+    target: str | None,
+    credentials: Credentials | None,
+    rate: int,
+    per: float,
+    concurrency: int,
+    retry: RetryPolicy,
+    retry_unknown: bool,
+    timeout: float,
+    on_result: Callable[[Result], None] | None,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if target is None:
+            from .sandbox import Sandbox  # only --sandbox needs the server side
+
+            credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
+            box = Sandbox(
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                rate=rate,
+                per=per,
+            )
+            await stack.enter_async_context(box)
+            target = box.base_url
+        assert credentials is not None
+        session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
+
+        def settled(result: Result) -> None:
+            summary.this_run[result.status] += 1
+            bar.result(result)
+            if on_result is not None:
+                on_result(result)
+
+        pool = WorkerPool(
+            sender=LeadSquaredClient(session, target),
+            pacer=Pacer(rate, per),
+            journal=journal,
+            retry=retry,
+            concurrency=concurrency,
+            on_result=settled,
+        )
+        _handle_signals(pool, stack)
+        try:
+            await pool.run(
+                _rows_to_send(
+                    source, mapping, journal, previous, summary, bar, retry_unknown, on_result
+                )
+            )
+        finally:
+            summary.calls = pool.pacer.calls
+            summary.retries = pool.stats.retries
+            summary.throttled = pool.pacer.throttled
+            summary.stop_reason = pool.stats.stop_reason
+            if pool.stats.fatal is not None:
+                summary.fatal_message = _fatal_message(pool.stats.fatal, target)
+
+
+def _fatal_message(outcome: Outcome, target: str) -> str:
+    if outcome.http_status == 401:
+        return (
+            f"LeadSquared refused the keys at {target} (HTTP 401 {outcome.error_type}): check "
+            "LSQ_ACCESS_KEY/LSQ_SECRET_KEY and that --host is your account's regional host"
+        )
+    return (
+        f"{target} answered HTTP {outcome.http_status} for the API path: check --host "
+        "(e.g. api-in21.leadsquared.com)"
+    )
+
+
+def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:
+    """First Ctrl-C/SIGTERM: finish calls in flight, then stop. Second: stop at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def first() -> None:
+        if pool.stopping:
+            if main is not None:
+                main.cancel()
+            return
+        pool.stop("interrupted")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, first)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return  # not the main thread (e.g. a scheduler's worker thread): no handlers
+        stack.callback(loop.remove_signal_handler, sig)

@@ -1,0 +1,253 @@
+"""The ``lsq-import`` command line: parses options, calls the library, reports.
+
+Every command's work is a library function (``run_import``, ``sandbox.serve``); this module
+only turns options into arguments and outcomes into output and exit codes (see ``exitcodes``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .exceptions import ImporterError
+from .exitcodes import ExitStatus
+from .progress import Progress
+from .runner import run_import
+from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A one-line error with the exit code the documentation promises."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def reports_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and a documented exit code, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ImporterError as exc:
+            raise CliError(str(exc), int(exc.exit_status)) from None
+        except KeyboardInterrupt:
+            raise CliError("interrupted", int(ExitStatus.INTERRUPTED)) from None
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # a bug: still one line, and a code that says so
+            raise CliError(
+                f"internal error ({type(exc).__name__}: {exc}); please report it",
+                int(ExitStatus.INTERNAL_ERROR),
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lsq-import")
+def cli() -> None:
+    """Bulk-import CSV and Excel rows into LeadSquared, one lead + activity per row.
+
+    \b
+    Try it on the bundled sample against a local sandbox (no account needed):
+      lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
+    """
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--mapping",
+    "-m",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Column-mapping file (YAML), see mappings/README.md.",
+)
+@click.option(
+    "--results",
+    "-r",
+    type=click.Path(path_type=Path),
+    help="Results file (CSV). Default: INPUT's name + .results.csv in the current "
+    "folder. Running again with the same file resumes.",
+)
+@click.option(
+    "--host",
+    help="Regional API host, e.g. api-in21.leadsquared.com (default: "
+    "$LSQ_HOST, else api.leadsquared.com), or a full https:// URL.",
+)
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls allowed per --per seconds by your plan.",
+)
+@click.option(
+    "--per",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Rate-limit window, seconds.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Most calls in flight at once. Default: --rate.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Send to a local LeadSquared sandbox started for this run, not the real API.",
+)
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again rows an earlier run left 'unknown' (their call may have landed: "
+    "check them first).",
+)
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Attempts per row for throttled or transient failures.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per call.",
+)
+@click.option("--sheet", help="Excel sheet name or 0-based index (default: the first).")
+@click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM).")
+@click.option("--delimiter", help="CSV delimiter (default: ',', tab for .tsv).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@reports_errors
+def run(
+    input_file: Path,
+    mapping: Path,
+    results: Path | None,
+    host: str | None,
+    rate: int,
+    per: float,
+    concurrency: int | None,
+    sandbox: bool,
+    retry_unknown: bool,
+    max_attempts: int,
+    timeout: float,
+    sheet: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    quiet: bool,
+) -> None:
+    """Import INPUT (CSV or XLSX) using a mapping; write one result line per row.
+
+    Keys come from LSQ_ACCESS_KEY and LSQ_SECRET_KEY in the environment.
+
+    \b
+    Example:
+      export LSQ_ACCESS_KEY=... LSQ_SECRET_KEY=...
+      lsq-import run leads.csv --mapping mappings/example.yaml \\
+          --host api-in21.leadsquared.com --results leads.results.csv
+    """
+    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
+    summary = run_import(
+        input_file,
+        mapping,
+        results=results,
+        host=host,
+        rate=rate,
+        per=per,
+        concurrency=concurrency,
+        sandbox=sandbox,
+        retry_unknown=retry_unknown,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        progress=Progress.wanted(quiet),
+        sheet=sheet_arg,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+    click.echo(summary.to_text())
+    sys.exit(int(summary.exit_status))
+
+
+@cli.command()
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--bind", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
+)
+@click.option("--rate", default=25, show_default=True, type=click.IntRange(min=1))
+@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--latency",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Mean seconds added to each call, like a real network.",
+)
+@click.option(
+    "--jitter",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Uniform +/- seconds around --latency.",
+)
+@click.option("--seed", type=int, help="Seed for the latency jitter (repeatable runs).")
+@click.option(
+    "--schema",
+    type=click.Path(path_type=Path),
+    help="YAML/JSON with lead_fields and activity_types mirroring your account.",
+)
+@reports_errors
+def sandbox(
+    port: int,
+    bind: str,
+    rate: int,
+    per: float,
+    latency: float,
+    jitter: float,
+    seed: int | None,
+    schema: Path | None,
+) -> None:
+    """Serve the local LeadSquared sandbox until Ctrl-C.
+
+    It accepts the keys in LSQ_ACCESS_KEY/LSQ_SECRET_KEY, or sandbox-access-key /
+    sandbox-secret-key when those are not set.
+
+    \b
+    Example (two terminals):
+      lsq-import sandbox --port 8787
+      LSQ_ACCESS_KEY=sandbox-access-key LSQ_SECRET_KEY=sandbox-secret-key \\
+        lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
+    """
+    from .sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxSchema, serve
+
+    serve(
+        host=bind,
+        port=port,
+        access_key=os.environ.get(ENV_ACCESS_KEY) or DEFAULT_ACCESS_KEY,
+        secret_key=os.environ.get(ENV_SECRET_KEY) or DEFAULT_SECRET_KEY,
+        rate=rate,
+        per=per,
+        schema=SandboxSchema.from_file(schema) if schema else None,
+        faults=FaultConfig(latency=latency, jitter=jitter, seed=seed),
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="lsq-import")

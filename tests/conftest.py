@@ -1,0 +1,53 @@
+"""Shared fixtures: a sandbox on loopback in a thread, and slices of the sample data."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Sandbox, SandboxThread
+from importer.settings import Credentials
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CSV = ROOT / "sample_data" / "leads.csv"
+SAMPLE_XLSX = ROOT / "sample_data" / "leads.xlsx"
+EXAMPLE_MAPPING = ROOT / "mappings" / "example.yaml"
+SANDBOX_KEYS = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+
+
+@pytest.fixture
+def sandbox_thread() -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes with the given settings; all are stopped after the test."""
+    threads: list[SandboxThread] = []
+
+    def start(**kwargs) -> Sandbox:
+        thread = SandboxThread(**kwargs)
+        threads.append(thread)
+        return thread.__enter__()
+
+    yield start
+    for thread in threads:
+        thread.__exit__(None, None, None)
+
+
+@pytest.fixture
+def sample_rows(tmp_path: Path) -> Callable[[int], Path]:
+    """Write the first ``n`` data rows of the sample CSV to a new file."""
+
+    def make(n: int, name: str = "leads.csv") -> Path:
+        with open(SAMPLE_CSV, newline="", encoding="utf-8-sig") as handle:
+            records = list(csv.reader(handle))
+        path = tmp_path / name
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            csv.writer(out).writerows(records[: n + 1])
+        return path
+
+    return make
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

@@ -1,0 +1,244 @@
+"""The command line as a user meets it: options, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from importer import __version__
+from importer.cli import cli
+
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
+
+KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def assert_one_line_error(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert message.count("\n") == 0, message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["sandbox"]])
+def test_help_has_an_example(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output or "lsq-import run" in result.output
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "x.csv"], "--mapping"),
+        (["run", "x.csv", "-m", "m.yaml", "--rate", "0"], "--rate"),
+        (["run", "x.csv", "-m", "m.yaml", "--per", "0"], "--per"),
+        (["run", "x.csv", "-m", "m.yaml", "--concurrency", "0"], "--concurrency"),
+        (["run", "x.csv", "-m", "m.yaml", "--bogus"], "--bogus"),
+        (["sandbox", "--port", "70000"], "--port"),
+    ],
+)
+def test_bad_options_exit_2(args: list[str], needle: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    result = invoke(
+        "run",
+        ROOT / "sample_data/leads.csv",
+        "-m",
+        EXAMPLE_MAPPING,
+        "--results",
+        tmp_path / "r.csv",
+        "--host",
+        "http://api.leadsquared.com",
+        env=KEYS_ENV,
+    )
+    assert_one_line_error(result, 2, "--host", "https")
+
+
+def test_missing_keys_say_which_variable(tmp_path: Path) -> None:
+    result = invoke(
+        "run",
+        ROOT / "sample_data/leads.csv",
+        "-m",
+        EXAMPLE_MAPPING,
+        "--results",
+        tmp_path / "r.csv",
+        env={"LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""},
+    )
+    assert_one_line_error(result, 2, "LSQ_ACCESS_KEY", "LSQ_SECRET_KEY")
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_missing_mapped_column_names_file_and_key(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_text("first_name,emial\nA,a@example.com\n", encoding="utf-8")
+    result = invoke(
+        "run", source, "-m", EXAMPLE_MAPPING, "--sandbox", "--results", tmp_path / "r.csv"
+    )
+    assert_one_line_error(result, 2, "example.yaml", "email", "lead.attributes.EmailAddress")
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "binary"])
+def test_unreadable_input_file(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "leads.csv"
+    if kind == "directory":
+        source.mkdir()
+    elif kind == "binary":
+        source.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00" * 50)
+    result = invoke(
+        "run", source, "-m", EXAMPLE_MAPPING, "--sandbox", "--results", tmp_path / "r.csv"
+    )
+    assert_one_line_error(result, 2, "leads.csv")
+
+
+def test_mapping_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    mapping = tmp_path / "broken.yaml"
+    mapping.write_text("lead:\n  search_by: EmailAddress\n  attributes: [unclosed\n")
+    result = invoke(
+        "run",
+        ROOT / "sample_data/leads.csv",
+        "-m",
+        mapping,
+        "--sandbox",
+        "--results",
+        tmp_path / "r.csv",
+    )
+    assert_one_line_error(result, 2, "broken.yaml", "line")
+
+
+def test_mapping_schema_error_names_the_key(tmp_path: Path) -> None:
+    mapping = tmp_path / "bad.yaml"
+    mapping.write_text(EXAMPLE_MAPPING.read_text().replace("event: 105", "event: visit"))
+    result = invoke(
+        "run",
+        ROOT / "sample_data/leads.csv",
+        "-m",
+        mapping,
+        "--sandbox",
+        "--results",
+        tmp_path / "r.csv",
+    )
+    assert_one_line_error(result, 2, "bad.yaml", "activity.event")
+
+
+def test_sandbox_run_succeeds_with_exit_0(tmp_path: Path, sample_rows) -> None:
+    source = sample_rows(12)
+    result = invoke(
+        "run",
+        source,
+        "-m",
+        EXAMPLE_MAPPING,
+        "--sandbox",
+        "--rate",
+        "100",
+        "--per",
+        "1",
+        "--results",
+        tmp_path / "r.csv",
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 success" in result.output
+    assert [line["status"] for line in read_results(tmp_path / "r.csv")] == ["success"] * 12
+
+
+def test_invalid_row_gives_exit_1_and_goes_on(tmp_path: Path, sample_rows) -> None:
+    source = sample_rows(5)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[header.index("visited_at")] = "31/02/2024 10:00"
+    lines[2] = ",".join(cells)
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke(
+        "run",
+        source,
+        "-m",
+        EXAMPLE_MAPPING,
+        "--sandbox",
+        "--rate",
+        "100",
+        "--per",
+        "1",
+        "--results",
+        tmp_path / "r.csv",
+    )
+    assert result.exit_code == 1, result.output
+    results = {line["row"]: line for line in read_results(tmp_path / "r.csv")}
+    assert results["3"]["status"] == "invalid"
+    assert "visited_at" in results["3"]["error_message"]
+    assert [results[r]["status"] for r in ("2", "4", "5", "6")] == ["success"] * 4
+
+
+def test_internal_error_is_one_line_with_code_70(monkeypatch, tmp_path: Path) -> None:
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("importer.cli.run_import", broken)
+    result = invoke("run", "x.csv", "-m", "m.yaml")
+    assert_one_line_error(result, 70, "internal error", "ZeroDivisionError")
+
+
+def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
+    results = tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(ROOT / "sample_data/leads.csv"),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--sandbox",
+            "--rate",
+            "10",
+            "--per",
+            "1",
+            "--results",
+            str(results),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until some rows are settled
+        if results.exists() and results.read_text().count(",success,") >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, out + err
+    assert "Traceback" not in err
+    assert "stopped early (interrupted)" in out
+    lines = read_results(results)
+    assert 5 <= len(lines) < 200
+    assert {line["status"] for line in lines} == {"success"}  # in-flight calls finished
+    assert len({line["row"] for line in lines}) == len(lines)

@@ -64,4 +64,8 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            if self._bar.total is not None and self._bar.n < self._bar.total:
+                # The estimate counted newlines inside quoted cells: end at the true count.
+                self._bar.total = self._bar.n
+                self._bar.refresh()
             self._bar.close()

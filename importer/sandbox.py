@@ -58,8 +58,8 @@ Usage from a test or a benchmark (sync code)::
 
     from importer.sandbox import SandboxThread
     with SandboxThread(rate=5, per=1.0) as sandbox:
-        run_import(host=sandbox.base_url, access_key="sandbox-access-key",
-                   secret_key="sandbox-secret-key", ...)
+        run_import("leads.csv", "mapping.yaml", host=sandbox.base_url, rate=5, per=1.0,
+                   credentials=Credentials("sandbox-access-key", "sandbox-secret-key"))
     assert sandbox.max_in_window() <= 5
 
 From async code: ``async with Sandbox() as sandbox: ...``. From the shell:

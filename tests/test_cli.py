@@ -242,3 +242,33 @@ def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
     assert 5 <= len(lines) < 200
     assert {line["status"] for line in lines} == {"success"}  # in-flight calls finished
     assert len({line["row"] for line in lines}) == len(lines)
+
+
+def test_progress_bar_only_for_a_terminal() -> None:
+    import io
+
+    from importer.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert Progress.wanted(quiet=False, stream=Tty()) is True
+    assert Progress.wanted(quiet=True, stream=Tty()) is False
+    assert Progress.wanted(quiet=False, stream=io.StringIO()) is False
+
+
+def test_progress_bar_counts_and_ends_at_the_true_total() -> None:
+    import io
+
+    from importer.journal import Result
+    from importer.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress(total=5, enabled=True, stream=out)
+    bar.result(Result(2, "a", "success"))
+    bar.result(Result(3, "b", "failed"))
+    bar.skipped()
+    bar.close()
+    text = out.getvalue()
+    assert "3/3" in text and "ok=1" in text and "failed=1" in text

@@ -163,7 +163,6 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
-    sheet_arg: str | int | None = int(sheet) if sheet is not None and sheet.isdigit() else sheet
     summary = run_import(
         input_file,
         mapping,
@@ -177,7 +176,7 @@ def run(
         max_attempts=max_attempts,
         timeout=timeout,
         progress=Progress.wanted(quiet),
-        sheet=sheet_arg,
+        sheet=sheet,  # the reader tries it as a name first, then as an index
         encoding=encoding,
         delimiter=delimiter,
     )

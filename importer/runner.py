@@ -17,6 +17,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .classify import Outcome
@@ -75,145 +76,137 @@ def run_import(
     results_path = Path(results) if results is not None else default_results_path(input_path)
     with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as source:
         the_mapping.check_columns(source.columns, str(input_path))
+        target: str | None = None
         if not sandbox:
             target = base_url(host or os.environ.get(ENV_HOST))
             credentials = credentials or credentials_from_env()
         previous = read_outcomes(results_path)
         journal = Journal(results_path)
         journal.open()
-        summary = Summary(input=str(input_path), results=str(results_path))
-        bar = Progress(
-            total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
+        run = _Run(
+            source=source,
+            mapping=the_mapping,
+            journal=journal,
+            previous=previous,
+            summary=Summary(input=str(input_path), results=str(results_path)),
+            bar=Progress(
+                total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
+            ),
+            retry_unknown=retry_unknown,
+            on_result=on_result,
         )
         started = time.monotonic()
         try:
-            coro = _import(
-                source,
-                the_mapping,
-                journal,
-                previous,
-                summary,
-                bar,
-                target=None if sandbox else target,
-                credentials=credentials,
-                rate=rate,
-                per=per,
-                concurrency=concurrency or rate,
-                retry=RetryPolicy(max_attempts=max_attempts),
-                retry_unknown=retry_unknown,
-                timeout=timeout,
-                on_result=on_result,
-            )
-            asyncio.run(coro)
-        finally:
-            bar.close()
-            summary.elapsed = time.monotonic() - started
-            summary.by_status = journal.finalize()
-    return summary
-
-
-def _rows_to_send(
-    source: InputFile,
-    mapping: Mapping,
-    journal: Journal,
-    previous: dict[int, str],
-    summary: Summary,
-    bar: Progress,
-    retry_unknown: bool,
-    on_result: Callable[[Result], None] | None,
-) -> Iterator[Payload]:
-    for row in source.rows():
-        before = previous.get(row.number)
-        if before == SUCCESS:
-            summary.already_done += 1
-            bar.skipped()
-            continue
-        if before == UNKNOWN and not retry_unknown:
-            summary.unknown_kept += 1
-            bar.skipped()
-            continue
-        try:
-            payload = mapping.build(row)
-        except RowError as exc:
-            result = Result(
-                row.number,
-                "",
-                INVALID,
-                error_type="invalid row",
-                error_message=str(exc),
-                finished_at=utc_now(),
-            )
-            journal.record(result)
-            summary.this_run[INVALID] += 1
-            bar.result(result)
-            if on_result is not None:
-                on_result(result)
-            continue
-        yield payload
-
-
-async def _import(
-    source: InputFile,
-    mapping: Mapping,
-    journal: Journal,
-    previous: dict[int, str],
-    summary: Summary,
-    bar: Progress,
-    *,
-    target: str | None,
-    credentials: Credentials | None,
-    rate: int,
-    per: float,
-    concurrency: int,
-    retry: RetryPolicy,
-    retry_unknown: bool,
-    timeout: float,
-    on_result: Callable[[Result], None] | None,
-) -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        if target is None:
-            from .sandbox import Sandbox  # only --sandbox needs the server side
-
-            credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
-            box = Sandbox(
-                access_key=credentials.access_key,
-                secret_key=credentials.secret_key,
-                rate=rate,
-                per=per,
-            )
-            await stack.enter_async_context(box)
-            target = box.base_url
-        assert credentials is not None
-        session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
-
-        def settled(result: Result) -> None:
-            summary.this_run[result.status] += 1
-            bar.result(result)
-            if on_result is not None:
-                on_result(result)
-
-        pool = WorkerPool(
-            sender=LeadSquaredClient(session, target),
-            pacer=Pacer(rate, per),
-            journal=journal,
-            retry=retry,
-            concurrency=concurrency,
-            on_result=settled,
-        )
-        _handle_signals(pool, stack)
-        try:
-            await pool.run(
-                _rows_to_send(
-                    source, mapping, journal, previous, summary, bar, retry_unknown, on_result
+            asyncio.run(
+                run.main(
+                    target=target,
+                    credentials=credentials,
+                    pacer_settings=(rate, per),
+                    concurrency=concurrency or rate,
+                    retry=RetryPolicy(max_attempts=max_attempts),
+                    timeout=timeout,
                 )
             )
         finally:
-            summary.calls = pool.pacer.calls
-            summary.retries = pool.stats.retries
-            summary.throttled = pool.pacer.throttled
-            summary.stop_reason = pool.stats.stop_reason
-            if pool.stats.fatal is not None:
-                summary.fatal_message = _fatal_message(pool.stats.fatal, target)
+            run.bar.close()
+            run.summary.elapsed = time.monotonic() - started
+            run.summary.by_status = journal.finalize()
+    return run.summary
+
+
+@dataclass
+class _Run:
+    """The state of one run, shared by the row feed, the pool callbacks and the summary."""
+
+    source: InputFile
+    mapping: Mapping
+    journal: Journal
+    previous: dict[int, str]
+    summary: Summary
+    bar: Progress
+    retry_unknown: bool
+    on_result: Callable[[Result], None] | None
+
+    def settled(self, result: Result) -> None:
+        """A row has its outcome for this run (sent, or found invalid)."""
+        self.summary.this_run[result.status] += 1
+        self.bar.result(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    def rows_to_send(self) -> Iterator[Payload]:
+        """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
+        for row in self.source.rows():
+            before = self.previous.get(row.number)
+            if before == SUCCESS:
+                self.summary.already_done += 1
+                self.bar.skipped()
+                continue
+            if before == UNKNOWN and not self.retry_unknown:
+                self.summary.unknown_kept += 1
+                self.bar.skipped()
+                continue
+            try:
+                payload = self.mapping.build(row)
+            except RowError as exc:
+                result = Result(
+                    row.number,
+                    "",
+                    INVALID,
+                    error_type="invalid row",
+                    error_message=str(exc),
+                    finished_at=utc_now(),
+                )
+                self.journal.record(result)
+                self.settled(result)
+                continue
+            yield payload
+
+    async def main(
+        self,
+        *,
+        target: str | None,
+        credentials: Credentials | None,
+        pacer_settings: tuple[int, float],
+        concurrency: int,
+        retry: RetryPolicy,
+        timeout: float,
+    ) -> None:
+        rate, per = pacer_settings
+        async with contextlib.AsyncExitStack() as stack:
+            if target is None:
+                from .sandbox import Sandbox  # only --sandbox needs the server side
+
+                credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
+                box = Sandbox(
+                    access_key=credentials.access_key,
+                    secret_key=credentials.secret_key,
+                    rate=rate,
+                    per=per,
+                )
+                await stack.enter_async_context(box)
+                target = box.base_url
+            assert credentials is not None
+            session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
+            pool = WorkerPool(
+                sender=LeadSquaredClient(session, target),
+                pacer=Pacer(rate, per),
+                journal=self.journal,
+                retry=retry,
+                concurrency=concurrency,
+                on_result=self.settled,
+            )
+            _handle_signals(pool, stack)
+            try:
+                await pool.run(self.rows_to_send())
+            finally:
+                summary = self.summary
+                summary.calls = pool.pacer.calls
+                summary.retries = pool.stats.retries
+                summary.throttled = pool.pacer.throttled
+                summary.stop_reason = pool.stats.stop_reason
+                if pool.stats.fatal is not None:
+                    summary.fatal_message = _fatal_message(pool.stats.fatal, target)
 
 
 def _fatal_message(outcome: Outcome, target: str) -> str:

@@ -21,11 +21,13 @@ import csv
 import io
 import os
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from .exceptions import ResultsFileError
 
@@ -89,7 +91,7 @@ class Result:
         message = " ".join(self.error_message.split())  # one physical line per record
         return [
             str(self.row),
-            escape_cell(self.key),
+            escape_cell(" ".join(self.key.splitlines())),
             self.status,
             self.activity_id,
             self.lead_id,
@@ -105,52 +107,111 @@ def _header_line() -> str:
     return ",".join(COLUMNS) + "\n"
 
 
-def _iter_records(path: Path) -> Iterator[list[str]]:
-    """Records of a results file, header checked, a torn last line (no newline) dropped."""
+_STATUS_CODES = {status: code for code, status in enumerate((SENDING, *FINAL_STATUSES), start=1)}
+_STATUS_NAMES = {code: status for status, code in _STATUS_CODES.items()}
+
+
+def _open_for_scan(path: Path) -> tuple[BinaryIO, int]:
+    """Open a results file for reading, check its header; return the handle and header size."""
     try:
-        handle = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        handle = open(path, "rb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read the results file ({exc.strerror})") from None
-    with handle:
-        header = handle.readline()
-        if not header:
-            return
-        if header.rstrip("\r\n") != ",".join(COLUMNS):
-            raise ResultsFileError(
-                f"{path}: not an lsq-import results file (unexpected header); "
-                "pass another --results file"
-            )
-        for number, line in enumerate(handle, start=2):
-            if not line.endswith("\n"):
-                return  # torn by a crash mid-write: that event never completed
-            try:
-                cells = next(csv.reader([line]))
-                int(cells[0])
-            except (csv.Error, StopIteration, ValueError, IndexError):
-                raise ResultsFileError(
-                    f"{path}: line {number} is damaged; fix or remove that line and run again"
-                ) from None
+    header = handle.readline()
+    if header and header.rstrip(b"\r\n") != _header_line().rstrip("\n").encode():
+        handle.close()
+        raise ResultsFileError(
+            f"{path}: not an lsq-import results file (unexpected header); "
+            "pass another --results file"
+        )
+    return handle, len(header)
+
+
+def _row_and_status(path: Path, number: int, raw: bytes) -> tuple[int, str]:
+    """The row number and status of one line, without a full CSV parse when it can."""
+    try:
+        line = raw.decode("utf-8")
+        first = line.index(",")
+        row = int(line[:first])
+        if line.startswith('"', first + 1):  # a quoted key may hold commas: parse properly
+            cells = next(csv.reader([line]))
             if len(cells) != len(COLUMNS):
-                raise ResultsFileError(
-                    f"{path}: line {number} has {len(cells)} cells, expected {len(COLUMNS)}"
-                )
-            yield cells
+                raise ValueError
+            status = cells[2]
+        else:
+            second = line.index(",", first + 1)
+            status = line[second + 1 : line.index(",", second + 1)]
+        if status not in _STATUS_CODES:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError, csv.Error, StopIteration):
+        raise ResultsFileError(
+            f"{path}: line {number} is damaged; fix or remove that line and run again"
+        ) from None
+    return row, status
 
 
-def read_outcomes(path: Path) -> dict[int, str]:
-    """The latest status of every row in a results file; ``sending`` becomes ``unknown``.
+def _scan(path: Path) -> Iterator[tuple[int, str, int]]:
+    """(row, status, byte offset) of each complete line; a torn last line (no newline, left by
+    a crash mid-write) is ignored: that event never completed."""
+    handle, offset = _open_for_scan(path)
+    with handle:
+        for number, raw in enumerate(handle, start=2):
+            if not raw.endswith(b"\n"):
+                return
+            row, status = _row_and_status(path, number, raw)
+            yield row, status, offset
+            offset += len(raw)
+
+
+class Outcomes:
+    """The latest status of each row of a results file, one byte per row.
+
+    Compact on purpose: resuming a million-row migration must not cost a dict entry per row.
+    """
+
+    def __init__(self) -> None:
+        self._codes = bytearray()
+
+    def set(self, row: int, status: str) -> None:
+        if row >= len(self._codes):
+            self._codes.extend(bytes(row + 1 - len(self._codes) + 1024))
+        self._codes[row] = _STATUS_CODES[status]
+
+    def get(self, row: int) -> str | None:
+        """The row's status, ``unknown`` for a row whose last line is ``sending``."""
+        code = self._codes[row] if 0 <= row < len(self._codes) else 0
+        if not code:
+            return None
+        status = _STATUS_NAMES[code]
+        return UNKNOWN if status == SENDING else status
+
+    def counts(self) -> Counter[str]:
+        found = Counter(self._codes)
+        found.pop(0, None)
+        counts: Counter[str] = Counter()
+        for code, n in found.items():
+            status = _STATUS_NAMES[code]
+            counts[UNKNOWN if status == SENDING else status] += n
+        return counts
+
+    def as_dict(self) -> dict[int, str]:
+        """Row -> status, for the few rows a test or a report looks at."""
+        return {row: self.get(row) for row, code in enumerate(self._codes) if code}  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self._codes) - self._codes.count(0)
+
+
+def read_outcomes(path: Path) -> Outcomes:
+    """The latest status of every row in a results file (what resume skips or sends).
 
     An absent or empty file means no row was attempted yet.
     """
-    if not path.exists():
-        return {}
-    statuses: dict[int, str] = {}
-    for cells in _iter_records(path):
-        statuses[int(cells[0])] = cells[2]
-    for row, status in statuses.items():
-        if status == SENDING:
-            statuses[row] = UNKNOWN
-    return statuses
+    outcomes = Outcomes()
+    if path.exists():
+        for row, status, _ in _scan(path):
+            outcomes.set(row, status)
+    return outcomes
 
 
 class Journal:
@@ -237,22 +298,30 @@ class Journal:
         Returns the count of rows by final status.
         """
         self.close()
-        latest: dict[int, list[str]] = {}
-        for cells in _iter_records(self.path):
-            latest[int(cells[0])] = cells
+        offsets = array("q")  # row -> byte offset of its latest line, -1 for none
+        for row, _, offset in _scan(self.path):
+            if row >= len(offsets):
+                offsets.extend([-1] * (row + 1 - len(offsets) + 1024))
+            offsets[row] = offset
         counts: Counter[str] = Counter()
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
-                writer = csv.writer(out, lineterminator="\n")
-                out.write(_header_line())
-                for row in sorted(latest):
-                    cells = latest[row]
-                    if cells[2] == SENDING:
-                        cells[2] = UNKNOWN
-                        cells[7] = NO_ANSWER
-                    counts[cells[2]] += 1
-                    writer.writerow(cells)
+            with open(self.path, "rb") as src, open(tmp, "wb") as out:
+                out.write(_header_line().encode())
+                for row, offset in enumerate(offsets):
+                    if offset < 0:
+                        continue
+                    src.seek(offset)
+                    raw = src.readline()
+                    _, status = _row_and_status(self.path, row, raw)
+                    if status == SENDING:
+                        cells = next(csv.reader([raw.decode("utf-8")]))
+                        cells[2], cells[7] = UNKNOWN, NO_ANSWER
+                        buffer = io.StringIO()
+                        csv.writer(buffer, lineterminator="\n").writerow(cells)
+                        raw, status = buffer.getvalue().encode("utf-8"), UNKNOWN
+                    counts[status] += 1
+                    out.write(raw)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)

@@ -56,7 +56,7 @@ def test_intent_without_outcome_reads_as_unknown(tmp_path: Path) -> None:
     journal.record(Result(3, "k2", SENDING))
     journal.record(Result(3, "k2", SUCCESS, activity_id="x"))
     journal.close()
-    assert read_outcomes(tmp_path / "r.csv") == {2: UNKNOWN, 3: SUCCESS}
+    assert read_outcomes(tmp_path / "r.csv").as_dict() == {2: UNKNOWN, 3: SUCCESS}
 
 
 def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path: Path) -> N
     journal.close()
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("3,k3,succ")  # kill -9 in the middle of a write
-    assert read_outcomes(path) == {2: SUCCESS}
+    assert read_outcomes(path).as_dict() == {2: SUCCESS}
     again = Journal(path)
     again.open()
     again.record(Result(3, "k3", SENDING))
@@ -78,7 +78,7 @@ def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path: Path) -> N
 
 
 def test_missing_file_means_nothing_done(tmp_path: Path) -> None:
-    assert read_outcomes(tmp_path / "none.csv") == {}
+    assert read_outcomes(tmp_path / "none.csv").as_dict() == {}
 
 
 def test_foreign_file_is_refused(tmp_path: Path) -> None:
@@ -107,3 +107,37 @@ def test_error_messages_stay_on_one_line(tmp_path: Path) -> None:
     journal.record(Result(2, "k", FAILED, error_message="line one\nline two"))
     journal.close()
     assert path.read_text().count("\n") == 2
+
+
+def test_keys_with_commas_quotes_and_newlines_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    journal = Journal(path)
+    journal.open()
+    journal.record(Result(2, 'a,"b"\nc', SENDING))
+    journal.record(Result(3, "plain", SENDING))
+    journal.record(Result(3, "plain", SUCCESS))
+    journal.close()
+    assert read_outcomes(path).as_dict() == {2: UNKNOWN, 3: SUCCESS}
+    journal.finalize()
+    lines = rows_of(path)
+    assert [(r["key"], r["status"]) for r in lines] == [('a,"b" c', UNKNOWN), ("plain", SUCCESS)]
+
+
+def test_damaged_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(",".join(COLUMNS) + "\n2,k,success,,,200,,,1,x\ngarbage\n")
+    with pytest.raises(ResultsFileError, match="line 3 is damaged"):
+        read_outcomes(path)
+
+
+def test_outcome_counts(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    journal = Journal(path)
+    journal.open()
+    for row, status in [(2, SUCCESS), (3, FAILED), (4, SENDING), (5, SUCCESS)]:
+        journal.record(Result(row, "k", status))
+    journal.close()
+    outcomes = read_outcomes(path)
+    assert outcomes.counts() == {SUCCESS: 2, FAILED: 1, UNKNOWN: 1}
+    assert len(outcomes) == 4
+    assert outcomes.get(99) is None and outcomes.get(4) == UNKNOWN

@@ -7,6 +7,7 @@ only turns options into arguments and outcomes into output and exit codes (see `
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -64,6 +65,8 @@ def cli() -> None:
     Try it on the bundled sample against a local sandbox (no account needed):
       lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
     """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="lsq-import: %(levelname)s: %(message)s")
 
 
 @cli.command()
@@ -134,6 +137,16 @@ def cli() -> None:
 @click.option("--sheet", help="Excel sheet name or 0-based index (default: the first).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM).")
 @click.option("--delimiter", help="CSV delimiter (default: ',', tab for .tsv).")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
+)
+@click.option(
+    "--force-resume",
+    is_flag=True,
+    help="Resume even though the input file or mapping changed since the results file began.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
 def run(
@@ -151,6 +164,8 @@ def run(
     sheet: str | None,
     encoding: str | None,
     delimiter: str | None,
+    env_file: Path | None,
+    force_resume: bool,
     quiet: bool,
 ) -> None:
     """Import INPUT (CSV or XLSX) using a mapping; write one result line per row.
@@ -179,6 +194,8 @@ def run(
         sheet=sheet,  # the reader tries it as a name first, then as an index
         encoding=encoding,
         delimiter=delimiter,
+        env_file=env_file,
+        force_resume=force_resume,
     )
     click.echo(summary.to_text())
     sys.exit(int(summary.exit_status))

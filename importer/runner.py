@@ -22,15 +22,26 @@ from pathlib import Path
 
 from .classify import Outcome
 from .client import LeadSquaredClient, make_session
-from .exceptions import ConfigError
-from .journal import INVALID, SUCCESS, UNKNOWN, Journal, Result, read_outcomes, utc_now
+from .exceptions import ConfigError, ResultsFileError
+from .fingerprint import Fingerprints, check_resume
+from .journal import (
+    INVALID,
+    SUCCESS,
+    UNKNOWN,
+    Journal,
+    Outcomes,
+    Result,
+    read_outcomes,
+    utc_now,
+)
+from .lock import ResultsLock
 from .mapping import Mapping, Payload, RowError, load_mapping
 from .pacer import Pacer
 from .pool import WorkerPool
 from .progress import Progress, estimate_rows
 from .reader import InputFile, open_input
 from .retry import RetryPolicy
-from .settings import ENV_HOST, Credentials, base_url, credentials_from_env
+from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
 from .summary import Summary
 
 
@@ -58,15 +69,24 @@ def run_import(
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    force_resume: bool = False,
+    retry_delay: tuple[float, float] = (0.5, 30.0),
 ) -> Summary:
     """Import every row of ``input_path`` and return the :class:`Summary`.
 
     ``host`` defaults to ``$LSQ_HOST``, then ``api.leadsquared.com``; ``credentials`` to
-    ``$LSQ_ACCESS_KEY``/``$LSQ_SECRET_KEY``. With ``sandbox=True`` a local LeadSquared sandbox is
-    started on loopback for the run and both are ignored. Rerunning with the same ``results``
-    file resumes: rows already ``success`` are skipped, and ``unknown`` ones too unless
-    ``retry_unknown``. Raises :class:`importer.exceptions.ImporterError` subclasses for bad
-    input or settings before anything is sent.
+    ``$LSQ_ACCESS_KEY``/``$LSQ_SECRET_KEY`` (``env_file``, an environment file with those
+    names, overrides the environment). With ``sandbox=True`` a local LeadSquared sandbox is
+    started on loopback for the run and both are ignored.
+
+    Rerunning with the same ``results`` file resumes: rows already ``success`` are skipped,
+    and ``unknown`` ones too unless ``retry_unknown``. A resume with another input file or a
+    changed mapping is refused unless ``force_resume``. One run at a time per results file.
+
+    ``retry_delay`` is (base, cap) in seconds of the exponential backoff between attempts.
+    Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
+    before anything is sent.
     """
     if rate < 1 or per <= 0:
         raise ConfigError(f"--rate {rate} --per {per}: rate must be >= 1 and per > 0")
@@ -74,43 +94,59 @@ def run_import(
         raise ConfigError(f"--concurrency {concurrency}: must be at least 1")
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     results_path = Path(results) if results is not None else default_results_path(input_path)
+    retry = RetryPolicy(
+        max_attempts=max_attempts, base_delay=retry_delay[0], max_delay=retry_delay[1]
+    )
     with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as source:
         the_mapping.check_columns(source.columns, str(input_path))
         target: str | None = None
         if not sandbox:
-            target = base_url(host or os.environ.get(ENV_HOST))
-            credentials = credentials or credentials_from_env()
-        previous = read_outcomes(results_path)
-        journal = Journal(results_path)
-        journal.open()
-        run = _Run(
-            source=source,
-            mapping=the_mapping,
-            journal=journal,
-            previous=previous,
-            summary=Summary(input=str(input_path), results=str(results_path)),
-            bar=Progress(
-                total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
-            ),
-            retry_unknown=retry_unknown,
-            on_result=on_result,
-        )
-        started = time.monotonic()
-        try:
-            asyncio.run(
-                run.main(
-                    target=target,
-                    credentials=credentials,
-                    pacer_settings=(rate, per),
-                    concurrency=concurrency or rate,
-                    retry=RetryPolicy(max_attempts=max_attempts),
-                    timeout=timeout,
-                )
+            env = {**os.environ, **(read_env_file(env_file) if env_file else {})}
+            target = base_url(host or env.get(ENV_HOST))
+            credentials = credentials or credentials_from_env(env)
+        if not results_path.parent.is_dir():
+            raise ResultsFileError(
+                f"{results_path}: the folder {str(results_path.parent)!r} does not exist"
             )
-        finally:
-            run.bar.close()
-            run.summary.elapsed = time.monotonic() - started
-            run.summary.by_status = journal.finalize()
+        with ResultsLock(results_path):
+            previous = read_outcomes(results_path)
+            check_resume(
+                results_path,
+                Fingerprints.of(input_path, the_mapping.path),
+                started=len(previous) > 0,
+                force=force_resume,
+            )
+            journal = Journal(results_path)
+            journal.open()
+            run = _Run(
+                source=source,
+                mapping=the_mapping,
+                journal=journal,
+                previous=previous,
+                summary=Summary(input=str(input_path), results=str(results_path)),
+                bar=Progress(
+                    total=estimate_rows(Path(input_path)) if progress else None,
+                    enabled=progress,
+                ),
+                retry_unknown=retry_unknown,
+                on_result=on_result,
+            )
+            started = time.monotonic()
+            try:
+                asyncio.run(
+                    run.main(
+                        target=target,
+                        credentials=credentials,
+                        pacer_settings=(rate, per),
+                        concurrency=concurrency or rate,
+                        retry=retry,
+                        timeout=timeout,
+                    )
+                )
+            finally:
+                run.bar.close()
+                run.summary.elapsed = time.monotonic() - started
+                run.summary.by_status = journal.finalize()
     return run.summary
 
 
@@ -121,7 +157,7 @@ class _Run:
     source: InputFile
     mapping: Mapping
     journal: Journal
-    previous: dict[int, str]
+    previous: Outcomes
     summary: Summary
     bar: Progress
     retry_unknown: bool

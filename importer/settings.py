@@ -8,9 +8,12 @@ headers. :class:`Credentials` hides them from ``repr`` so a traceback or log lin
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigError
@@ -19,6 +22,8 @@ ENV_ACCESS_KEY = "LSQ_ACCESS_KEY"
 ENV_SECRET_KEY = "LSQ_SECRET_KEY"
 ENV_HOST = "LSQ_HOST"
 DEFAULT_HOST = "api.leadsquared.com"
+
+logger = logging.getLogger("lsq_import")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,49 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
             "(Settings > API and Webhooks) or use --sandbox to try the local sandbox"
         )
     return Credentials(access, secret)
+
+
+ENV_FILE_KEYS = (ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_HOST)
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read ``LSQ_*`` settings from an environment file (``NAME=value`` lines, ``#`` comments,
+    optional ``export`` and quotes): the format of systemd's ``EnvironmentFile=`` and of
+    ``. file`` in a shell, so one file serves cron, systemd and lsq-import alike.
+
+    Warns (logging) when the file is readable by other users: it holds the secret key.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+        mode = file.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the settings file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: the settings file is not UTF-8 text") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        logger.warning(
+            "%s is readable by other users and holds your API keys: chmod 600 %s", file, file
+        )
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"{file}: line {number}: expected NAME=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if name not in ENV_FILE_KEYS:
+            raise ConfigError(
+                f"{file}: line {number}: unknown setting {name!r} "
+                f"(allowed: {', '.join(ENV_FILE_KEYS)})"
+            )
+        values[name] = value
+    return values
 
 
 def _is_loopback(hostname: str) -> bool:

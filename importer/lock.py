@@ -1,0 +1,89 @@
+"""One run per results file: an advisory lock on ``<results>.lock``.
+
+Two runs appending to one results file would both send the rows neither has recorded yet. The
+lock is an ``flock`` on a small file next to the results file, so the kernel releases it when
+its process dies (``kill -9``, a crash, a reboot): a lock left by a dead run is simply taken
+over. The file also holds the owner's pid and host, for the message the second run prints and
+to report a takeover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+
+from .exceptions import ResultsFileError
+
+
+def lock_path(results: Path) -> Path:
+    return results.with_name(results.name + ".lock")
+
+
+class ResultsLock:
+    """``with ResultsLock(results):`` holds the lock for the duration of a run."""
+
+    def __init__(self, results: Path) -> None:
+        self.path = lock_path(results)
+        self.results = results
+        self.took_over_from: int | None = None
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsFileError(
+                f"{self.path}: cannot create the lock file ({exc.strerror})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = _read_owner(fd)
+            os.close(fd)
+            who = f"pid {owner['pid']} on {owner['host']}" if owner else "another process"
+            raise ResultsFileError(
+                f"{self.results} is in use by another lsq-import run ({who}); wait for it to "
+                "finish or stop it, or pass another --results file"
+            ) from None
+        previous = _read_owner(fd)
+        if previous and previous.get("pid") != os.getpid():
+            self.took_over_from = int(previous["pid"])  # it died without releasing
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n").encode(), 0
+        )
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # an empty lock file: nobody to report as a takeover
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> ResultsLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_owner(fd: int) -> dict | None:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+        return data if isinstance(data, dict) and "pid" in data and "host" in data else None
+    except (OSError, ValueError):
+        return None

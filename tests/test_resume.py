@@ -1,0 +1,183 @@
+"""Resume safety: one run per results file, fingerprints of input and mapping, settings files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from importer import run_import
+from importer.cli import cli
+from importer.exceptions import ConfigError, ResultsFileError
+from importer.lock import ResultsLock
+from importer.settings import read_env_file
+
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
+
+
+def fast_run(source: Path, results: Path, sandbox, **kwargs):
+    return run_import(
+        source,
+        EXAMPLE_MAPPING,
+        results=results,
+        host=sandbox.base_url,
+        credentials=SANDBOX_KEYS,
+        rate=100,
+        per=1.0,
+        **kwargs,
+    )
+
+
+def test_second_run_on_the_same_results_file_is_refused(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "r.csv"
+    with ResultsLock(results), pytest.raises(ResultsFileError, match="in use by another"):
+        fast_run(sample_rows(3), results, sandbox)
+    assert len(sandbox.calls) == 0
+    assert not results.exists()
+
+
+def test_lock_of_a_killed_run_is_taken_over(tmp_path: Path) -> None:
+    results = tmp_path / "r.csv"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from importer.lock import ResultsLock;"
+            f"lock = ResultsLock(Path({str(results)!r})); lock.acquire();"
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(ResultsFileError, match=f"pid {holder.pid}"):
+        ResultsLock(results).acquire()
+    holder.kill()
+    holder.wait()
+    lock = ResultsLock(results)
+    lock.acquire()
+    assert lock.took_over_from == holder.pid
+    lock.release()
+
+
+def test_resume_with_another_input_is_refused_unless_forced(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "r.csv"
+    source = sample_rows(5)
+    fast_run(source, results, sandbox)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    source.write_text(
+        "\n".join([lines[0], lines[3], *lines[1:3], *lines[4:]]) + "\n", encoding="utf-8"
+    )  # rows moved: numbers no longer match
+    with pytest.raises(ResultsFileError, match="--force-resume"):
+        fast_run(source, results, sandbox)
+    assert len(sandbox.activities) == 5
+    summary = fast_run(source, results, sandbox, force_resume=True)
+    assert summary.calls == 0
+    # The forced run recorded the new fingerprints: a plain resume is accepted again.
+    assert fast_run(source, results, sandbox).calls == 0
+
+
+def test_resume_with_a_changed_mapping_is_refused_unless_forced(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "r.csv"
+    source = sample_rows(4)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(EXAMPLE_MAPPING.read_text())
+    run_import(
+        source,
+        mapping,
+        results=results,
+        host=sandbox.base_url,
+        credentials=SANDBOX_KEYS,
+        rate=100,
+        per=1.0,
+    )
+    mapping.write_text(EXAMPLE_MAPPING.read_text() + "\n# edited\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(source),
+            "-m",
+            str(mapping),
+            "--results",
+            str(results),
+            "--host",
+            sandbox.base_url,
+        ],
+        env={"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key},
+    )
+    assert result.exit_code == 2, result.output
+    assert "m.yaml changed since" in result.stderr and "--force-resume" in result.stderr
+    meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
+    assert meta["mapping_digest"].startswith("sha256:")
+
+
+def test_env_file_supplies_keys_and_host(tmp_path, sample_rows, sandbox_thread) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(
+        "# keys for the nightly import\n"
+        f"export LSQ_ACCESS_KEY='{SANDBOX_KEYS.access_key}'\n"
+        f'LSQ_SECRET_KEY="{SANDBOX_KEYS.secret_key}"\n'
+        f"LSQ_HOST={sandbox.base_url}\n"
+    )
+    env_file.chmod(0o600)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(sample_rows(3)),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--results",
+            str(tmp_path / "r.csv"),
+            "--env-file",
+            str(env_file),
+            "--rate",
+            "100",
+            "--per",
+            "1",
+        ],
+        env={"LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": "", "LSQ_HOST": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert "readable by other users" not in result.output
+    assert [r["status"] for r in read_results(tmp_path / "r.csv")] == ["success"] * 3
+
+
+def test_env_file_readable_by_others_warns(tmp_path: Path, caplog) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\n")
+    env_file.chmod(0o644)
+    assert read_env_file(env_file) == {"LSQ_ACCESS_KEY": "a", "LSQ_SECRET_KEY": "b"}
+    assert "readable by other users" in caplog.text
+    assert "a\n" not in caplog.text and "=b" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("LSQ_ACCESS_KEY\n", "line 1: expected NAME=value"),
+        ("LSQ_PASSWORD=x\n", "unknown setting 'LSQ_PASSWORD'"),
+    ],
+)
+def test_bad_env_file(tmp_path: Path, content: str, needle: str) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(content)
+    with pytest.raises(ConfigError, match=needle):
+        read_env_file(env_file)

@@ -143,6 +143,9 @@ def run_import(
                         timeout=timeout,
                     )
                 )
+            except asyncio.CancelledError:
+                # A second Ctrl-C abandoned the calls in flight; finalize marks them unknown.
+                run.summary.stop_reason = "interrupted"
             finally:
                 run.bar.close()
                 run.summary.elapsed = time.monotonic() - started

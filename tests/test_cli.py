@@ -272,3 +272,45 @@ def test_progress_bar_counts_and_ends_at_the_true_total() -> None:
     bar.close()
     text = out.getvalue()
     assert "3/3" in text and "ok=1" in text and "failed=1" in text
+
+
+def test_second_ctrl_c_stops_at_once_and_leaves_a_valid_journal(tmp_path: Path) -> None:
+    results = tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(ROOT / "sample_data/leads.csv"),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--sandbox",
+            "--rate",
+            "10",
+            "--per",
+            "1",
+            "--results",
+            str(results),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if results.exists() and results.read_text().count(",success,") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, out + err
+    assert "Traceback" not in err
+    lines = read_results(results)
+    assert 3 <= len(lines) < 200
+    assert {line["status"] for line in lines} <= {"success", "unknown"}
+    assert len({line["row"] for line in lines}) == len(lines)

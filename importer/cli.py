@@ -7,7 +7,9 @@ only turns options into arguments and outcomes into output and exit codes (see `
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Callable
@@ -17,9 +19,11 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .batch import expand_inputs, is_many, run_batch
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
 from .progress import Progress
+from .report import read_report, rows_with_status, write_html, write_json
 from .runner import run_import
 from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY
 
@@ -70,7 +74,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_file", metavar="INPUT")
 @click.option(
     "--mapping",
     "-m",
@@ -84,6 +88,17 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Results file (CSV). Default: INPUT's name + .results.csv in the current "
     "folder. Running again with the same file resumes.",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(path_type=Path),
+    help="With a folder or glob as INPUT: where each file's NAME.results.csv goes "
+    "(default: the current folder).",
+)
+@click.option(
+    "--archive-dir",
+    type=click.Path(path_type=Path),
+    help="Move each input file whose rows all succeeded into this folder.",
 )
 @click.option(
     "--host",
@@ -110,6 +125,14 @@ def cli() -> None:
     help="Most calls in flight at once. Default: --rate.",
 )
 @click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    help="Stop cleanly before making more API calls than this (retries count): a daily "
+    "quota. Exit code 5; run again to continue.",
+)
+@click.option("--start-row", type=click.IntRange(min=2), help="Trial run: start at this row.")
+@click.option("--limit", type=click.IntRange(min=1), help="Trial run: at most this many rows.")
+@click.option(
     "--sandbox",
     is_flag=True,
     help="Send to a local LeadSquared sandbox started for this run, not the real API.",
@@ -118,7 +141,7 @@ def cli() -> None:
     "--retry-unknown",
     is_flag=True,
     help="Send again rows an earlier run left 'unknown' (their call may have landed: "
-    "check them first).",
+    "check them first with: lsq-import report RESULTS --status unknown).",
 )
 @click.option(
     "--max-attempts",
@@ -136,7 +159,7 @@ def cli() -> None:
 )
 @click.option("--sheet", help="Excel sheet name or 0-based index (default: the first).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM).")
-@click.option("--delimiter", help="CSV delimiter (default: ',', tab for .tsv).")
+@click.option("--delimiter", help="CSV delimiter (default: detected; tab for .tsv).")
 @click.option(
     "--env-file",
     type=click.Path(path_type=Path),
@@ -147,30 +170,42 @@ def cli() -> None:
     is_flag=True,
     help="Resume even though the input file or mapping changed since the results file began.",
 )
+@click.option(
+    "--summary-json",
+    type=click.Path(path_type=Path),
+    help="Also write the summary (counts, grouped errors, timings, fingerprints) as JSON.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path),
+    help="Append a log here (rotated at 10 MB, 5 kept).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+    help="Log detail; debug logs every retry and every failed row.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
 def run(
-    input_file: Path,
+    input_file: str,
     mapping: Path,
     results: Path | None,
-    host: str | None,
-    rate: int,
-    per: float,
-    concurrency: int | None,
-    sandbox: bool,
-    retry_unknown: bool,
-    max_attempts: int,
-    timeout: float,
-    sheet: str | None,
-    encoding: str | None,
-    delimiter: str | None,
-    env_file: Path | None,
-    force_resume: bool,
+    results_dir: Path | None,
+    archive_dir: Path | None,
+    summary_json: Path | None,
+    log_file: Path | None,
+    log_level: str,
     quiet: bool,
+    **options: Any,
 ) -> None:
     """Import INPUT (CSV or XLSX) using a mapping; write one result line per row.
 
-    Keys come from LSQ_ACCESS_KEY and LSQ_SECRET_KEY in the environment.
+    INPUT may also be a folder or a quoted glob ("drop/*.csv"): its files are imported in
+    name order, each with its own results file. Keys come from LSQ_ACCESS_KEY and
+    LSQ_SECRET_KEY in the environment, or from --env-file.
 
     \b
     Example:
@@ -178,27 +213,69 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
-    summary = run_import(
-        input_file,
+    setup_logging(log_file, log_level)
+    options["progress"] = Progress.wanted(quiet)
+    if not (is_many(input_file) or results_dir or archive_dir):
+        summary = run_import(input_file, mapping, results=results, **options)
+        if summary_json:
+            summary.write_json(summary_json)
+        click.echo(summary.to_text())
+        sys.exit(int(summary.exit_status))
+    inputs = expand_inputs(input_file)
+    if results is not None:
+        raise CliError(
+            "--results names one file's results; with a folder or glob use --results-dir",
+            int(ExitStatus.BAD_INPUT),
+        )
+    batch = run_batch(
+        inputs,
         mapping,
-        results=results,
-        host=host,
-        rate=rate,
-        per=per,
-        concurrency=concurrency,
-        sandbox=sandbox,
-        retry_unknown=retry_unknown,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        progress=Progress.wanted(quiet),
-        sheet=sheet,  # the reader tries it as a name first, then as an index
-        encoding=encoding,
-        delimiter=delimiter,
-        env_file=env_file,
-        force_resume=force_resume,
+        results_dir=results_dir or Path("."),
+        archive_dir=archive_dir,
+        **options,
     )
-    click.echo(summary.to_text())
-    sys.exit(int(summary.exit_status))
+    if summary_json:
+        summary_json.write_text(
+            json.dumps(
+                {
+                    "exit_status": int(batch.exit_status),
+                    "files": [
+                        {
+                            "input": str(f.input),
+                            "results": str(f.results),
+                            "exit_status": int(f.exit_status),
+                            "message": f.message,
+                            "archived_to": str(f.archived_to or ""),
+                            "summary": f.summary.to_dict() if f.summary else None,
+                        }
+                        for f in batch.files
+                    ],
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    click.echo(batch.to_text())
+    sys.exit(int(batch.exit_status))
+
+
+def setup_logging(log_file: Path | None, level: str) -> None:
+    """Send the ``lsq_import`` log to a rotating file (keys never reach it: nothing logs them)."""
+    if log_file is None:
+        return
+    try:
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise CliError(
+            f"--log-file {log_file}: {exc.strerror}", int(ExitStatus.BAD_INPUT)
+        ) from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("lsq_import")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
 
 
 @cli.command()
@@ -262,6 +339,45 @@ def sandbox(
         schema=SandboxSchema.from_file(schema) if schema else None,
         faults=FaultConfig(latency=latency, jitter=jitter, seed=seed),
     )
+
+
+@cli.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path),
+    help="Write a self-contained HTML report (error table, chart over time).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["success", "failed", "invalid", "skipped", "unknown"]),
+    help="Instead, list the rows with this status (row, key, error), one per line.",
+)
+@reports_errors
+def report(
+    results: Path, json_file: Path | None, html_file: Path | None, status: str | None
+) -> None:
+    """Summarise a results file: counts, errors grouped by type and message, timings.
+
+    \b
+    Examples:
+      lsq-import report leads.results.csv --html report.html
+      lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
+    """
+    if status is not None:
+        for line in rows_with_status(results, status):
+            click.echo(line)
+        return
+    found = read_report(results)
+    if json_file:
+        write_json(found, json_file)
+    if html_file:
+        write_html(found, html_file)
+    click.echo(found.to_text())
 
 
 def main() -> None:

@@ -18,5 +18,7 @@ class ExitStatus(IntEnum):
     """LeadSquared refused the whole run (bad keys, wrong regional host, bad path)."""
     INTERRUPTED = 4
     """Stopped early (Ctrl-C, SIGTERM): what was not attempted can be resumed."""
+    BUDGET_REACHED = 5
+    """Stopped cleanly at ``--max-calls``: run again (e.g. the next night) to continue."""
     INTERNAL_ERROR = 70
     """A bug in lsq-import: please report it with the log."""

@@ -37,6 +37,8 @@ class Fingerprints:
     input_digest: str
     mapping: str
     mapping_digest: str
+    complete: bool = False
+    """Every row of this input ended ``success``: a scheduled run may skip the file."""
 
     @classmethod
     def of(
@@ -65,7 +67,8 @@ class Fingerprints:
         try:
             data = json.loads(target.read_text(encoding="utf-8"))
             return cls(
-                **{k: str(data[k]) for k in ("input", "input_digest", "mapping", "mapping_digest")}
+                **{k: str(data[k]) for k in ("input", "input_digest", "mapping", "mapping_digest")},
+                complete=data.get("complete") is True,
             )
         except FileNotFoundError:
             return None
@@ -96,5 +99,14 @@ def check_resume(results: Path, current: Fingerprints, *, started: bool, force: 
                 " go on with the new mapping (rows already 'success' are not sent again), or a"
                 " new --results file"
             )
-    if recorded != current:
+    if recorded is None or (recorded.input_digest, recorded.mapping_digest) != (
+        current.input_digest,
+        current.mapping_digest,
+    ):
         current.save(results)
+
+
+def is_complete(results: Path, input_path: str | os.PathLike[str]) -> bool:
+    """Whether ``results`` records every row of this very input file as ``success``."""
+    recorded = Fingerprints.load(results) if results.exists() else None
+    return bool(recorded and recorded.complete and recorded.input_digest == file_digest(input_path))

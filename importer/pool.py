@@ -6,6 +6,8 @@
   the other workers carry on with other keys.
 * Every attempt takes a pacer slot, then writes its intent (``sending``) to the journal, then
   sends; the outcome is journaled when it is known.
+* ``max_calls`` is a budget of calls (retries included), e.g. a plan's daily quota: the pool
+  stops before the call that would exceed it, like :meth:`WorkerPool.stop`.
 * :meth:`WorkerPool.stop` (fatal answer, Ctrl-C, a failing callback) stops new rows from
   starting and new retries from being made; calls in flight finish and are recorded. Rows never
   started have no line in the journal and are sent by the next run.
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from .pacer import Pacer
 from .retry import RetryPolicy
 
 _DONE: Any = object()
+logger = logging.getLogger("lsq_import")
 
 
 class Sender(Protocol):
@@ -58,6 +62,7 @@ class WorkerPool:
         concurrency: int = 25,
         on_result: Callable[[Result], None] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        max_calls: int | None = None,
     ) -> None:
         self.sender = sender
         self.pacer = pacer
@@ -71,6 +76,7 @@ class WorkerPool:
         self._error: BaseException | None = None
         self._in_flight_keys: set[str] = set()
         self._parked: dict[str, deque[Payload]] = {}
+        self._calls_left = max_calls
 
     @property
     def stopping(self) -> bool:
@@ -147,7 +153,12 @@ class WorkerPool:
 
     async def _send_until_settled(self, payload: Payload) -> None:
         attempts = 0
+        outcome: Outcome | None = None
         while True:
+            if not self._take_call():
+                if outcome is not None:  # a retry the budget no longer allows
+                    self._settle(payload, outcome, attempts)
+                return  # never sent: no journal line, the next run sends it
             attempts += 1
             async with self.pacer.slot() as slot:
                 self.journal.record(
@@ -173,11 +184,31 @@ class WorkerPool:
                 self.stop("fatal")
             if not self._stopping and self.retry.should_retry(kind, attempts):
                 self.stats.retries += 1
-                await self._sleep(self.retry.delay(attempts, kind))
+                delay = self.retry.delay(attempts, kind)
+                logger.debug(
+                    "row %d: attempt %d %s (HTTP %s %s), retrying in %.2f s",
+                    payload.row,
+                    attempts,
+                    kind.value,
+                    outcome.http_status,
+                    outcome.error_type or outcome.error_message[:80],
+                    delay,
+                )
+                await self._sleep(delay)
                 if not self._stopping:
                     continue
             self._settle(payload, outcome, attempts)
             return
+
+    def _take_call(self) -> bool:
+        """Count one call against ``max_calls``; at the budget, stop the pool instead."""
+        if self._calls_left is None:
+            return True
+        if self._calls_left <= 0:
+            self.stop("budget")
+            return False
+        self._calls_left -= 1
+        return True
 
     def _settle(self, payload: Payload, outcome: Outcome, attempts: int) -> None:
         status = {Kind.SUCCESS: SUCCESS, Kind.AMBIGUOUS: UNKNOWN}.get(outcome.kind, FAILED)
@@ -195,6 +226,16 @@ class WorkerPool:
         )
         self.journal.record(result)
         self.stats.outcomes[status] += 1
+        if status != SUCCESS:
+            logger.debug(
+                "row %d: %s after %d attempts (HTTP %s) %s: %s",
+                payload.row,
+                status,
+                attempts,
+                outcome.http_status,
+                outcome.error_type,
+                outcome.error_message,
+            )
         if self.on_result is not None:
             try:
                 self.on_result(result)

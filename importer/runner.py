@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from .classify import Outcome
 from .client import LeadSquaredClient, make_session
 from .exceptions import ConfigError, ResultsFileError
+from .exitcodes import ExitStatus
 from .fingerprint import Fingerprints, check_resume
 from .journal import (
     INVALID,
@@ -40,6 +42,7 @@ from .pacer import Pacer
 from .pool import WorkerPool
 from .progress import Progress, estimate_rows
 from .reader import InputFile, open_input
+from .report import read_report
 from .retry import RetryPolicy
 from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
 from .summary import Summary
@@ -72,6 +75,9 @@ def run_import(
     env_file: str | os.PathLike[str] | None = None,
     force_resume: bool = False,
     retry_delay: tuple[float, float] = (0.5, 30.0),
+    max_calls: int | None = None,
+    start_row: int | None = None,
+    limit: int | None = None,
 ) -> Summary:
     """Import every row of ``input_path`` and return the :class:`Summary`.
 
@@ -85,6 +91,10 @@ def run_import(
     changed mapping is refused unless ``force_resume``. One run at a time per results file.
 
     ``retry_delay`` is (base, cap) in seconds of the exponential backoff between attempts.
+    ``max_calls`` is a budget of API calls for this run (retries included): the run stops
+    cleanly before exceeding it (exit status ``BUDGET_REACHED``) and the next run continues.
+    ``start_row`` and ``limit`` make a trial run: only rows numbered ``start_row`` or later,
+    and at most ``limit`` of them (rows already done don't count).
     Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
     before anything is sent.
     """
@@ -92,6 +102,13 @@ def run_import(
         raise ConfigError(f"--rate {rate} --per {per}: rate must be >= 1 and per > 0")
     if concurrency is not None and concurrency < 1:
         raise ConfigError(f"--concurrency {concurrency}: must be at least 1")
+    for name, value, low in (
+        ("--max-calls", max_calls, 1),
+        ("--start-row", start_row, 2),
+        ("--limit", limit, 1),
+    ):
+        if value is not None and value < low:
+            raise ConfigError(f"{name} {value}: must be at least {low}")
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     results_path = Path(results) if results is not None else default_results_path(input_path)
     retry = RetryPolicy(
@@ -110,12 +127,8 @@ def run_import(
             )
         with ResultsLock(results_path):
             previous = read_outcomes(results_path)
-            check_resume(
-                results_path,
-                Fingerprints.of(input_path, the_mapping.path),
-                started=len(previous) > 0,
-                force=force_resume,
-            )
+            fingerprints = Fingerprints.of(input_path, the_mapping.path)
+            check_resume(results_path, fingerprints, started=len(previous) > 0, force=force_resume)
             journal = Journal(results_path)
             journal.open()
             run = _Run(
@@ -130,7 +143,13 @@ def run_import(
                 ),
                 retry_unknown=retry_unknown,
                 on_result=on_result,
+                start_row=start_row or 0,
+                limit=limit,
             )
+            run.summary.fingerprints = {
+                "input": fingerprints.input_digest,
+                "mapping": fingerprints.mapping_digest,
+            }
             started = time.monotonic()
             try:
                 asyncio.run(
@@ -141,6 +160,7 @@ def run_import(
                         concurrency=concurrency or rate,
                         retry=retry,
                         timeout=timeout,
+                        max_calls=max_calls,
                     )
                 )
             except asyncio.CancelledError:
@@ -150,6 +170,9 @@ def run_import(
                 run.bar.close()
                 run.summary.elapsed = time.monotonic() - started
                 run.summary.by_status = journal.finalize()
+                run.summary.report = read_report(results_path)
+        if run.summary.exit_status is ExitStatus.SUCCESS and not (start_row or limit):
+            dataclasses.replace(fingerprints, complete=True).save(results_path)
     return run.summary
 
 
@@ -165,6 +188,8 @@ class _Run:
     bar: Progress
     retry_unknown: bool
     on_result: Callable[[Result], None] | None
+    start_row: int = 0
+    limit: int | None = None
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -175,7 +200,10 @@ class _Run:
 
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
+        taken = 0
         for row in self.source.rows():
+            if row.number < self.start_row:
+                continue
             before = self.previous.get(row.number)
             if before == SUCCESS:
                 self.summary.already_done += 1
@@ -185,6 +213,9 @@ class _Run:
                 self.summary.unknown_kept += 1
                 self.bar.skipped()
                 continue
+            if self.limit is not None and taken >= self.limit:
+                return
+            taken += 1
             try:
                 payload = self.mapping.build(row)
             except RowError as exc:
@@ -210,6 +241,7 @@ class _Run:
         concurrency: int,
         retry: RetryPolicy,
         timeout: float,
+        max_calls: int | None = None,
     ) -> None:
         rate, per = pacer_settings
         async with contextlib.AsyncExitStack() as stack:
@@ -234,6 +266,7 @@ class _Run:
                 retry=retry,
                 concurrency=concurrency,
                 on_result=self.settled,
+                max_calls=max_calls,
             )
             _handle_signals(pool, stack)
             try:

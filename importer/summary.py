@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .exitcodes import ExitStatus
 from .journal import FAILED, FINAL_STATUSES, INVALID, SUCCESS, UNKNOWN
+from .report import ResultsReport
 
 
 @dataclass
@@ -31,6 +35,10 @@ class Summary:
     stop_reason: str = ""
     """"" when every row was attempted; "fatal", "interrupted" or "error" otherwise."""
     fatal_message: str = ""
+    report: ResultsReport | None = None
+    """The results file's own account (errors grouped, timeline), read after the run."""
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    """Digests of the input and mapping files the results file belongs to."""
 
     @property
     def rows(self) -> int:
@@ -46,19 +54,40 @@ class Summary:
             return ExitStatus.API_FATAL
         if self.stop_reason in ("interrupted", "error"):
             return ExitStatus.INTERRUPTED
+        if self.stop_reason == "budget":
+            return ExitStatus.BUDGET_REACHED
         if any(self.by_status[s] for s in (FAILED, INVALID, UNKNOWN)):
             return ExitStatus.ROWS_FAILED
         return ExitStatus.SUCCESS
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(
-            rows=self.rows,
-            calls_per_second=round(self.calls_per_second, 3),
-            exit_status=int(self.exit_status),
-            elapsed=round(self.elapsed, 3),
-        )
-        return data
+        """Everything, JSON-ready: what ``--summary-json`` writes."""
+        report = self.report.to_dict() if self.report else {}
+        return {
+            "input": self.input,
+            "results": self.results,
+            "rows": self.rows,
+            "by_status": {s: self.by_status[s] for s in FINAL_STATUSES if self.by_status[s]},
+            "this_run": dict(self.this_run),
+            "already_done": self.already_done,
+            "unknown_kept": self.unknown_kept,
+            "calls": self.calls,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "elapsed": round(self.elapsed, 3),
+            "calls_per_second": round(self.calls_per_second, 3),
+            "stop_reason": self.stop_reason,
+            "fatal_message": self.fatal_message,
+            "exit_status": int(self.exit_status),
+            "errors": report.get("errors", []),
+            "unknown_rows": report.get("unknown_rows", []),
+            "timeline": report.get("timeline", []),
+            "bucket_seconds": report.get("bucket_seconds", 0),
+            "fingerprints": self.fingerprints,
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     def to_text(self) -> str:
         """A few human lines for the end of a run."""
@@ -76,6 +105,10 @@ class Summary:
                 f"{self.by_status[UNKNOWN]} rows are 'unknown' (sent, answer lost: they may exist"
                 " in LeadSquared); check them, then rerun with --retry-unknown to send them again"
             )
+        for group in self.report.errors[:10] if self.report else []:
+            rows = ", ".join(map(str, group.example_rows))
+            kind = f"{group.error_type}: " if group.error_type else ""
+            lines.append(f"  {group.count} {group.status}: {kind}{group.message} (rows {rows})")
         if self.by_status[FAILED] or self.by_status[INVALID]:
             lines.append(
                 f"failed and invalid rows are listed with their error in {self.results}; "
@@ -83,6 +116,11 @@ class Summary:
             )
         if self.stop_reason == "fatal":
             lines.append(f"stopped: {self.fatal_message}")
+        elif self.stop_reason == "budget":
+            lines.append(
+                f"stopped at the call budget ({self.calls} calls): run the same command again"
+                " (e.g. tomorrow) to continue"
+            )
         elif self.stop_reason:
             lines.append(
                 f"stopped early ({self.stop_reason}): run the same command again to resume"

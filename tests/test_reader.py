@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from pathlib import Path
 
@@ -140,8 +141,7 @@ def test_csv_short_row_is_padded_with_empty_cells(tmp_path: Path) -> None:
     assert numbers_and_values(read_all(path)[1]) == [(2, ["1", "2", ""]), (3, ["4", "5", "6"])]
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 3, 10_000])
-def test_csv_chunk_boundaries_do_not_change_rows(tmp_path: Path, chunk_size: int) -> None:
+def test_csv_multiline_blank_and_quoted_rows_keep_their_numbers(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "c.csv",
@@ -154,7 +154,7 @@ def test_csv_chunk_boundaries_do_not_change_rows(tmp_path: Path, chunk_size: int
         (7, ["6", "q,r"]),
         (8, ["7", "s"]),
     ]
-    assert numbers_and_values(read_all(path, chunk_size=chunk_size)[1]) == expected
+    assert numbers_and_values(read_all(path)[1]) == expected
 
 
 def test_csv_header_only_gives_no_rows(tmp_path: Path) -> None:
@@ -164,14 +164,23 @@ def test_csv_header_only_gives_no_rows(tmp_path: Path) -> None:
 
 def test_rows_streams_and_may_be_called_once(tmp_path: Path) -> None:
     path = write(tmp_path, "s.csv", "a\n1\n2\n3\n")
-    with open_input(path, chunk_size=1) as f:
+    with open_input(path) as f:
         assert isinstance(f, InputFile)
         rows = f.rows()
         assert next(rows) == Row(2, {"a": "1"})
         with pytest.raises(RuntimeError):
             f.rows()
-    # leaving the block closed the pandas reader; the generator is finished cleanly
+    # leaving the block closed the file; the generator is finished cleanly
     rows.close()
+
+
+def test_stopping_early_closes_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "a\n1\n2\n")
+    with open_input(path) as f:
+        rows = f.rows()
+        next(rows)
+        rows.close()  # a consumer that stops early (a run aborted on a fatal API error)
+        assert f._handle is None  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,23 +230,84 @@ def test_trailing_delimiter_in_header_is_a_blank_name(tmp_path: Path) -> None:
     assert "blank column name (column 3)" in input_error(path)
 
 
-def test_ragged_row_names_the_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "leads.csv", 'a,b,c\n1,2,3\n"x\ny",2,3\n\n4,5,6\n7,8,9,10\n')
+TOO_LONG = "expected 3 cells, found 4; quote any cell that contains ','"
+UNCLOSED = (
+    "a quoted cell is never closed, so the row runs to the end of the file; "
+    "check for a stray '\"' in this row"
+)
+
+
+def test_long_row_is_an_error_row_and_reading_goes_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "leads.csv", 'a,b,c\n1,2,3\n"x\ny",2,3\n\n4,5,6\n7,8,9,10\n11,12,13\n')
     # records: header 1, 2, multi-line 3, blank 4, 5, the long row is 6
-    message = input_error(path, chunk_size=2)
-    assert "leads.csv: row 6: expected 3 cells, found 4" in message
+    assert read_all(path)[1] == [
+        Row(2, {"a": "1", "b": "2", "c": "3"}),
+        Row(3, {"a": "x\ny", "b": "2", "c": "3"}),
+        Row(5, {"a": "4", "b": "5", "c": "6"}),
+        Row(6, {"a": "7", "b": "8", "c": "9"}, error=TOO_LONG),
+        Row(7, {"a": "11", "b": "12", "c": "13"}),
+    ]
 
 
-def test_ragged_first_data_row_is_not_truncated(tmp_path: Path) -> None:
-    # pandas only warns (and drops the extra cell) when the *first* data row is too long.
+def test_long_first_data_row_is_an_error_row(tmp_path: Path) -> None:
+    # pandas only warned (and dropped the extra cell) when the *first* data row was too long.
     path = write(tmp_path, "leads.csv", "a,b,c\n1,2,3,4\n5,6,7\n")
-    assert "leads.csv: row 2: expected 3 cells, found 4" in input_error(path)
+    assert read_all(path)[1] == [
+        Row(2, {"a": "1", "b": "2", "c": "3"}, error=TOO_LONG),
+        Row(3, {"a": "5", "b": "6", "c": "7"}),
+    ]
 
 
-def test_unclosed_quote_names_the_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "q.csv", 'a,b\n1,2\n"3\n4",5\n6,"7\n8,9\n')
+def test_extra_empty_cells_are_not_an_error(tmp_path: Path) -> None:
+    # some exports end every data row with a delimiter: nothing is lost, as in a spreadsheet
+    path = write(tmp_path, "t.csv", "a,b\n1,2,\n3,4,, \n,,\n")
+    assert read_all(path)[1] == [Row(2, {"a": "1", "b": "2"}), Row(3, {"a": "3", "b": "4"})]
+
+
+def test_error_row_uses_the_delimiter_in_its_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "a;b\n1;2\n3;4;5\n")
+    assert read_all(path)[1][1] == Row(
+        3, {"a": "3", "b": "4"}, error="expected 2 cells, found 3; quote any cell that contains ';'"
+    )
+
+
+def test_many_ragged_rows_each_become_error_rows(tmp_path: Path) -> None:
+    lines = [f"{i},x" if i % 3 else f"{i},x,y" for i in range(1, 3001)]
+    path = write(tmp_path, "r.csv", "n,v\n" + "\n".join(lines) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 3002))
+    bad = [r.number for r in rows if r.error]
+    assert bad == [i + 1 for i in range(3, 3001, 3)]
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_unclosed_quote_is_the_last_row_with_an_error(tmp_path: Path, end: str) -> None:
+    path = write(tmp_path, "q.csv", f'a,b\n1,2\n"3\n4",5\n6,"7\n8,9{end}')
     # records: header 1, row 2, multi-line row 3, the quote opened on row 4 never closes
-    assert "row 4: a quoted cell is never closed" in input_error(path)
+    assert read_all(path)[1] == [
+        Row(2, {"a": "1", "b": "2"}),
+        Row(3, {"a": "3\n4", "b": "5"}),
+        Row(4, {"a": "6", "b": f"7\n8,9{end}"}, error=UNCLOSED),
+    ]
+
+
+def test_unclosed_quote_in_a_one_column_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.csv", 'a\n1\n"2\n')
+    assert read_all(path)[1] == [Row(2, {"a": "1"}), Row(3, {"a": "2\n"}, error=UNCLOSED)]
+
+
+def test_stray_quote_swallowing_a_huge_part_is_a_file_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.csv", 'a,b\n1,2\n3,"4\n' + "5,6\n" * 40_000)
+    message = input_error(path)
+    assert message.endswith(
+        "row 3: a quoted cell runs on for more than 131,072 characters; "
+        "check for a stray '\"' in or after that row"
+    )
+
+
+def test_unclosed_quote_in_the_header(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.csv", 'a,"b\n1,2\n')
+    assert "row 1: a quoted cell in the header is never closed" in input_error(path)
 
 
 def test_undecodable_bytes_suggest_an_encoding(tmp_path: Path) -> None:
@@ -252,13 +322,13 @@ def test_undecodable_header(tmp_path: Path) -> None:
     assert "line 1: cannot decode as utf-8" in input_error(path)
 
 
-def test_undecodable_row_in_a_later_chunk(tmp_path: Path) -> None:
-    # the bad byte sits past pandas' first read buffer, so the error comes from a later chunk
+def test_undecodable_row_far_into_the_file(tmp_path: Path) -> None:
+    # the bad byte sits past the first read buffer, so earlier rows are yielded first
     body = "a\n" + ("x" * 99 + "\n") * 5_000 + "é\n"
     path = write(tmp_path, "big.csv", body, encoding="latin-1")
     seen = 0
     with (
-        open_input(path, chunk_size=1_000) as f,
+        open_input(path) as f,
         pytest.raises(InputFileError, match="line 5002: cannot decode as utf-8"),
     ):
         for _ in f.rows():
@@ -266,10 +336,116 @@ def test_undecodable_row_in_a_later_chunk(tmp_path: Path) -> None:
     assert seen > 0  # earlier chunks were yielded before the bad one was reached
 
 
-def test_unknown_encoding_and_bad_delimiter(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["klingon", "base64", "rot13"])
+def test_unknown_encoding(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, "a.csv", "a\n1\n")
-    assert "unknown encoding 'klingon'" in input_error(path, encoding="klingon")
-    assert "delimiter must be one character" in input_error(path, delimiter=";;")
+    assert input_error(path, encoding=name).endswith(
+        f"a.csv: unknown encoding '{name}' (try utf-8, cp1252, latin-1 or utf-16)"
+    )
+
+
+@pytest.mark.parametrize("delimiter", [";;", "", "\n", '"'])
+def test_bad_delimiter(tmp_path: Path, delimiter: str) -> None:
+    path = write(tmp_path, "a.csv", "a\n1\n")
+    assert "delimiter must be one character" in input_error(path, delimiter=delimiter)
+
+
+# --------------------------------------------------------------------------------------------
+# CSV: encodings and binary files
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_with_bom_is_detected(tmp_path: Path, codec: str) -> None:
+    text = "name,city\nRenée,Zürich\n"
+    data = codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+    if codec == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + text.encode("utf-16-be")
+    elif codec == "utf-16":
+        data = text.encode("utf-16")
+    path = tmp_path / "u.csv"
+    path.write_bytes(data)
+    with open_input(path) as f:
+        assert f.encoding == "utf-16"
+        assert list(f.rows()) == [Row(2, {"name": "Renée", "city": "Zürich"})]
+    assert read_all(path, encoding="utf-16")[1] == [Row(2, {"name": "Renée", "city": "Zürich"})]
+
+
+def test_utf16_without_bom_needs_the_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path, "u.csv", "a,b\n1,2\n", encoding="utf-16-le")
+    assert "use --encoding utf-16" in input_error(path)
+    assert read_all(path, encoding="utf-16-le") == (["a", "b"], [Row(2, {"a": "1", "b": "2"})])
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "ISO-8859-1", "windows-1252"])
+def test_single_byte_encodings(tmp_path: Path, encoding: str) -> None:
+    path = write(tmp_path, "e.csv", "name,note\nRenée,Müller señor\n", encoding=encoding)
+    assert read_all(path, encoding=encoding)[1] == [
+        Row(2, {"name": "Renée", "note": "Müller señor"})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00", "is a zip file, not CSV text (an Excel .xlsx workbook?)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "is an Office file, not CSV text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "contains binary data (NUL bytes)"),
+    ],
+)
+def test_binary_file_named_csv(tmp_path: Path, head: bytes, expected: str) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(head + bytes(range(256)) * 4)
+    assert f"leads.csv: {expected}" in input_error(path)
+
+
+# --------------------------------------------------------------------------------------------
+# CSV: delimiter
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [
+        ("name;city;amount\nRenée;Zürich;1,5\nAsha;Pune;2,25\n", ";"),
+        ("name\tcity\nRao, Asha\tPune\n", "\t"),
+        ("name|city\nRao, Asha|Pune; MH\n", "|"),
+        ("a,b,notes\n1,2,x;y;z\n", ","),
+        ('"a;b",c\n"1;2",3\n', ","),
+        ("a,b,c\n1,2,3\n4,5,6,7\n", ","),  # a ragged row does not flip the choice
+        ("a;b;c\n", ";"),  # header only
+        ("email\na@x.in\n", ","),  # one column: nothing to choose
+        ("a;b,c\n1;2,3\n", ","),  # truly ambiguous: the earlier in the list wins
+    ],
+)
+def test_delimiter_is_sniffed(tmp_path: Path, text: str, delimiter: str) -> None:
+    path = write(tmp_path, "d.csv", text)
+    with open_input(path) as f:
+        assert f.delimiter == delimiter
+    with open_input(path.rename(tmp_path / "d.txt")) as f:
+        assert f.delimiter == delimiter
+
+
+def test_semicolon_export_reads_without_options(tmp_path: Path) -> None:
+    path = write(tmp_path, "eu.csv", "Name;Stadt;Betrag\r\nRenée;Zürich;1,5\r\n", encoding="cp1252")
+    assert read_all(path, encoding="cp1252") == (
+        ["Name", "Stadt", "Betrag"],
+        [Row(2, {"Name": "Renée", "Stadt": "Zürich", "Betrag": "1,5"})],
+    )
+
+
+def test_sniffing_sees_past_a_long_first_chunk(tmp_path: Path) -> None:
+    # the sample is cut mid-line; the cut line must not count as a too-long row
+    body = "a;b\n" + "x,y;z\n" * 20_000
+    path = write(tmp_path, "big.csv", body)
+    with open_input(path) as f:
+        assert f.delimiter == ";"
+        assert sum(1 for _ in f.rows()) == 20_000
+
+
+def test_explicit_delimiter_wins_and_tsv_stays_tab(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", "a;b,c\n1;2,3\n")
+    assert read_all(path, delimiter=";")[1] == [Row(2, {"a": "1", "b,c": "2,3"})]
+    tsv = write(tmp_path, "d.tsv", "a;b;c\n1;2;3\n")
+    assert read_all(tsv) == (["a;b;c"], [Row(2, {"a;b;c": "1;2;3"})])
 
 
 # --------------------------------------------------------------------------------------------

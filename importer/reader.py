@@ -460,12 +460,13 @@ def _read_csv_header(
 
 
 def _csv_error(display: str, number: int, exc: csv.Error) -> InputFileError:
-    """csv.Error with newline='' and strict=False means a cell over the field size limit,
-    which in practice is a stray quote swallowing the rows after it."""
+    """csv.Error with newline='' and strict=False means a cell over the field size limit: a
+    huge cell, or (more often) a stray quote swallowing the rows after it."""
     if "field larger than field limit" in str(exc):
         return InputFileError(
-            f"{display}: row {number}: a quoted cell runs on for more than "
-            f"{csv.field_size_limit():,} characters; check for a stray '\"' in or after that row"
+            f"{display}: row {number}: a cell is longer than {csv.field_size_limit():,} "
+            "characters (no LeadSquared field holds that much); if that row has a stray '\"', "
+            "it swallowed the rows after it"
         )
     return InputFileError(f"{display}: row {number}: cannot parse as CSV ({exc})")
 

@@ -300,8 +300,17 @@ def test_stray_quote_swallowing_a_huge_part_is_a_file_error(tmp_path: Path) -> N
     path = write(tmp_path, "q.csv", 'a,b\n1,2\n3,"4\n' + "5,6\n" * 40_000)
     message = input_error(path)
     assert message.endswith(
-        "row 3: a quoted cell runs on for more than 131,072 characters; "
-        "check for a stray '\"' in or after that row"
+        "row 3: a cell is longer than 131,072 characters (no LeadSquared field holds that "
+        "much); if that row has a stray '\"', it swallowed the rows after it"
+    )
+
+
+def test_a_ten_megabyte_cell_is_a_clean_file_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.csv", "email,notes\na@x.com," + "x" * 10_000_000 + "\n")
+    assert input_error(path).endswith(
+        "row 2: a cell is longer than 131,072 characters "
+        "(no LeadSquared field holds that much); if that row has "
+        "a stray '\"', it swallowed the rows after it"
     )
 
 

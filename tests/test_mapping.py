@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,7 +15,14 @@ import pytest
 import yaml
 
 from importer.exceptions import MappingError
-from importer.mapping import Mapping, Payload, RowError, _fast_parser, load_mapping
+from importer.mapping import (
+    Mapping,
+    Payload,
+    RowError,
+    RowSkipped,
+    _fast_parser,
+    load_mapping,
+)
 
 try:
     from importer.reader import Row
@@ -513,14 +521,480 @@ def test_check_columns_passes_when_all_are_there(load):
     load(base_mapping()).check_columns(["city", "email", "extra"], "leads.csv")
 
 
+# --------------------------------------------------------------------------- reader row errors
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedRow:
+    """The reader's Row with its ``error`` field (used if reader.Row does not have it yet)."""
+
+    number: int
+    values: dict[str, str]
+    error: str = ""
+
+
+def flagged_row(number: int, error: str, **values: str) -> Any:
+    try:
+        return Row(number=number, values=values, error=error)  # type: ignore[call-arg]
+    except TypeError:
+        return FlaggedRow(number, values, error)
+
+
+def test_reader_row_error_is_raised_before_anything_else(load):
+    data = with_changes(filters={"skip_if": [{"column": "status", "equals": "test"}]})
+    mapping = load(data)
+    # The row would be skipped by the filter and has no search value: the reader's error wins.
+    row = flagged_row(9, "row 9 has 12 cells, the header 10", status="test", email="")
+    with pytest.raises(RowError) as caught:
+        mapping.build(row)
+    assert str(caught.value) == "row 9 has 12 cells, the header 10"
+    assert caught.value.column is None
+
+
+def test_row_with_an_empty_error_builds_normally(load):
+    mapping = load(base_mapping())
+    assert mapping.build(flagged_row(3, "", email="a@x.io")).key == "a@x.io"
+
+
+# --------------------------------------------------------------------------- value maps
+
+
+def map_mapping(load, **spec: Any) -> Mapping:
+    attributes = {"EmailAddress": "email", "mx_Opt_In": {"column": "opt", **spec}}
+    return load(with_changes(lead={"attributes": attributes}))
+
+
+def sent_attribute(mapping: Mapping, **values: str) -> str | None:
+    details = build(mapping, email="a@x.io", **values).body["LeadDetails"]
+    sent = [item["Value"] for item in details if item["Attribute"] == "mx_Opt_In"]
+    return sent[0] if sent else None
+
+
+def test_map_replaces_values(load):
+    mapping = map_mapping(load, map={"Y": "Yes", "N": "No", 1: "Yes"})
+    assert sent_attribute(mapping, opt="Y") == "Yes"
+    assert sent_attribute(mapping, opt=" N ") == "No"  # the cell is trimmed first
+    assert sent_attribute(mapping, opt="1") == "Yes"  # YAML integer keys are text
+    assert sent_attribute(mapping, opt="") is None  # empty: omitted, the map is not asked
+
+
+def test_unmapped_value_is_a_row_error_naming_column_value_and_keys(load):
+    mapping = map_mapping(load, map={"Y": "Yes", "N": "No"})
+    with pytest.raises(RowError) as caught:
+        sent_attribute(mapping, opt="y")
+    assert caught.value.column == "opt"
+    assert str(caught.value) == (
+        "column 'opt': 'y' is not in the map of lead.attributes.mx_Opt_In; allowed: 'Y', 'N'; "
+        "add it to the map, or set unmapped: keep or empty"
+    )
+
+
+def test_map_case_insensitive(load):
+    mapping = map_mapping(load, map={"Yes": "Y", "no": "N"}, map_case="insensitive")
+    assert sent_attribute(mapping, opt="YES") == "Y"
+    assert sent_attribute(mapping, opt="No") == "N"
+
+
+@pytest.mark.parametrize(("unmapped", "sent"), [("keep", "Maybe"), ("empty", None)])
+def test_unmapped_keep_or_empty(load, unmapped, sent):
+    mapping = map_mapping(load, map={"Y": "Yes"}, unmapped=unmapped)
+    assert sent_attribute(mapping, opt="Maybe") == sent
+    assert sent_attribute(mapping, opt="Y") == "Yes"
+
+
+def test_value_mapped_to_empty_follows_the_empty_rules(load):
+    mapping = map_mapping(load, map={"Y": "Yes", "-": ""}, default="Y")  # a default is mapped too
+    assert sent_attribute(mapping, opt="-") == "Yes"
+    mapping = map_mapping(load, map={"Y": "Yes", "-": ""}, empty="send")
+    assert sent_attribute(mapping, opt="-") == ""
+    mapping = map_mapping(load, map={"Y": "Yes", "-": ""}, required=True)
+    with pytest.raises(RowError, match="'-' becomes empty after its transform or map, but lead"):
+        sent_attribute(mapping, opt="-")
+
+
+def test_map_applies_after_transforms(load):
+    mapping = map_mapping(load, transform="upper", map={"Y": "Yes", "N": "No"})
+    assert sent_attribute(mapping, opt="y") == "Yes"
+
+
+def test_default_is_mapped_at_load_time(load, write):
+    mapping = map_mapping(load, map={"Y": "Yes", "N": "No"}, default="N")
+    assert sent_attribute(mapping, opt="") == "No"
+    data = with_changes(
+        lead={
+            "attributes": {
+                "EmailAddress": "email",
+                "mx_Opt_In": {"column": "opt", "map": {"Y": "Yes"}, "default": "No"},
+            }
+        }
+    )
+    with pytest.raises(MappingError, match=r"mx_Opt_In\.default: 'No' is not in the map"):
+        load_mapping(write(data))
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize(
+    ("transform", "cell", "sent"),
+    [
+        ("lower", "A.Rao@Example.COM", "a.rao@example.com"),
+        ("upper", "mh12ab1234", "MH12AB1234"),
+        ("title", "asha rao", "Asha Rao"),
+        ("digits", "PIN: 411 001", "411001"),
+        ("strip", "x", "x"),
+        (["digits", "strip"], "n/a", None),  # nothing left: empty, so omitted
+        (["lower", "title"], "ASHA RAO", "Asha Rao"),  # in order
+    ],
+)
+def test_simple_transforms(load, transform, cell, sent):
+    mapping = map_mapping(load, transform=transform)
+    assert sent_attribute(mapping, opt=cell) == sent
+
+
+@pytest.mark.parametrize(
+    ("code", "cell", "sent"),
+    [
+        ("91", "9845098450", "+91-9845098450"),
+        ("91", "098450 98450", "+91-9845098450"),  # trunk prefix 0 dropped
+        ("91", "+91 98450-98450", "+91-9845098450"),
+        ("91", "(+91) 98450.98450", "+91-9845098450"),
+        ("91", "919845098450", "+91-9845098450"),  # country code without '+'
+        ("91", "0091 9845098450", "+91-9845098450"),  # international prefix 00
+        ("91", "+1 (415) 555-0100", "+1-4155550100"),  # other codes keep their own
+        ("1", "(415) 555-0100", "+1-4155550100"),
+        ("1", "1-415-555-0100", "+1-4155550100"),
+        ("44", "020 7946 0958", "+44-2079460958"),
+        ("44", "+44 (0)20 7946 0958", "+44-2079460958"),
+        ("39", "06 1234 5678", "+39-0612345678"),  # Italy keeps its leading 0
+        ("91", "+353 1 234 5678", "+353-12345678"),  # three-digit country code
+    ],
+)
+def test_phone_transform(load, code, cell, sent):
+    mapping = map_mapping(load, transform={"phone": {"default_country_code": code}})
+    assert sent_attribute(mapping, opt=cell) == sent
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("12345", "'12345' is not a +91 phone number: 5 digits after the country code, expected"),
+        ("+44 1234", "'+44 1234' is not a phone number: too few digits (4 after"),
+        ("98450 98450 ext 2", "is not a phone number: only digits, a leading +, spaces"),
+        ("+0 123456789", "no country code after the +"),
+        ("+44 1234 5678 9012 3456", "too many digits"),
+    ],
+)
+def test_invalid_phone_is_a_row_error(load, cell, message):
+    mapping = map_mapping(load, transform={"phone": {"default_country_code": "91"}})
+    with pytest.raises(RowError, match="^column 'opt': ") as caught:
+        sent_attribute(mapping, opt=cell)
+    assert message in str(caught.value)
+
+
+def test_phone_without_default_country_code_needs_a_plus(load):
+    mapping = map_mapping(load, transform="phone")
+    assert sent_attribute(mapping, opt="+91 98450 98450") == "+91-9845098450"
+    with pytest.raises(RowError, match="has no country code; write it as \\+<code>"):
+        sent_attribute(mapping, opt="98450 98450")
+
+
+def test_phone_national_length(load):
+    spec = {"phone": {"default_country_code": "44", "national_length": 10}}
+    mapping = map_mapping(load, transform=spec)
+    assert sent_attribute(mapping, opt="442079460958") == "+44-2079460958"
+    with pytest.raises(RowError, match="expected 10"):
+        sent_attribute(mapping, opt="020 7946 095")
+
+
+@pytest.mark.parametrize(
+    ("options", "cell", "sent"),
+    [
+        ({"decimals": 2}, "1,499.5", "1499.50"),
+        ({"decimals": 2}, "1499.5", "1499.50"),
+        ({"decimals": 2}, "1,49,999", "149999.00"),  # Indian grouping
+        ({"decimals": 2}, "-0.001", "0.00"),
+        ({"decimals": 2}, "2.675", "2.68"),  # half up, as on a bill
+        ({"decimals": 0}, "1499.5", "1500"),
+        ({}, "1,499.50", "1499.50"),  # as written, without grouping
+        ({}, "+007", "7"),
+        ({}, ".5", "0.5"),
+        ({"decimal": ","}, "1.499,5", "1499.5"),
+        ({"decimal": ",", "decimals": 2}, "1 499,5", "1499.50"),
+        ({"decimal": ","}, "12,75", "12.75"),
+        ({}, "1'499.5", "1499.5"),
+    ],
+)
+def test_number_transform(load, options, cell, sent):
+    mapping = map_mapping(load, transform={"number": options})
+    assert sent_attribute(mapping, opt=cell) == sent
+
+
+@pytest.mark.parametrize(
+    ("options", "cell"),
+    [
+        ({}, "1,5"),
+        ({}, "12,34"),
+        ({}, "1.2.3"),
+        ({}, "1e3"),
+        ({}, "₹100"),
+        ({"decimal": ","}, "1.5"),
+    ],
+)
+def test_non_number_is_a_row_error(load, options, cell):
+    mapping = map_mapping(load, transform={"number": options})
+    with pytest.raises(RowError, match=f"^column 'opt': {cell!r} is not a number"):
+        sent_attribute(mapping, opt=cell)
+
+
+def test_decimal_comma_hint(load):
+    mapping = map_mapping(load, transform={"number": {"decimals": 2}})
+    with pytest.raises(RowError, match="add decimal: ',' to the number transform"):
+        sent_attribute(mapping, opt="12,5")
+
+
+# --------------------------------------------------------------------------- dates on any value
+
+
+UTC_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+
+def test_date_is_sent_as_written_without_time_zone(load):
+    mapping = map_mapping(load, date="%d/%m/%Y")
+    assert sent_attribute(mapping, opt="01/05/1990") == "1990-05-01"
+    mapping = map_mapping(load, date={"format": ["%d/%m/%Y", "%Y-%m-%d %H:%M:%S"]})
+    assert sent_attribute(mapping, opt="1990-05-01 00:00:00") == "1990-05-01"  # an Excel date
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York", "Pacific/Kiritimati"])
+@pytest.mark.parametrize("day", ["2024-01-01", "2024-03-10", "2024-11-03"])
+def test_date_never_shifts_a_day_whatever_the_source_zone(load, zone, day):
+    attributes = {"EmailAddress": "email", "mx_Opt_In": {"column": "opt", "date": "%Y-%m-%d"}}
+    mapping = load(with_changes(source={"timezone": zone}, lead={"attributes": attributes}))
+    assert sent_attribute(mapping, opt=day) == day
+
+
+def test_two_digit_year_is_refused_by_four_digit_year_format(load):
+    mapping = map_mapping(load, date="%d/%m/%Y")
+    with pytest.raises(RowError) as caught:
+        sent_attribute(mapping, opt="01/05/24")
+    assert "cannot parse '01/05/24' with format %d/%m/%Y" in str(caught.value)
+    assert "two-digit year" in str(caught.value)
+    assert sent_attribute(map_mapping(load, date="%d/%m/%y"), opt="01/05/24") == "2024-05-01"
+
+
+@pytest.mark.parametrize(
+    ("zone", "local", "utc"),
+    [
+        ("Asia/Kolkata", "2024-03-10 01:00", "2024-03-09 19:30:00"),
+        ("Asia/Kolkata", "2024-11-03 12:00", "2024-11-03 06:30:00"),
+        ("America/New_York", "2024-03-10 01:00", "2024-03-10 06:00:00"),  # EST
+        ("America/New_York", "2024-03-10 12:00", "2024-03-10 16:00:00"),  # EDT
+        ("America/New_York", "2024-11-03 00:30", "2024-11-03 04:30:00"),  # EDT
+        ("America/New_York", "2024-11-03 12:00", "2024-11-03 17:00:00"),  # EST
+    ],
+)
+def test_datetime_on_a_lead_attribute_and_an_activity_field(load, zone, local, utc):
+    spec = {"column": "at", "datetime": {"format": "%Y-%m-%d %H:%M", "timezone": zone}}
+    data = with_changes(
+        lead={"attributes": {"EmailAddress": "email", "mx_Seen": spec}},
+        activity={"fields": {"mx_Custom_5": {**spec, "datetime": "%Y-%m-%d %H:%M"}}},
+        source={"timezone": zone},
+    )
+    body = build(load(data), email="a@x.io", at=local).body
+    assert body["LeadDetails"][1] == {"Attribute": "mx_Seen", "Value": utc}
+    assert body["Activity"]["Fields"] == [{"SchemaName": "mx_Custom_5", "Value": utc}]
+    assert re.fullmatch(UTC_TEXT, utc)
+
+
+def test_datetime_value_needs_a_time_zone(write):
+    data = base_mapping()
+    del data["source"]
+    data["lead"]["attributes"]["mx_City"] = {"column": "c", "datetime": "%Y-%m-%d %H:%M"}
+    with pytest.raises(MappingError, match=r"give lead\.attributes\.mx_City\.datetime\.timezone"):
+        load_mapping(write(data))
+
+
+def test_constant_date_is_converted_once_at_load(load):
+    attributes = {"EmailAddress": "email", "mx_Since": {"value": "01/04/2024", "date": "%d/%m/%Y"}}
+    mapping = load(with_changes(lead={"attributes": attributes}))
+    assert build(mapping, email="a@x.io").body["LeadDetails"][1]["Value"] == "2024-04-01"
+
+
+# --------------------------------------------------------------------------- templates anywhere
+
+
+def test_templates_work_in_every_kind_of_value(load):
+    data = with_changes(
+        activity={
+            "note": {"template": "{city}: {notes}"},
+            "datetime": {"template": "{day} {time}", "format": "%d/%m/%Y %H:%M"},
+            "fields": {
+                "mx_Custom_1": {"template": "{city}-{day}", "transform": "upper"},
+                "mx_CFS": {"fields": {"When": {"template": "{day}", "date": "%d/%m/%Y"}}},
+            },
+        }
+    )
+    data["lead"]["attributes"]["mx_KYC"] = {"fields": {"Ref": {"template": "K-{notes}"}}}
+    values = {
+        "email": "a@x.io",
+        "city": "Pune",
+        "notes": "n1",
+        "day": "01/05/2024",
+        "time": "15:00",
+    }
+    body = build(load(data), **values).body
+    assert body["LeadDetails"][2]["Fields"] == [{"Attribute": "Ref", "Value": "K-n1"}]
+    activity = body["Activity"]
+    assert activity["ActivityNote"] == "Pune: n1"
+    assert activity["ActivityDateTime"] == "2024-05-01 09:30:00"
+    assert activity["Fields"][0] == {"SchemaName": "mx_Custom_1", "Value": "PUNE-01/05/2024"}
+    assert activity["Fields"][1]["Fields"] == [{"Attribute": "When", "Value": "2024-05-01"}]
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def filter_mapping(load, *conditions: dict[str, Any]) -> Mapping:
+    return load(with_changes(filters={"skip_if": list(conditions)}))
+
+
+@pytest.mark.parametrize(
+    ("condition", "values", "reason"),
+    [
+        ({"column": "status", "equals": "test"}, {"status": " test "}, "column 'status' is 'test'"),
+        (
+            {"column": "status", "equals": "test", "case": "insensitive"},
+            {"status": "TEST"},
+            "column 'status' is 'TEST'",
+        ),
+        ({"column": "email", "empty": True}, {"email": " "}, "column 'email' is empty"),
+        ({"column": "status", "empty": False}, {"status": "x"}, "column 'status' is not empty"),
+        ({"column": "status", "in": ["junk", 0]}, {"status": "0"}, "column 'status' is '0'"),
+        (
+            {"column": "email", "matches": r"@test\.com$"},
+            {"email": "a@test.com"},
+            r"column 'email' ('a@test.com') matches '@test\.com$'",
+        ),
+    ],
+)
+def test_skip_if_conditions(load, condition, values, reason):
+    mapping = filter_mapping(load, condition)
+    with pytest.raises(RowSkipped) as caught:
+        build(mapping, **{"email": "a@x.io", **values})
+    assert caught.value.reason == f"{reason} (filters.skip_if[0])"
+    assert not isinstance(caught.value, RowError)
+
+
+@pytest.mark.parametrize(
+    ("condition", "values"),
+    [
+        ({"column": "status", "equals": "test"}, {"status": "TEST"}),
+        ({"column": "status", "equals": "test"}, {"status": "tests"}),
+        ({"column": "status", "in": ["junk"]}, {}),
+        ({"column": "email", "empty": True}, {}),
+        ({"column": "email", "matches": "^x"}, {}),
+    ],
+)
+def test_rows_not_matching_are_built(load, condition, values):
+    mapping = filter_mapping(load, condition)
+    assert build(mapping, **{"email": "a@x.io", **values}).key == "a@x.io"
+
+
+def test_filters_run_before_mapping_and_any_condition_skips(load):
+    mapping = filter_mapping(
+        load,
+        {"column": "status", "equals": "test"},
+        {"column": "email", "empty": True, "reason": "no e-mail, nothing to find the lead by"},
+    )
+    with pytest.raises(RowSkipped, match="^no e-mail, nothing to find the lead by$"):
+        build(mapping, email="", status="live")  # would be a RowError if mapped
+    with pytest.raises(RowSkipped, match=r"filters\.skip_if\[0\]"):
+        build(mapping, email="a@x.io", status="test")
+
+
+def test_filter_columns_are_checked_against_the_header(load):
+    mapping = filter_mapping(load, {"column": "status", "equals": "test"})
+    assert mapping.columns()["status"] == "filters.skip_if[0]"
+    with pytest.raises(MappingError, match=r"'status' \(filters\.skip_if\[0\]\)"):
+        mapping.check_columns(["email", "city"], "leads.csv")
+
+
+# --------------------------------------------------------------------------- activity field sets
+
+
+def cfs_activity(**options: Any) -> dict[str, Any]:
+    activity = {
+        "event": 105,
+        "fields": {
+            "mx_Custom_1": "amount",
+            "mx_Custom_2": {"fields": {"mx_CustomObject_1": "a", "mx_CustomObject_2": "b"}},
+        },
+    }
+    return with_changes(activity=activity, options=options)
+
+
+def test_activity_custom_field_set_in_the_fact_sheet_form(load):
+    body = build(load(cfs_activity()), email="a@x.io", amount="5", a="x", b="").body
+    assert body["Activity"]["Fields"] == [
+        {"SchemaName": "mx_Custom_1", "Value": "5"},
+        {
+            "Attribute": "mx_Custom_2",
+            "Value": "",
+            "Fields": [{"Attribute": "mx_CustomObject_1", "Value": "x"}],
+        },
+    ]
+
+
+def test_activity_custom_field_set_with_schema_name_keys(load):
+    mapping = load(cfs_activity(activity_cfs_key="SchemaName"))
+    body = build(mapping, email="a@x.io", a="x", b="y").body
+    assert body["Activity"]["Fields"] == [
+        {
+            "SchemaName": "mx_Custom_2",
+            "Value": "",
+            "Fields": [
+                {"SchemaName": "mx_CustomObject_1", "Value": "x"},
+                {"SchemaName": "mx_CustomObject_2", "Value": "y"},
+            ],
+        }
+    ]
+
+
+def test_activity_custom_field_set_with_all_fields_empty_is_omitted(load):
+    body = build(load(cfs_activity()), email="a@x.io").body
+    assert "Fields" not in body["Activity"]
+
+
+# --------------------------------------------------------------------------- for preflight
+
+
+def test_what_the_mapping_sends_for_preflight(load):
+    data = cfs_activity(validate_dropdown_options=True)
+    data["lead"]["attributes"]["mx_KYC"] = {"fields": {"Status": "s", "Level": "l"}}
+    mapping = load(data)
+    assert mapping.activity_event == 105
+    assert mapping.lead_attributes == ("EmailAddress", "mx_City", "mx_KYC")
+    assert mapping.lead_cfs_fields == {"mx_KYC": ("Status", "Level")}
+    assert mapping.activity_fields == ("mx_Custom_1", "mx_Custom_2")
+    assert mapping.activity_cfs_fields == {
+        "mx_Custom_2": ("mx_CustomObject_1", "mx_CustomObject_2")
+    }
+    assert mapping.validate_dropdown_options is True
+    assert load(base_mapping()).validate_dropdown_options is False
+
+
 # --------------------------------------------------------------------------- mapping errors
 
 
 DROP = object()  # as a value in MAPPING_ERRORS: delete the key instead
 ATTR = "lead.attributes"
 DT = {"column": "at", "format": "%Y-%m-%d"}
-ALLOWED_SPEC = "allowed: column, value, template, default, required, empty, fields"
-ALLOWED_TOP = "allowed: version, source, lead, activity, options"
+ALLOWED_SPEC = (
+    "allowed: column, value, template, default, required, empty, transform, map, unmapped, "
+    "map_case, date, datetime, fields"
+)
+ALLOWED_TOP = "allowed: version, source, filters, lead, activity, options"
 
 # (dotted key to change, new value or DROP, text the one-line message must contain)
 MAPPING_ERRORS = [
@@ -575,6 +1049,65 @@ MAPPING_ERRORS = [
     ("activity.note", {"column": "n", "format": "%Y"}, "activity.note.format: unknown key"),
     ("options.validate_dropdown_options", "yes", "validate_dropdown_options: must be true or"),
     ("lead", None, "lead: must be a mapping"),
+    (f"{ATTR}.mx_City", {"column": "c", "transform": "lowr"}, "unknown transform 'lowr'; allowed:"),
+    (f"{ATTR}.mx_City", {"column": "c", "transform": []}, "mx_City.transform: must not be empty"),
+    (f"{ATTR}.mx_City", {"column": "c", "transform": {"lower": {}}}, "'lower' takes no options"),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "transform": {"phone": {"country": "91"}}},
+        "transform: phone: unknown option 'country'; allowed: default_country_code, national_",
+    ),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "transform": {"phone": {"default_country_code": "9"}}},
+        "phone.default_country_code: '9' is not a country calling code",
+    ),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "transform": {"number": {"decimals": "2"}}},
+        "number.decimals: must be a whole number from 0 to 10",
+    ),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "transform": {"number": {"decimal": ";"}}},
+        "number.decimal: must be '.' or ','",
+    ),
+    (f"{ATTR}.mx_City", {"column": "c", "map": {True: "Y"}}, "map: YAML read a key as true"),
+    (f"{ATTR}.mx_City", {"column": "c", "map": {"Y": None}}, "the value for 'Y': is empty"),
+    (f"{ATTR}.mx_City", {"column": "c", "map": {}}, "mx_City.map: must not be empty"),
+    (f"{ATTR}.mx_City", {"column": "c", "unmapped": "keep"}, "unmapped only applies with map"),
+    (f"{ATTR}.mx_City", {"column": "c", "map": {"a": "1"}, "unmapped": "x"}, "must be 'error', "),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "map": {"a": "1", "A": "2"}, "map_case": "insensitive"},
+        "keys that differ only in case map to different values",
+    ),
+    (f"{ATTR}.mx_City", {"column": "c", "date": "dd/mm/yyyy"}, "mx_City.date.format: format 'dd/"),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "date": {"format": "%Y", "timezone": "UTC"}},
+        "unknown key 'timezone' in lead.attributes.mx_City.date; allowed: format (a date is sent",
+    ),
+    (f"{ATTR}.mx_City", {"column": "c", "date": "%Y", "datetime": "%Y"}, "date or datetime, not"),
+    (
+        f"{ATTR}.mx_City",
+        {"column": "c", "datetime": {"format": "%Y", "timezone": "Mars/Base"}},
+        "mx_City.datetime.timezone: unknown time zone 'Mars/Base'",
+    ),
+    (f"{ATTR}.mx_City", {"column": "c", "default": "x", "date": "%Y"}, "mx_City.default: cannot"),
+    (f"{ATTR}.mx_KYC", {"fields": {"S": "s"}, "map": {"a": "b"}}, "takes only fields; put default"),
+    ("activity.datetime", {**DT, "date": "%Y"}, "activity.datetime.date: unknown key 'date'"),
+    ("filters.skip_if", [{"column": "s"}], "filters.skip_if[0]: give exactly one of equals, in,"),
+    ("filters.skip_if", [{"equals": "x"}], "filters.skip_if[0].column: missing"),
+    ("filters.skip_if", [{"column": "s", "in": []}], "filters.skip_if[0].in: must not be empty"),
+    ("filters.skip_if", [{"column": "s", "matches": "("}], "[0].matches: '(' is not a regular"),
+    (
+        "filters.skip_if",
+        [{"column": "s", "equal": "x"}],
+        "unknown key 'equal' in filters.skip_if[0]; allowed: column, equals, in, matches, empty,",
+    ),
+    ("filters.skip_if", {"column": "s"}, "filters.skip_if: must be a list"),
+    ("options.activity_cfs_key", "Name", "must be 'Attribute' or 'SchemaName'"),
 ]
 
 
@@ -687,11 +1220,11 @@ def test_example_mapping_builds_from_a_sample_row(visited_at):
         "first_name": "Asha",
         "last_name": "Rao",
         "email": "Asha.Rao@Example.com",
-        "phone": "+91-9876543210",
+        "phone": "098765 43210",
         "city": "Pune",
         "kyc_status": "Pending",
         "visited_at": visited_at,
-        "amount": "1200",
+        "amount": "1,200",
         "product": "Gold",
         "notes": "Asked for a call back",
     }
@@ -713,7 +1246,7 @@ def test_example_mapping_builds_from_a_sample_row(visited_at):
             "ActivityNote": "Visited Pune. Asked for a call back",
             "ActivityDateTime": "2024-05-01 09:30:00",
             "Fields": [
-                {"SchemaName": "mx_Custom_1", "Value": "1200"},
+                {"SchemaName": "mx_Custom_1", "Value": "1200.00"},
                 {"SchemaName": "mx_Custom_2", "Value": "Gold"},
             ],
         },

@@ -28,6 +28,7 @@ from .exitcodes import ExitStatus
 from .fingerprint import Fingerprints, check_resume
 from .journal import (
     INVALID,
+    SKIPPED,
     SUCCESS,
     UNKNOWN,
     Journal,
@@ -37,7 +38,7 @@ from .journal import (
     utc_now,
 )
 from .lock import ResultsLock
-from .mapping import Mapping, Payload, RowError, load_mapping
+from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
 from .pacer import Pacer
 from .pool import WorkerPool
 from .progress import Progress, estimate_rows
@@ -218,13 +219,14 @@ class _Run:
             taken += 1
             try:
                 payload = self.mapping.build(row)
-            except RowError as exc:
+            except (RowError, RowSkipped) as exc:
+                skipped = isinstance(exc, RowSkipped)
                 result = Result(
                     row.number,
                     "",
-                    INVALID,
-                    error_type="invalid row",
-                    error_message=str(exc),
+                    SKIPPED if skipped else INVALID,
+                    error_type="filtered" if skipped else "invalid row",
+                    error_message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
                     finished_at=utc_now(),
                 )
                 self.journal.record(result)

@@ -252,3 +252,35 @@ def test_keys_never_reach_results_or_output(
     )
     assert bad.exit_code == 3, bad.output
     assert access not in bad.output and secret not in bad.output
+
+
+def test_filtered_rows_are_recorded_skipped_and_never_sent(
+    sandbox_thread, tmp_path, sample_rows
+) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        EXAMPLE_MAPPING.read_text()
+        + "\nfilters:\n  skip_if:\n    - {column: kyc_status, equals: Rejected, reason: rejected}\n"
+    )
+    source = sample_rows(30)
+    rejected = {
+        line_no
+        for line_no, line in enumerate(read_results(source), start=2)
+        if line["kyc_status"] == "Rejected"
+    }
+    assert rejected
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    summary = run_import(
+        source,
+        mapping,
+        results=tmp_path / "r.csv",
+        host=sandbox.base_url,
+        credentials=SANDBOX_KEYS,
+        rate=100,
+        per=1.0,
+    )
+    lines = {int(line["row"]): line for line in read_results(tmp_path / "r.csv")}
+    assert {row for row, line in lines.items() if line["status"] == "skipped"} == rejected
+    assert all(lines[row]["error_message"] == "rejected" for row in rejected)
+    assert len(sandbox.activities) == 30 - len(rejected)
+    assert summary.exit_status is ExitStatus.SUCCESS

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import secrets
 import signal
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from .classify import Outcome
 from .client import LeadSquaredClient, make_session
-from .exceptions import ConfigError, ResultsFileError
+from .exceptions import ConfigError, InputFileError, ResultsFileError
 from .exitcodes import ExitStatus
 from .fingerprint import Fingerprints, check_resume
 from .journal import (
@@ -42,7 +43,7 @@ from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
 from .pacer import Pacer
 from .pool import WorkerPool
 from .progress import Progress, estimate_rows
-from .reader import InputFile, open_input
+from .reader import Row, open_input
 from .report import read_report
 from .retry import RetryPolicy
 from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
@@ -122,6 +123,11 @@ def run_import(
             env = {**os.environ, **(read_env_file(env_file) if env_file else {})}
             target = base_url(host or env.get(ENV_HOST))
             credentials = credentials or credentials_from_env(env)
+        rows = source.rows()
+        first = next(rows, None)
+        if first is None:
+            # An empty export is almost always an upstream failure: say so, don't report success.
+            raise InputFileError(f"{input_path}: has a header but no data rows: nothing to import")
         if not results_path.parent.is_dir():
             raise ResultsFileError(
                 f"{results_path}: the folder {str(results_path.parent)!r} does not exist"
@@ -133,7 +139,7 @@ def run_import(
             journal = Journal(results_path)
             journal.open()
             run = _Run(
-                source=source,
+                rows=itertools.chain([first], rows),
                 mapping=the_mapping,
                 journal=journal,
                 previous=previous,
@@ -181,7 +187,7 @@ def run_import(
 class _Run:
     """The state of one run, shared by the row feed, the pool callbacks and the summary."""
 
-    source: InputFile
+    rows: Iterator[Row]
     mapping: Mapping
     journal: Journal
     previous: Outcomes
@@ -202,7 +208,7 @@ class _Run:
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         taken = 0
-        for row in self.source.rows():
+        for row in self.rows:
             if row.number < self.start_row:
                 continue
             before = self.previous.get(row.number)

@@ -1,0 +1,146 @@
+"""Bad input of every kind: one clean line naming the file (and row, column or key), a
+documented exit code, no traceback, and nothing written or sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from importer.cli import cli
+
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS
+
+CORPUS = ROOT / "tests" / "corpus"
+SAMPLE = ROOT / "sample_data" / "leads.csv"
+HEADER = SAMPLE.read_text(encoding="utf-8-sig").splitlines()[0]
+BIG_ROW = "A,B,a@x.com,9845098450,Pune,Pending,01/05/2024 10:00,100,P," + "y" * 10_000_000
+
+
+def mapping_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE_MAPPING.read_text()
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+CASES = {
+    "empty file": lambda t: (["run", write(t, "e.csv", "")], ["e.csv", "empty"]),
+    "header only": lambda t: (
+        ["run", write(t, "h.csv", HEADER + "\n")],
+        ["h.csv", "no data rows"],
+    ),
+    "binary file": lambda t: (
+        ["run", write(t, "b.csv", b"\x00\x01\x02\xff" * 400)],
+        ["b.csv", "binary"],
+    ),
+    "xlsx renamed to csv": lambda t: (
+        ["run", CORPUS / "workbook_named.csv"],
+        ["workbook_named.csv", ".xlsx"],
+    ),
+    "10 MB cell": lambda t: (
+        ["run", write(t, "big.csv", f"{HEADER}\n{BIG_ROW}\n")],
+        ["big.csv", "row 2", "longer than"],
+    ),
+    "unsupported type": lambda t: (["run", write(t, "leads.pdf", "%PDF")], ["leads.pdf", ".pdf"]),
+    "missing input": lambda t: (["run", t / "nope.csv"], ["nope.csv"]),
+    "unknown encoding": lambda t: (["run", SAMPLE, "--encoding", "klingon"], ["klingon"]),
+    "undecodable bytes": lambda t: (
+        ["run", write(t, "w.csv", "first_name,email\nJos\xe9,j@x.com\n".encode("cp1252"))],
+        ["w.csv", "cp1252"],
+    ),
+    "duplicate header": lambda t: (
+        ["run", write(t, "d.csv", "email,email\na@x,b@x\n")],
+        ["d.csv", "duplicate", "email"],
+    ),
+    "missing mapped column": lambda t: (
+        ["run", write(t, "m.csv", "first_name,emial\nA,a@x.com\n")],
+        ["example.yaml", "lead.attributes.EmailAddress", "email"],
+    ),
+    "missing mapping file": lambda t: (["run", SAMPLE, "-m", t / "none.yaml"], ["none.yaml"]),
+    "mapping YAML syntax": lambda t: (
+        ["run", SAMPLE, "-m", write(t, "s.yaml", "lead: [unclosed\n")],
+        ["s.yaml", "line"],
+    ),
+    "mapping not a mapping": lambda t: (
+        ["run", SAMPLE, "-m", write(t, "l.yaml", "- a\n- b\n")],
+        ["l.yaml"],
+    ),
+    "mapping unknown key": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "activity:", "activty:")],
+        ["bad.yaml", "activty"],
+    ),
+    "mapping event not a number": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: visit")],
+        ["bad.yaml", "activity.event"],
+    ),
+    "mapping unknown timezone": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "Asia/Kolkata", "Asia/Pune")],
+        ["bad.yaml", "Asia/Pune"],
+    ),
+    "mapping search_by not mapped": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "search_by: EmailAddress", "search_by: Mobile")],
+        ["bad.yaml", "lead.search_by"],
+    ),
+    "missing results folder": lambda t: (
+        ["run", SAMPLE, "--results", t / "no" / "r.csv"],
+        ["r.csv", "does not exist"],
+    ),
+    "results file is a folder": lambda t: (
+        ["run", SAMPLE, "--results", (t / "dir.csv").mkdir() or t / "dir.csv"],
+        ["dir.csv"],
+    ),
+    "results file not ours": lambda t: (
+        ["run", SAMPLE, "--results", write(t, "other.csv", "a,b\n1,2\n")],
+        ["other.csv", "not an lsq-import results file"],
+    ),
+    "missing env file": lambda t: (["run", SAMPLE, "--env-file", t / "none.env"], ["none.env"]),
+    "plain http to a remote host": lambda t: (
+        ["run", SAMPLE, "--host", "http://api.leadsquared.com"],
+        ["--host", "https"],
+    ),
+    "folder without inputs": lambda t: (
+        ["run", (t / "empty").mkdir() or t / "empty"],
+        ["empty", "no input files"],
+    ),
+    "unknown sheet": lambda t: (
+        ["run", ROOT / "sample_data" / "leads.xlsx", "--sheet", "Nope"],
+        ["leads.xlsx", "Nope"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gives_one_clean_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    args, needles = CASES[case](tmp_path)
+    if "-m" not in args:
+        args += ["-m", EXAMPLE_MAPPING]
+    if "--results" not in args:
+        args += ["--results", tmp_path / "results.csv"]
+    result = CliRunner().invoke(
+        cli,
+        [str(a) for a in args],
+        env={
+            "LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key,
+            "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key,
+            "LSQ_HOST": "http://127.0.0.1:9",
+        },  # nothing listens: a call would fail loudly
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    for needle in needles:
+        assert needle in message, message
+    assert not (tmp_path / "results.csv").exists() or case == "results file not ours"

@@ -1,0 +1,310 @@
+"""``validate_file``: map every row of an input file without calling the API.
+
+Why: a migration file of 300,000 rows with a dozen broken ones should be fixed *before* the
+first call touches the account. Validation runs the very ``Mapping.build`` that ``run`` uses, so
+a row it accepts is a row ``run`` would send, and ``--payloads`` shows exactly that body.
+
+    from importer.validate import validate_file
+    summary = validate_file("leads.csv", "mappings/example.yaml", results="leads.check.csv")
+    print(summary.to_text()); raise SystemExit(summary.exit_status)
+
+It streams: memory holds one row at a time plus, for the duplicate-key report, one entry per
+distinct SearchBy key (its first row number). Payloads go straight to their file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ResultsFileError
+from .exitcodes import ExitStatus
+from .journal import INVALID, SKIPPED, Journal, Result, read_outcomes, utc_now
+from .mapping import Mapping, RowError, RowSkipped, load_mapping
+from .progress import Progress, estimate_rows
+from .reader import open_input
+
+if TYPE_CHECKING:
+    from .preflight import PreflightReport
+
+__all__ = ["ValidationSummary", "validate_file"]
+
+# How many duplicate keys, and rows of each, the summary names (the counts are always exact).
+DUPLICATE_EXAMPLES = 5
+ROWS_PER_EXAMPLE = 5
+# How many invalid rows the printed summary quotes; the results file has them all.
+PROBLEM_EXAMPLES = 5
+
+
+@dataclass
+class ValidationSummary:
+    """What :func:`validate_file` found. ``to_text()`` for people, ``exit_status`` for cron."""
+
+    input: str
+    results: str | None = None
+    payloads: str | None = None
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    skipped: int = 0
+    duplicate_keys: int = 0
+    """SearchBy keys found on more than one row."""
+    duplicate_rows: int = 0
+    """Rows whose key an earlier row already had (several activities for one lead)."""
+    duplicate_examples: list[tuple[str, int, list[int]]] = field(default_factory=list)
+    """A few duplicate keys: (key, rows with it, the first row numbers)."""
+    invalid_by_column: Counter[str] = field(default_factory=Counter)
+    """Invalid rows by the column to fix ("" when the problem is not one column's)."""
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """The first few invalid rows: (row number, message)."""
+    elapsed: float = 0.0
+    account: PreflightReport | None = None
+    """The account check, when validating ``--online``."""
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.ROWS_FAILED if self.invalid else ExitStatus.SUCCESS
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.elapsed if self.elapsed > 0 else 0.0
+
+    def duplicates_text(self) -> str:
+        """'3 leads appear on more than one row: a@x (rows 4, 17), ...' or ''."""
+        if not self.duplicate_keys:
+            return ""
+        shown = []
+        for key, count, rows in self.duplicate_examples:
+            listed = ", ".join(str(r) for r in rows)
+            more = f" and {count - len(rows)} more" if count > len(rows) else ""
+            shown.append(f"{key} (rows {listed}{more})")
+        if self.duplicate_keys > len(shown):
+            shown.append("...")
+        noun = "lead appears" if self.duplicate_keys == 1 else "leads appear"
+        return (
+            f"{self.duplicate_keys} {noun} on more than one row: {', '.join(shown)} "
+            "(allowed: each row adds one activity to the same lead, sent in file order)"
+        )
+
+    def to_text(self) -> str:
+        """A few lines for the terminal: counts, where the details are, what to do next."""
+        lines = []
+        if self.account is not None:
+            lines.append(self.account.to_text())
+        lines.append(
+            f"{self.input}: {self.rows} rows checked in {self.elapsed:.1f} s: {self.valid} valid, "
+            f"{self.invalid} invalid, {self.skipped} skipped"
+        )
+        if self.invalid:
+            by_column = ", ".join(
+                f"{column or '(whole row)'} {count}"
+                for column, count in self.invalid_by_column.most_common()
+            )
+            lines.append(f"invalid rows by column: {by_column}")
+            for number, message in self.problems:
+                lines.append(f"  row {number}: {message}")
+            if self.invalid > len(self.problems):
+                lines.append(f"  ... and {self.invalid - len(self.problems)} more")
+        duplicates = self.duplicates_text()
+        if duplicates:
+            lines.append(duplicates)
+        if self.results is not None and (self.invalid or self.skipped):
+            lines.append(f"invalid and skipped rows, each with its problem: {self.results}")
+        if self.payloads is not None:
+            lines.append(f"request bodies of the {self.valid} valid rows: {self.payloads}")
+        if self.invalid:
+            lines.append("fix the invalid rows (or the mapping) and validate again")
+        else:
+            lines.append("no invalid rows")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, e.g. for a scheduler's log."""
+        return {
+            "input": self.input,
+            "results": self.results,
+            "payloads": self.payloads,
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "skipped": self.skipped,
+            "duplicate_keys": self.duplicate_keys,
+            "duplicate_rows": self.duplicate_rows,
+            "invalid_by_column": dict(self.invalid_by_column),
+            "elapsed": round(self.elapsed, 3),
+            "exit_status": int(self.exit_status),
+        }
+
+
+def _open_results(path: Path) -> Journal:
+    """A fresh results file for this validation.
+
+    Validation must never destroy a run's results file (it is what makes a run resumable), so
+    an existing file is replaced only if an earlier validation wrote it (only ``invalid`` and
+    ``skipped`` lines).
+    """
+    if path.exists():
+        statuses = set(read_outcomes(path).counts())
+        if statuses - {INVALID, SKIPPED}:
+            raise ResultsFileError(
+                f"{path}: holds the outcomes of a run ({', '.join(sorted(statuses))}); "
+                "validate writes a file of its own: pass another --results file"
+            )
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot replace the file ({exc.strerror})") from None
+    journal = Journal(path)
+    journal.open()
+    return journal
+
+
+def _open_payloads(path: Path) -> Any:
+    if not path.parent.is_dir():
+        raise ResultsFileError(f"{path}: the folder {str(path.parent)!r} does not exist")
+    try:
+        return open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20)  # noqa: SIM115
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot write the payloads file ({exc.strerror})") from None
+
+
+def validate_file(
+    input_path: str | os.PathLike[str],
+    mapping: str | os.PathLike[str] | Mapping,
+    *,
+    results: str | os.PathLike[str] | None = None,
+    payloads: str | os.PathLike[str] | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    progress: bool = False,
+    account: PreflightReport | None = None,
+    online: Callable[[Mapping], PreflightReport] | None = None,
+) -> ValidationSummary:
+    """Map every row of ``input_path``; report invalid, skipped and duplicate-key rows.
+
+    Nothing is sent. ``results``: a results file (same format as ``run``'s) listing each
+    invalid row (status ``invalid``, the message names the column and the problem) and each
+    row a filter skipped (``skipped``). ``payloads``: a JSON Lines file with
+    ``{"row": N, "key": "...", "body": {...}}`` for every valid row, ``body`` being exactly the
+    CreateCustom body ``run`` would send. ``account``: a :class:`PreflightReport` from
+    :func:`importer.preflight.check_account`; with it, each row's dropdown values are also
+    checked against the account's options. ``online``: a function making that report (e.g.
+    ``importer.preflight.check_account``), called once the mapping and the file's header are
+    known to be good, so a bad file costs no API call. Raises ``ImporterError`` subclasses for
+    a bad file, mapping, account check or output path, before any row is read.
+    """
+    the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    summary = ValidationSummary(
+        input=str(input_path),
+        results=None if results is None else str(results),
+        payloads=None if payloads is None else str(payloads),
+        account=account,
+    )
+    started = time.monotonic()
+    with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as source:
+        the_mapping.check_columns(source.columns, str(input_path))
+        if online is not None:
+            account = summary.account = online(the_mapping)
+        row_check = account.row_checker() if account is not None else None
+        journal = _open_results(Path(results)) if results is not None else None
+        out = None
+        try:
+            out = _open_payloads(Path(payloads)) if payloads is not None else None
+            bar = Progress(
+                total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
+            )
+            try:
+                _check_rows(source.rows(), the_mapping, summary, journal, out, row_check, bar)
+            finally:
+                bar.close()
+        finally:
+            if out is not None:
+                out.close()
+            if journal is not None:
+                journal.finalize()
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def _check_rows(
+    rows: Any,
+    mapping: Mapping,
+    summary: ValidationSummary,
+    journal: Journal | None,
+    out: Any,
+    row_check: Callable[[dict[str, Any]], None] | None,
+    bar: Progress,
+) -> None:
+    """The row loop: kept lean, since it runs a million times (see the module docstring)."""
+    build = mapping.build
+    write = out.write if out is not None else None
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    first_row: dict[str, int] = {}  # key -> the first row with it
+    extra: dict[str, int] = {}  # duplicated key -> rows with it after the first
+    examples: dict[str, list[int]] = {}
+    update = bar.skipped if bar.enabled else None
+    count = valid = 0
+
+    def problem(number: int, message: str, column: str | None) -> None:
+        summary.invalid += 1
+        summary.invalid_by_column[column or ""] += 1
+        if len(summary.problems) < PROBLEM_EXAMPLES:
+            summary.problems.append((number, message))
+        if journal is not None:
+            journal.record(
+                Result(
+                    number,
+                    "",
+                    INVALID,
+                    error_type="invalid row",
+                    error_message=message,
+                    finished_at=utc_now(),
+                )
+            )
+
+    for row in rows:
+        count += 1
+        if update is not None and not count & 0x3FF:
+            update(0x400)
+        try:
+            payload = build(row)  # also raises RowError for a row the reader could not read
+            if row_check is not None:
+                row_check(payload.body)
+        except RowError as exc:
+            problem(row.number, str(exc), exc.column)
+            continue
+        except RowSkipped as exc:
+            summary.skipped += 1
+            if journal is not None:
+                journal.record(
+                    Result(row.number, "", SKIPPED, error_message=exc.reason, finished_at=utc_now())
+                )
+            continue
+        valid += 1
+        key = payload.key
+        first = first_row.setdefault(key, row.number)
+        if first != row.number:
+            seen = extra.get(key, 0)
+            extra[key] = seen + 1
+            if seen == 0:
+                if len(examples) < DUPLICATE_EXAMPLES:
+                    examples[key] = [first, row.number]
+            elif key in examples and len(examples[key]) < ROWS_PER_EXAMPLE:
+                examples[key].append(row.number)
+        if write is not None:
+            write(encode({"row": payload.row, "key": key, "body": payload.body}))
+            write("\n")
+    if update is not None:
+        update(count & 0x3FF)
+    summary.rows = count
+    summary.valid = valid
+    summary.duplicate_keys = len(extra)
+    summary.duplicate_rows = sum(extra.values())
+    summary.duplicate_examples = [(key, extra[key] + 1, rows) for key, rows in examples.items()]

@@ -1,0 +1,252 @@
+"""``validate``: every row mapped, nothing sent; invalid rows by row and column; payloads."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from importer.cli import cli
+from importer.exceptions import ResultsFileError
+from importer.exitcodes import ExitStatus
+from importer.journal import Journal, Result
+from importer.mapping import load_mapping
+from importer.reader import open_input
+from importer.validate import validate_file
+
+from .conftest import EXAMPLE_MAPPING, SAMPLE_CSV, read_results
+
+
+def invoke(*args: object, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def sample_records() -> tuple[list[str], list[list[str]]]:
+    with open(SAMPLE_CSV, newline="", encoding="utf-8-sig") as handle:
+        records = list(csv.reader(handle))
+    return records[0], records[1:]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows([header, *rows])
+    return path
+
+
+def thousand_rows_with_planted_errors(path: Path) -> dict[int, str]:
+    """1,000 rows with unique e-mails; 10 of them broken. Returns row number -> column."""
+    header, records = sample_records()
+    email, visited = header.index("email"), header.index("visited_at")
+    rows = []
+    for i in range(1000):
+        cells = list(records[i % len(records)])
+        cells[email] = f"u{i}.{cells[email]}"
+        rows.append(cells)
+    planted: dict[int, str] = {}
+    for n, index in enumerate((3, 98, 211, 333, 402, 517, 640, 777, 901, 999)):
+        if n % 2:
+            rows[index][email] = ""  # the SearchBy value is missing
+            planted[index + 2] = "email"
+        else:
+            rows[index][visited] = "31/02/2024 10:00"  # no such day
+            planted[index + 2] = "visited_at"
+    write_csv(path, header, rows)
+    return planted
+
+
+def test_thousand_rows_ten_planted_errors_found_by_row_and_column(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    planted = thousand_rows_with_planted_errors(source)
+    results = tmp_path / "check.csv"
+
+    outcome = invoke("validate", source, "-m", EXAMPLE_MAPPING, "--results", results)
+
+    assert outcome.exit_code == 1, outcome.output
+    assert "1000 rows checked" in outcome.output and "990 valid, 10 invalid" in outcome.output
+    lines = read_results(results)
+    found = {int(line["row"]): line for line in lines}
+    assert set(found) == set(planted)
+    for row, column in planted.items():
+        assert found[row]["status"] == "invalid"
+        assert f"column '{column}'" in found[row]["error_message"], found[row]
+    assert "visited_at 5" in outcome.output and "email 5" in outcome.output
+
+
+def test_summary_counts_and_exit_status(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    planted = thousand_rows_with_planted_errors(source)
+    summary = validate_file(source, EXAMPLE_MAPPING)
+    assert (summary.rows, summary.valid, summary.invalid, summary.skipped) == (1000, 990, 10, 0)
+    assert summary.exit_status is ExitStatus.ROWS_FAILED
+    assert [row for row, _ in summary.problems] == sorted(planted)[:5]
+    assert summary.invalid_by_column == {"visited_at": 5, "email": 5}
+
+
+def test_payloads_are_exactly_what_run_would_send(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    planted = thousand_rows_with_planted_errors(source)
+    payloads = tmp_path / "bodies.jsonl"
+
+    outcome = invoke("validate", source, "-m", EXAMPLE_MAPPING, "--payloads", payloads)
+
+    assert outcome.exit_code == 1, outcome.output
+    lines = [json.loads(line) for line in payloads.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 990
+    mapping = load_mapping(EXAMPLE_MAPPING)
+    with open_input(source) as rows:
+        expected = {
+            row.number: mapping.build(row) for row in rows.rows() if row.number not in planted
+        }
+    assert [line["row"] for line in lines] == sorted(expected)
+    for line in lines:
+        payload = expected[line["row"]]
+        assert line["body"] == payload.body
+        assert line["key"] == payload.key
+    assert "Müller" in payloads.read_text(encoding="utf-8")  # UTF-8 as sent, not \\u escapes
+
+
+def test_duplicate_keys_are_reported_with_rows_but_allowed(tmp_path: Path) -> None:
+    header, records = sample_records()
+    email = header.index("email")
+    rows = [list(records[i]) for i in range(8)]
+    rows[2][email] = rows[0][email]  # rows 2 and 4: one lead
+    rows[3][email] = "Repeat@Example.com"
+    rows[5][email] = "repeat@example.com"  # e-mail keys compare case-insensitively
+    rows[7][email] = "REPEAT@example.com"
+    source = write_csv(tmp_path / "dups.csv", header, rows)
+
+    summary = validate_file(source, EXAMPLE_MAPPING)
+
+    assert summary.exit_status is ExitStatus.SUCCESS
+    assert (summary.duplicate_keys, summary.duplicate_rows) == (2, 3)
+    text = summary.to_text()
+    assert "2 leads appear on more than one row" in text
+    assert f"{rows[0][email].casefold()} (rows 2, 4)" in text
+    assert "repeat@example.com (rows 5, 7, 9)" in text
+
+
+def test_many_duplicates_name_a_few_and_count_all(tmp_path: Path) -> None:
+    header, records = sample_records()
+    email = header.index("email")
+    rows = []
+    for i in range(60):  # 20 leads, 3 rows each
+        cells = list(records[i % len(records)])
+        cells[email] = f"lead{i % 20}@example.com"
+        rows.append(cells)
+    source = write_csv(tmp_path / "dups.csv", header, rows)
+    summary = validate_file(source, EXAMPLE_MAPPING)
+    assert (summary.duplicate_keys, summary.duplicate_rows) == (20, 40)
+    assert len(summary.duplicate_examples) == 5
+    assert "lead0@example.com (rows 2, 22, 42)" in summary.duplicates_text()
+    assert summary.duplicates_text().count("@") == 5
+
+
+def test_skipped_rows_are_recorded_as_skipped_not_invalid(tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        EXAMPLE_MAPPING.read_text(encoding="utf-8").replace(
+            "lead:\n", "filters:\n  skip_if:\n    - {column: city, equals: Pune}\n\nlead:\n", 1
+        ),
+        encoding="utf-8",
+    )
+    header, records = sample_records()
+    city = header.index("city")
+    pune = [i + 2 for i, cells in enumerate(records) if cells[city] == "Pune"]
+    results = tmp_path / "check.csv"
+
+    summary = validate_file(SAMPLE_CSV, mapping, results=results)
+
+    assert pune and summary.skipped == len(pune)
+    assert summary.valid == len(records) - len(pune) and summary.invalid == 0
+    assert summary.exit_status is ExitStatus.SUCCESS
+    lines = read_results(results)
+    assert [int(line["row"]) for line in lines] == pune
+    assert {line["status"] for line in lines} == {"skipped"}
+    assert "city" in lines[0]["error_message"]
+
+
+def test_a_ragged_row_is_invalid_and_the_rest_is_checked(tmp_path: Path) -> None:
+    header, records = sample_records()
+    rows = [list(records[i]) for i in range(4)]
+    rows[1] = [*rows[1], "an extra cell"]
+    source = write_csv(tmp_path / "ragged.csv", header, rows)
+    summary = validate_file(source, EXAMPLE_MAPPING)
+    assert (summary.valid, summary.invalid) == (3, 1)
+    assert summary.problems[0][0] == 3
+    assert "cells" in summary.problems[0][1]
+
+
+def test_a_runs_results_file_is_never_overwritten(tmp_path: Path) -> None:
+    results = tmp_path / "leads.results.csv"
+    journal = Journal(results)
+    journal.open()
+    journal.record(Result(2, "a@example.com", "success", activity_id="x"))
+    journal.finalize()
+    before = results.read_bytes()
+    with pytest.raises(ResultsFileError, match="another --results file"):
+        validate_file(SAMPLE_CSV, EXAMPLE_MAPPING, results=results)
+    assert results.read_bytes() == before
+
+
+def test_an_earlier_validation_file_is_replaced(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    thousand_rows_with_planted_errors(source)
+    results = tmp_path / "check.csv"
+    validate_file(source, EXAMPLE_MAPPING, results=results)
+    assert len(read_results(results)) == 10
+    validate_file(SAMPLE_CSV, EXAMPLE_MAPPING, results=results)  # now a clean file
+    assert read_results(results) == []
+
+
+def test_cli_all_valid_exits_0(tmp_path: Path, sample_rows) -> None:
+    outcome = invoke("validate", sample_rows(20), "-m", EXAMPLE_MAPPING)
+    assert outcome.exit_code == 0, outcome.output
+    assert "20 valid, 0 invalid" in outcome.output and "no invalid rows" in outcome.output
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (("event: 105", "event: visit"), "activity.event"),
+        (("city", "town"), "'town'"),
+    ],
+)
+def test_cli_bad_mapping_exits_2_in_one_line(
+    tmp_path: Path, change: tuple[str, str], needle: str
+) -> None:
+    mapping = tmp_path / "bad.yaml"
+    text = EXAMPLE_MAPPING.read_text(encoding="utf-8")
+    assert change[0] in text
+    mapping.write_text(text.replace(*change), encoding="utf-8")
+    results = tmp_path / "check.csv"
+    outcome = invoke("validate", SAMPLE_CSV, "-m", mapping, "--results", results)
+    assert outcome.exit_code == 2, outcome.output
+    message = outcome.stderr.strip()
+    assert "\n" not in message and "bad.yaml" in message and needle in message
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--host", "api.leadsquared.com"],  # --host without --online
+        ["--bogus"],
+    ],
+)
+def test_cli_bad_options_exit_2(args: list[str]) -> None:
+    outcome = invoke("validate", SAMPLE_CSV, "-m", EXAMPLE_MAPPING, *args)
+    assert outcome.exit_code == 2, outcome.output
+
+
+def test_cli_missing_input_exits_2() -> None:
+    outcome = invoke("validate", "nope.csv", "-m", EXAMPLE_MAPPING)
+    assert outcome.exit_code == 2, outcome.output
+    assert "nope.csv" in outcome.stderr
+
+
+def test_help_has_an_example() -> None:
+    outcome = invoke("validate", "--help")
+    assert outcome.exit_code == 0 and "Example" in outcome.output

@@ -1,0 +1,724 @@
+"""Preflight: check a mapping against the account's metadata before the first row is sent.
+
+Why: a wrong activity code, a misspelt schema name or a dropdown constant the account does not
+know makes *every* row fail. Three metadata GETs find that out in a second, instead of after
+300,000 refused calls:
+
+1. ``ActivityTypes.Get``: the mapping's ``activity.event`` exists;
+2. ``CustomActivity/GetActivitySetting?code=N``: each ``activity.fields`` name is a field of
+   that activity, its mandatory fields are mapped, and fixed dropdown values are options
+   (skipped when ``options.validate_dropdown_options`` is set, as LeadSquared skips them);
+3. ``LeadsMetaData.Get``: each lead attribute is a lead field (a custom field set where the
+   mapping gives ``fields:``, with those sub-fields when the metadata lists them), and fixed
+   dropdown values (``value:``, ``default:``, value-map outputs) are among its options.
+
+Every problem is collected and raised as one :class:`PreflightError` line naming the mapping
+keys and what the account has. 401/404 answers raise :class:`FatalApiError`. Values that come
+from a column can only be checked row by row: :meth:`PreflightReport.row_checker` gives
+``validate --online`` that check.
+
+From async code, with the run's pacer so the GETs count against the rate limit::
+
+    report = await preflight(LeadSquaredClient(session, url), mapping, pacer=pacer)
+
+From sync code: ``check_account(mapping, host="api-in21.leadsquared.com")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .classify import ApiResponse, Kind, classify
+from .client import (
+    ACTIVITY_SETTING_PATH,
+    ACTIVITY_TYPES_PATH,
+    LEAD_METADATA_PATH,
+    LeadSquaredClient,
+    TransportError,
+    make_session,
+)
+from .exceptions import FatalApiError, ImporterError
+from .mapping import Mapping, RowError
+from .pacer import Pacer
+from .retry import RetryPolicy
+from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
+
+__all__ = [
+    "PreflightError",
+    "PreflightReport",
+    "check_account",
+    "fetch_lead_fields",
+    "preflight",
+    "read_lead_fields",
+]
+
+DROPDOWN_TYPES = frozenset({"select", "dropdown", "searchabledropdown", "multiselect"})
+# Lead attributes LeadSquared accepts without listing them in LeadsMetaData.
+_IMPLICIT_LEAD_ATTRIBUTES = frozenset({"prospectid"})
+_SHOW = 12  # names listed in a message before "... (N more)"
+
+
+class PreflightError(ImporterError):
+    """The mapping does not fit the account: nothing was sent. Fix the mapping and rerun."""
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata as the account describes it
+
+
+def _option_values(options: Any) -> tuple[str, ...]:
+    """Accepted values of a dropdown: each option's Value and Text (LeadSquared takes both)."""
+    values: list[str] = []
+    for option in options or ():
+        if isinstance(option, str):
+            values.append(option)
+        elif isinstance(option, dict):
+            for key in ("Value", "Text"):
+                if isinstance(option.get(key), str):
+                    values.append(option[key])
+    return tuple(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    display: str
+    data_type: str
+    mandatory: bool
+    options: tuple[str, ...] | None  # None: not a dropdown
+    sub_fields: dict[str, _Field] | None  # custom field set: its fields, when listed
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], options_key: str) -> _Field:
+        data_type = str(raw.get("DataType") or "")
+        options = _option_values(raw.get(options_key))
+        is_dropdown = bool(options) or data_type.lower() in DROPDOWN_TYPES
+        subs = None
+        if isinstance(raw.get("Fields"), list):
+            subs = _fields_by_name(raw["Fields"], options_key)
+        return cls(
+            name=str(raw.get("SchemaName")),
+            display=str(raw.get("DisplayName") or raw.get("SchemaName")),
+            data_type=data_type,
+            mandatory=bool(raw.get("IsMandatory")),
+            options=options if is_dropdown else None,
+            sub_fields=subs,
+        )
+
+    @property
+    def is_field_set(self) -> bool:
+        return self.data_type.lower() == "customobject"
+
+    def accepts(self, value: str) -> bool:
+        """Whether a dropdown takes ``value``; empty always passes (it clears or omits)."""
+        if self.options is None or value == "" or value in self.options:
+            return True
+        if self.data_type.lower() == "multiselect":  # "A;B" picks two options
+            return all(part.strip() in self.options for part in value.split(";"))
+        return False
+
+
+def _fields_by_name(items: Any, options_key: str) -> dict[str, _Field]:
+    fields: dict[str, _Field] = {}
+    for raw in items if isinstance(items, list) else ():
+        if isinstance(raw, dict) and isinstance(raw.get("SchemaName"), str):
+            fields[raw["SchemaName"]] = _Field.parse(raw, options_key)
+    return fields
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_SHOW])
+    if len(names) > _SHOW:
+        shown += f", ... ({len(names) - _SHOW} more)"
+    return shown or "none"
+
+
+def _options_text(f: _Field) -> str:
+    return _listed(f.options or ()) if f.options else "no options"
+
+
+def _near(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for a case slip or a close spelling, else ''."""
+    known = list(known)
+    for candidate in known:
+        if candidate.casefold() == name.casefold():
+            return f" (did you mean {candidate}?)"
+    # mx_Custom_9 is not a misspelt mx_Custom_3: numbered names differing in digits only
+    # are different fields, so they are no suggestion.
+    shape = re.sub(r"\d", "", name)
+    close = [
+        candidate
+        for candidate in difflib.get_close_matches(name, known, n=3, cutoff=0.8)
+        if re.sub(r"\d", "", candidate) != shape
+    ]
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+# --------------------------------------------------------------------------------------------
+# What the mapping sends: names, the column feeding each, and the values knowable up front
+
+
+@dataclass
+class _Target:
+    """One value the mapping sends: its mapping key, column, and fixed outputs."""
+
+    key: str  # e.g. lead.attributes.mx_KYC.fields.Status
+    column: str | None
+    fixed: list[str]  # values known without reading the file (constants, defaults, map outputs)
+    free: bool  # a column's cells can reach the API as written (not only fixed values)
+
+
+def _raw_mapping(mapping: Mapping) -> dict[str, Any]:
+    """The mapping file as YAML data: value-map inputs are only visible there."""
+    try:
+        data = yaml.safe_load(mapping.path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _section(data: Any, *keys: str) -> dict[str, Any]:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _target(key: str, spec: Any, compiled: Any) -> _Target:
+    """Work out a value's fixed outputs, through the compiled value where possible.
+
+    The compiled value (``Mapping._all``) applies defaults, maps and transforms exactly as
+    ``build`` does: a constant is ``resolve({})``, a map output ``resolve({column: input})``.
+    """
+    if isinstance(spec, str | int) and not isinstance(spec, bool):
+        spec = {"column": str(spec)}
+    if not isinstance(spec, dict):
+        spec = {}
+    column = spec.get("column")
+    column = str(column) if column is not None else None
+    value_map = spec.get("map") if isinstance(spec.get("map"), dict) else None
+    resolve = getattr(compiled, "resolve", None)
+    fixed: list[str] = []
+    if column is None and spec.get("template") is None:  # a constant
+        text = _resolved(resolve, {}) if resolve else _text(spec.get("value"))
+        return _Target(key, None, [text] if text else [], free=False)
+    if column is not None:
+        inputs = [""] + [str(k) for k in value_map or ()]
+        for given in inputs:
+            if resolve is not None:
+                text = _resolved(resolve, {column: given})
+            elif given == "":
+                text = _text(spec.get("default"))
+            else:
+                text = _text(value_map.get(given) if value_map else None)
+            if text:
+                fixed.append(text)
+    # A map lets only its outputs through, unless unmapped cells are kept as written.
+    free = value_map is None or spec.get("unmapped") == "keep"
+    return _Target(key, column, list(dict.fromkeys(fixed)), free=free)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or isinstance(value, dict | list) else str(value)
+
+
+def _resolved(resolve: Callable[[dict[str, str]], Any], values: dict[str, str]) -> str:
+    try:
+        text = resolve(values)
+    except Exception:  # a value that fails here is a row problem, reported per row
+        return ""
+    return text if isinstance(text, str) else ""
+
+
+@dataclass
+class _Sends:
+    lead: dict[str, _Target]  # attribute -> value (plain attributes)
+    field_sets: dict[str, dict[str, _Target]]  # attribute -> sub-field -> value
+    activity: dict[str, _Target]
+    activity_sets: dict[str, tuple[str, ...]]  # activity custom field sets -> sub-fields
+    event: int
+    skip_activity_dropdowns: bool
+
+    @classmethod
+    def of(cls, mapping: Mapping) -> _Sends:
+        raw = _raw_mapping(mapping)
+        compiled = {getattr(v, "key", None): v for v in getattr(mapping, "_all", ())}
+        raw_attributes = _section(raw, "lead", "attributes")
+        raw_fields = _section(raw, "activity", "fields")
+        cfs = mapping.lead_cfs_fields
+        lead: dict[str, _Target] = {}
+        field_sets: dict[str, dict[str, _Target]] = {}
+        for name in mapping.lead_attributes:
+            key = f"lead.attributes.{name}"
+            if name in cfs:
+                subs = _section(raw_attributes, name, "fields")
+                field_sets[name] = {
+                    sub: _target(
+                        f"{key}.fields.{sub}", subs.get(sub), compiled.get(f"{key}.fields.{sub}")
+                    )
+                    for sub in cfs[name]
+                }
+            else:
+                lead[name] = _target(key, raw_attributes.get(name), compiled.get(key))
+        activity = {
+            name: _target(
+                f"activity.fields.{name}",
+                raw_fields.get(name),
+                compiled.get(f"activity.fields.{name}"),
+            )
+            for name in mapping.activity_fields
+        }
+        return cls(
+            lead,
+            field_sets,
+            activity,
+            dict(mapping.activity_cfs_fields),
+            int(mapping.activity_event),
+            bool(mapping.validate_dropdown_options),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class PreflightReport:
+    """What the account check found (problems raise; this is the success case)."""
+
+    target: str
+    event: int
+    event_name: str = ""
+    lead_fields_checked: int = 0
+    activity_fields_checked: int = 0
+    fixed_values_checked: int = 0
+    calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+    lead_dropdowns: dict[str, _Field] = field(default_factory=dict, repr=False)
+    """Plain lead attributes fed by a column whose account field is a dropdown."""
+    field_set_dropdowns: dict[str, dict[str, _Field]] = field(default_factory=dict, repr=False)
+    activity_dropdowns: dict[str, _Field] = field(default_factory=dict, repr=False)
+    keys: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    """(section, name) -> (mapping key, column), for row messages."""
+
+    def to_text(self) -> str:
+        lines = [
+            f"account check ({self.target}): activity {self.event} ({self.event_name}) exists; "
+            f"{self.lead_fields_checked} lead fields, {self.activity_fields_checked} activity "
+            f"fields and {self.fixed_values_checked} fixed dropdown values match "
+            f"({self.calls} metadata calls)"
+        ]
+        lines.extend(f"warning: {warning}" for warning in self.warnings)
+        return "\n".join(lines)
+
+    def row_checker(self) -> Callable[[dict[str, Any]], None] | None:
+        """A check of one body's dropdown values against the account's options, or None.
+
+        Raises RowError naming the column and the options. For ``validate --online``: values
+        read from a column can only be checked once each row is read.
+        """
+        lead, sets, activity = (
+            self.lead_dropdowns,
+            self.field_set_dropdowns,
+            self.activity_dropdowns,
+        )
+        if not (lead or sets or activity):
+            return None
+        keys = self.keys
+
+        def fail(section: str, name: str, f: _Field, value: str) -> RowError:
+            key, column = keys.get((section, name), (name, None))
+            return RowError(
+                f"{key}: {value!r} is not one of the account's options for {f.display} "
+                f"({_options_text(f)})",
+                column,
+            )
+
+        def check(body: dict[str, Any]) -> None:
+            for item in body.get("LeadDetails", ()):
+                name = item.get("Attribute")
+                f = lead.get(name)
+                if f is not None and not f.accepts(item.get("Value", "")):
+                    raise fail("lead", name, f, item["Value"])
+                subs = sets.get(name)
+                if subs and item.get("Fields"):
+                    for sub in item["Fields"]:
+                        sf = subs.get(sub.get("Attribute"))
+                        if sf is not None and not sf.accepts(sub.get("Value", "")):
+                            raise fail(name, sub["Attribute"], sf, sub["Value"])
+            if activity:
+                for item in body.get("Activity", {}).get("Fields", ()):
+                    name = item.get("SchemaName") or item.get("Attribute")
+                    f = activity.get(name)
+                    if f is not None and not f.accepts(item.get("Value", "")):
+                        raise fail("activity", name, f, item["Value"])
+
+        return check
+
+
+# --------------------------------------------------------------------------------------------
+# Calls
+
+
+class _Metadata:
+    """Metadata GETs: paced through the run's pacer when given, retried when throttled."""
+
+    def __init__(
+        self,
+        client: LeadSquaredClient,
+        pacer: Pacer | None,
+        retry: RetryPolicy,
+        sleep: Callable[[float], Awaitable[Any]],
+    ) -> None:
+        self.client = client
+        self.pacer = pacer
+        self.retry = retry
+        self.sleep = sleep
+        self.calls = 0
+
+    async def _once(self, path: str, params: dict[str, str] | None) -> ApiResponse:
+        self.calls += 1
+        if self.pacer is None:
+            return await self.client.get(path, params)
+        async with self.pacer.slot() as slot:
+            try:
+                answer = await self.client.get(path, params)
+            except TransportError as exc:
+                if not exc.maybe_sent:
+                    slot.answered()
+                raise
+            slot.answered()
+            return answer
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[Kind, Any, str]:
+        """(kind, JSON body, one-line description of a failure). Fatal answers raise."""
+        url = self.client.base_url + path
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                answer = await self._once(path, params)
+            except TransportError as exc:  # a GET is safe to repeat
+                kind, problem, body = Kind.TRANSIENT, f"gave no answer ({exc})", None
+            else:
+                kind, problem, body = _judge(answer)
+            if kind is Kind.FATAL:
+                raise FatalApiError(_fatal_message(answer.status, url))
+            if kind is Kind.RATE_LIMITED and self.pacer is not None:
+                self.pacer.penalize()
+            elif kind is Kind.SUCCESS and self.pacer is not None:
+                self.pacer.recovered()
+            if kind in (Kind.SUCCESS, Kind.PERMANENT) or not self.retry.should_retry(
+                kind, attempts
+            ):
+                return kind, body, problem
+            delay = self.retry.delay(attempts, kind)
+            if kind is Kind.RATE_LIMITED and self.pacer is None:
+                delay = 5.0  # no pacer to close the window for us: wait one default window
+            await self.sleep(delay)
+
+
+def _judge(answer: ApiResponse) -> tuple[Kind, str, Any]:
+    """Metadata answers are bare JSON (a list or object), not CreateCustom's envelope."""
+    body = answer.body
+    is_error = isinstance(body, dict) and str(body.get("Status", "")).lower() == "error"
+    if answer.status == 200 and body is not None and not is_error:
+        return Kind.SUCCESS, "", body
+    outcome = classify(answer)
+    kind = outcome.kind if outcome.kind is not Kind.SUCCESS else Kind.PERMANENT
+    what = " ".join(part for part in (outcome.error_type, outcome.error_message) if part)
+    return kind, f"answered HTTP {answer.status}{': ' + what if what else ''}", body
+
+
+def _fatal_message(status: int, url: str) -> str:
+    if status == 401:
+        return (
+            f"LeadSquared refused the keys at {url} (HTTP 401): check LSQ_ACCESS_KEY/"
+            "LSQ_SECRET_KEY and that --host is your account's regional host"
+        )
+    return f"{url} answered HTTP {status}: check --host (e.g. api-in21.leadsquared.com)"
+
+
+def _unusable(url: str, problem: str) -> PreflightError:
+    return PreflightError(
+        f"preflight: {url} {problem}; check --host, or retry later if LeadSquared is unavailable"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The checks
+
+
+async def fetch_lead_fields(
+    client: LeadSquaredClient, *, pacer: Pacer | None = None
+) -> list[dict[str, Any]]:
+    """``LeadsMetaData.Get`` as a list of field objects (for ``init-mapping --online``)."""
+    meta = _Metadata(client, pacer, RetryPolicy(max_attempts=3), asyncio.sleep)
+    kind, body, problem = await meta.get(LEAD_METADATA_PATH)
+    url = client.base_url + LEAD_METADATA_PATH
+    if kind is not Kind.SUCCESS:
+        raise _unusable(url, problem)
+    if not isinstance(body, list):
+        raise _unusable(url, "did not answer with a list of lead fields")
+    return [item for item in body if isinstance(item, dict)]
+
+
+async def preflight(
+    client: LeadSquaredClient,
+    mapping: Mapping,
+    *,
+    pacer: Pacer | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> PreflightReport:
+    """Check ``mapping`` against the account behind ``client``; return what was checked.
+
+    ``pacer``: the run's :class:`Pacer`, so the two or three GETs take slots like any call
+    (and throttling closes the window for everyone). Raises :class:`PreflightError` (exit 2)
+    naming every mapping key that does not fit, :class:`FatalApiError` (exit 3) on 401/404.
+    """
+    sends = _Sends.of(mapping)
+    meta = _Metadata(client, pacer, retry or RetryPolicy(max_attempts=3), sleep)
+    report = PreflightReport(target=client.base_url, event=sends.event)
+    problems: list[str] = []
+
+    activity_fields = await _check_event(meta, sends, report, problems)
+    if activity_fields is not None:
+        _check_activity_fields(activity_fields, sends, report, problems)
+
+    kind, body, problem = await meta.get(LEAD_METADATA_PATH)
+    if kind is not Kind.SUCCESS or not isinstance(body, list):
+        url = client.base_url + LEAD_METADATA_PATH
+        raise _unusable(url, problem or "did not answer with a list")
+    _check_lead_fields(_fields_by_name(body, "Options"), sends, report, problems)
+
+    report.calls = meta.calls
+    if problems:
+        label = os.fspath(mapping.path)
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise PreflightError(
+            f"{label}: does not fit the account at {client.base_url} ({len(problems)} {noun}, "
+            f"nothing sent): {'; '.join(problems)}; use the account's schema names "
+            "(Settings > Leads > Lead Fields, Settings > Activities)"
+        )
+    return report
+
+
+async def _check_event(
+    meta: _Metadata, sends: _Sends, report: PreflightReport, problems: list[str]
+) -> dict[str, _Field] | None:
+    """The event exists; returns its fields, or None when they cannot be checked."""
+    url = meta.client.base_url + ACTIVITY_TYPES_PATH
+    kind, body, problem = await meta.get(ACTIVITY_TYPES_PATH)
+    if kind is not Kind.SUCCESS or not isinstance(body, list):
+        raise _unusable(url, problem or "did not answer with a list")
+    types: dict[int, str] = {}
+    for item in body:
+        if not isinstance(item, dict):
+            continue
+        with contextlib.suppress(TypeError, ValueError):
+            code = int(item.get("ActivityEvent"))  # type: ignore[arg-type]
+            types[code] = str(item.get("DisplayName") or item.get("ActivityEventName") or "")
+    event = sends.event
+    if event not in types:
+        listed = _listed(f"{code} ({name})" for code, name in sorted(types.items()))
+        todo = " (replace the placeholder 0 with your activity code)" if event == 0 else ""
+        problems.append(
+            f"activity.event: {event} is not an activity type of this account{todo}; "
+            f"it has {listed}"
+        )
+        return None
+    report.event_name = types[event]
+    kind, body, problem = await meta.get(ACTIVITY_SETTING_PATH, {"code": str(event)})
+    if kind is not Kind.SUCCESS or not isinstance(body, dict):
+        report.warnings.append(
+            f"activity fields of {event} not checked: GetActivitySetting "
+            f"{problem or 'answered without its Fields'}"
+        )
+        return None
+    return _fields_by_name(body.get("Fields"), "OptionSet")
+
+
+def _check_activity_fields(
+    fields: dict[str, _Field], sends: _Sends, report: PreflightReport, problems: list[str]
+) -> None:
+    what = f"activity {sends.event} ({report.event_name})"
+    for name, target in sends.activity.items():
+        f = fields.get(name)
+        if f is None:
+            problems.append(
+                f"{target.key}: not a field of {what}{_near(name, fields)}; "
+                f"it has {_listed(fields)}"
+            )
+            continue
+        report.activity_fields_checked += 1
+        subs = sends.activity_sets.get(name)
+        if subs is not None:
+            unknown = [sub for sub in subs if f.sub_fields is not None and sub not in f.sub_fields]
+            problems.extend(
+                f"{target.key}.fields.{sub}: not a field of {name} in {what}; "
+                f"it has {_listed(f.sub_fields or ())}"
+                for sub in unknown
+            )
+            continue
+        if f.options is None or sends.skip_activity_dropdowns:
+            continue
+        _check_fixed(target, f, report, problems)
+        if target.free:
+            report.activity_dropdowns[name] = f
+            report.keys[("activity", name)] = (target.key, target.column)
+    for name, f in fields.items():
+        if f.mandatory and name not in sends.activity:
+            problems.append(
+                f"activity.fields: {what} requires {name} ({f.display}); map it "
+                f"(e.g. '{name}: <column>')"
+            )
+
+
+def _check_fixed(target: _Target, f: _Field, report: PreflightReport, problems: list[str]) -> None:
+    for value in target.fixed:
+        report.fixed_values_checked += 1
+        if not f.accepts(value):
+            problems.append(
+                f"{target.key}: {value!r} is not one of the options of {f.display} "
+                f"({_options_text(f)})"
+            )
+
+
+def _check_lead_fields(
+    fields: dict[str, _Field], sends: _Sends, report: PreflightReport, problems: list[str]
+) -> None:
+    for name, target in sends.lead.items():
+        if name.casefold() in _IMPLICIT_LEAD_ATTRIBUTES:
+            continue
+        f = fields.get(name)
+        if f is None:
+            problems.append(
+                f"{target.key}: not a lead field of this account{_near(name, fields)}; "
+                f"it has {_listed(fields)}"
+            )
+            continue
+        report.lead_fields_checked += 1
+        if f.is_field_set:
+            subs = _listed(f.sub_fields) if f.sub_fields else "see the account"
+            problems.append(
+                f"{target.key}: is a custom field set in the account; map its fields under "
+                f"'fields:' ({subs})"
+            )
+            continue
+        if f.options is not None:
+            _check_fixed(target, f, report, problems)
+            if target.free:
+                report.lead_dropdowns[name] = f
+                report.keys[("lead", name)] = (target.key, target.column)
+    for name, subs in sends.field_sets.items():
+        key = f"lead.attributes.{name}"
+        f = fields.get(name)
+        if f is None:
+            problems.append(
+                f"{key}: not a lead field of this account{_near(name, fields)}; "
+                f"it has {_listed(fields)}"
+            )
+            continue
+        report.lead_fields_checked += 1
+        if not f.is_field_set:
+            problems.append(
+                f"{key}: has 'fields:' but {name} is not a custom field set in the account "
+                f"(its type is {f.data_type or 'unknown'}); map a column to it directly"
+            )
+            continue
+        if f.sub_fields is None:  # the metadata does not list CFS fields: nothing to compare
+            continue
+        for sub, target in subs.items():
+            sf = f.sub_fields.get(sub)
+            if sf is None:
+                problems.append(
+                    f"{target.key}: not a field of the custom field set {name}"
+                    f"{_near(sub, f.sub_fields)}; it has {_listed(f.sub_fields)}"
+                )
+                continue
+            if sf.options is not None:
+                _check_fixed(target, sf, report, problems)
+                if target.free:
+                    report.field_set_dropdowns.setdefault(name, {})[sub] = sf
+                    report.keys[(name, sub)] = (target.key, target.column)
+    mandatory = [name for name, f in fields.items() if f.mandatory and name not in sends.lead]
+    if mandatory:
+        report.warnings.append(
+            f"lead fields mandatory for new leads are not mapped: {_listed(mandatory)} "
+            "(rows that create a lead will be refused)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# From sync code (the CLI)
+
+
+async def _with_client(
+    host: str | None,
+    credentials: Credentials | None,
+    env_file: str | os.PathLike[str] | None,
+    sandbox: bool,
+    timeout: float,
+    work: Callable[[LeadSquaredClient], Awaitable[Any]],
+) -> Any:
+    async with contextlib.AsyncExitStack() as stack:
+        if sandbox:
+            from .sandbox import Sandbox  # only --sandbox needs the server side
+
+            credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
+            box = Sandbox(access_key=credentials.access_key, secret_key=credentials.secret_key)
+            await stack.enter_async_context(box)
+            target = box.base_url
+        else:
+            env = {**os.environ, **(read_env_file(env_file) if env_file else {})}
+            target = base_url(host or env.get(ENV_HOST))
+            credentials = credentials or credentials_from_env(env)
+        session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
+        return await work(LeadSquaredClient(session, target))
+
+
+def check_account(
+    mapping: Mapping,
+    *,
+    host: str | None = None,
+    credentials: Credentials | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    sandbox: bool = False,
+    timeout: float = 60.0,
+) -> PreflightReport:
+    """:func:`preflight` from sync code: keys and host as ``run_import`` takes them.
+
+    ``sandbox=True`` checks against a throwaway local sandbox (its default schema) instead.
+    """
+
+    async def work(client: LeadSquaredClient) -> PreflightReport:
+        return await preflight(client, mapping)
+
+    return asyncio.run(_with_client(host, credentials, env_file, sandbox, timeout, work))
+
+
+def read_lead_fields(
+    *,
+    host: str | None = None,
+    credentials: Credentials | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    sandbox: bool = False,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """:func:`fetch_lead_fields` from sync code (``init-mapping --online``)."""
+
+    async def work(client: LeadSquaredClient) -> list[dict[str, Any]]:
+        return await fetch_lead_fields(client)
+
+    return asyncio.run(_with_client(host, credentials, env_file, sandbox, timeout, work))

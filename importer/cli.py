@@ -380,6 +380,183 @@ def report(
     click.echo(found.to_text())
 
 
+_ONLINE_OPTIONS = (
+    click.option(
+        "--host",
+        help="With --online: regional API host, e.g. api-in21.leadsquared.com (default: "
+        "$LSQ_HOST, else api.leadsquared.com), or a full https:// URL.",
+    ),
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Check against a local sandbox's default schema instead of the account "
+        "(implies --online).",
+    ),
+    click.option(
+        "--env-file",
+        type=click.Path(path_type=Path),
+        help="With --online: file with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines.",
+    ),
+    click.option("--sheet", help="Excel sheet name or 0-based index (default: the first)."),
+    click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM)."),
+    click.option("--delimiter", help="CSV delimiter (default: detected; tab for .tsv)."),
+)
+
+
+def _online_options(func: F) -> F:
+    for option in reversed(_ONLINE_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -> None:
+    if not online and (host or env_file):
+        raise CliError(
+            "--host and --env-file only apply with --online (or use --sandbox)",
+            int(ExitStatus.BAD_INPUT),
+        )
+
+
+@cli.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--mapping",
+    "-m",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Column-mapping file (YAML), see mappings/README.md.",
+)
+@click.option(
+    "--results",
+    "-r",
+    type=click.Path(path_type=Path),
+    help="Write each invalid (and skipped) row with its problem to this results file (CSV).",
+)
+@click.option(
+    "--payloads",
+    type=click.Path(path_type=Path),
+    help="Write the exact request body of every valid row to this file (JSON Lines).",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check the mapping against the account (activity code, field names, dropdown "
+    "values; 3 metadata calls, keys as for run) and each row's dropdown values.",
+)
+@_online_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@reports_errors
+def validate(
+    input_file: Path,
+    mapping: Path,
+    results: Path | None,
+    payloads: Path | None,
+    online: bool,
+    host: str | None,
+    sandbox: bool,
+    env_file: Path | None,
+    sheet: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    quiet: bool,
+) -> None:
+    """Map every row of INPUT without sending anything; list the rows that would fail.
+
+    Exit code 0 when no row is invalid, 1 when some are, 2 for a bad file or mapping (or,
+    with --online, a mapping that does not fit the account).
+
+    \b
+    Example:
+      lsq-import validate leads.csv --mapping mappings/example.yaml \\
+          --results leads.check.csv --payloads leads.payloads.jsonl
+      lsq-import validate leads.csv -m mappings/example.yaml --online \\
+          --host api-in21.leadsquared.com
+    """
+    from .preflight import check_account
+    from .validate import validate_file
+
+    _check_online_flags(online or sandbox, host, env_file)
+    account = None
+    if online or sandbox:
+
+        def account(the_mapping: Any) -> Any:
+            return check_account(the_mapping, host=host, env_file=env_file, sandbox=sandbox)
+
+    summary = validate_file(
+        input_file,
+        mapping,
+        results=results,
+        payloads=payloads,
+        sheet=sheet,
+        encoding=encoding,
+        delimiter=delimiter,
+        progress=Progress.wanted(quiet),
+        online=account,
+    )
+    click.echo(summary.to_text())
+    sys.exit(int(summary.exit_status))
+
+
+@cli.command("init-mapping")
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Where to write the mapping. Default: INPUT's name + .mapping.yaml in the current folder.",
+)
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Match columns to the account's lead fields (LeadsMetaData; keys as for run).",
+)
+@_online_options
+@reports_errors
+def init_mapping(
+    input_file: Path,
+    output: Path | None,
+    force: bool,
+    online: bool,
+    host: str | None,
+    sandbox: bool,
+    env_file: Path | None,
+    sheet: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+) -> None:
+    """Write a commented mapping skeleton from INPUT's header, to edit and then validate.
+
+    Obvious columns (email, phone, names, city, a date-time) are mapped, the rest are listed
+    as comments; the activity code is left as a TODO.
+
+    \b
+    Example:
+      lsq-import init-mapping leads.csv --output mappings/leads.yaml
+      lsq-import validate leads.csv --mapping mappings/leads.yaml
+    """
+    from .preflight import read_lead_fields
+    from .scaffold import write_mapping_skeleton
+
+    _check_online_flags(online or sandbox, host, env_file)
+    lead_fields = None
+    if online or sandbox:
+
+        def lead_fields() -> Any:
+            return read_lead_fields(host=host, env_file=env_file, sandbox=sandbox)
+
+    made = write_mapping_skeleton(
+        input_file,
+        output,
+        force=force,
+        lead_fields=lead_fields,
+        sheet=sheet,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+    click.echo(made.to_text())
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="lsq-import")

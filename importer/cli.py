@@ -138,6 +138,14 @@ def cli() -> None:
     help="Send to a local LeadSquared sandbox started for this run, not the real API.",
 )
 @click.option(
+    "--preflight/--no-preflight",
+    "preflight_check",
+    default=True,
+    show_default=True,
+    help="First check the mapping against the account's metadata (event code, fields, "
+    "dropdown values): 2-3 calls, and a mapping that can't work stops before any row.",
+)
+@click.option(
     "--retry-unknown",
     is_flag=True,
     help="Send again rows an earlier run left 'unknown' (their call may have landed: "

@@ -230,6 +230,7 @@ class Journal:
         self._handle: io.TextIOWrapper | None = None
         self._writer: csv.writer | None = None  # type: ignore[valid-type]
         self._last_sync = 0.0
+        self.opened = False
 
     def open(self) -> None:
         """Open for appending; writes the header into a new file, drops a torn last line."""
@@ -249,6 +250,7 @@ class Journal:
             handle.flush()
         self._handle = handle
         self._writer = csv.writer(handle, lineterminator="\n")
+        self.opened = True
         self._last_sync = self._clock()
 
     def _drop_torn_tail(self) -> None:

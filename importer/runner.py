@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import os
 import secrets
 import signal
@@ -42,12 +43,15 @@ from .lock import ResultsLock
 from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
 from .pacer import Pacer
 from .pool import WorkerPool
+from .preflight import preflight
 from .progress import Progress, estimate_rows
 from .reader import Row, open_input
 from .report import read_report
 from .retry import RetryPolicy
 from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
 from .summary import Summary
+
+logger = logging.getLogger("lsq_import")
 
 
 def default_results_path(input_path: str | os.PathLike[str]) -> Path:
@@ -80,6 +84,7 @@ def run_import(
     max_calls: int | None = None,
     start_row: int | None = None,
     limit: int | None = None,
+    preflight_check: bool = True,
 ) -> Summary:
     """Import every row of ``input_path`` and return the :class:`Summary`.
 
@@ -96,7 +101,9 @@ def run_import(
     ``max_calls`` is a budget of API calls for this run (retries included): the run stops
     cleanly before exceeding it (exit status ``BUDGET_REACHED``) and the next run continues.
     ``start_row`` and ``limit`` make a trial run: only rows numbered ``start_row`` or later,
-    and at most ``limit`` of them (rows already done don't count).
+    and at most ``limit`` of them (rows already done don't count). ``preflight_check`` first
+    checks the mapping against the account's metadata (event code, fields, dropdown values;
+    two or three calls) and raises :class:`PreflightError` before any row is sent.
     Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
     before anything is sent.
     """
@@ -137,7 +144,6 @@ def run_import(
             fingerprints = Fingerprints.of(input_path, the_mapping.path)
             check_resume(results_path, fingerprints, started=len(previous) > 0, force=force_resume)
             journal = Journal(results_path)
-            journal.open()
             run = _Run(
                 rows=itertools.chain([first], rows),
                 mapping=the_mapping,
@@ -168,6 +174,7 @@ def run_import(
                         retry=retry,
                         timeout=timeout,
                         max_calls=max_calls,
+                        check_account=preflight_check,
                     )
                 )
             except asyncio.CancelledError:
@@ -176,8 +183,9 @@ def run_import(
             finally:
                 run.bar.close()
                 run.summary.elapsed = time.monotonic() - started
-                run.summary.by_status = journal.finalize()
-                run.summary.report = read_report(results_path)
+                if journal.opened:
+                    run.summary.by_status = journal.finalize()
+                    run.summary.report = read_report(results_path)
         if run.summary.exit_status is ExitStatus.SUCCESS and not (start_row or limit):
             dataclasses.replace(fingerprints, complete=True).save(results_path)
     return run.summary
@@ -250,6 +258,7 @@ class _Run:
         retry: RetryPolicy,
         timeout: float,
         max_calls: int | None = None,
+        check_account: bool = True,
     ) -> None:
         rate, per = pacer_settings
         async with contextlib.AsyncExitStack() as stack:
@@ -267,9 +276,19 @@ class _Run:
                 target = box.base_url
             assert credentials is not None
             session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
+            client = LeadSquaredClient(session, target)
+            pacer = Pacer(rate, per)
+            if check_account:
+                # Before the journal exists: a mapping the account can't take costs no row.
+                found = await preflight(client, self.mapping, pacer=pacer)
+                logger.info("preflight: %s", found.to_text().replace("\n", "; "))
+                self.summary.preflight_calls = pacer.calls
+                if max_calls is not None:
+                    max_calls = max(0, max_calls - pacer.calls)
+            self.journal.open()
             pool = WorkerPool(
-                sender=LeadSquaredClient(session, target),
-                pacer=Pacer(rate, per),
+                sender=client,
+                pacer=pacer,
                 journal=self.journal,
                 retry=retry,
                 concurrency=concurrency,
@@ -281,7 +300,7 @@ class _Run:
                 await pool.run(self.rows_to_send())
             finally:
                 summary = self.summary
-                summary.calls = pool.pacer.calls
+                summary.calls = pool.pacer.calls - summary.preflight_calls
                 summary.retries = pool.stats.retries
                 summary.throttled = pool.pacer.throttled
                 summary.stop_reason = pool.stats.stop_reason

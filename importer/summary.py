@@ -29,6 +29,9 @@ class Summary:
     unknown_kept: int = 0
     """Rows left ``unknown`` by an earlier run and not re-sent (see ``retry_unknown``)."""
     calls: int = 0
+    """CreateCustom calls made by this run, retries included."""
+    preflight_calls: int = 0
+    """Metadata calls of the preflight check (they count against --max-calls too)."""
     retries: int = 0
     throttled: int = 0
     elapsed: float = 0.0
@@ -72,6 +75,7 @@ class Summary:
             "already_done": self.already_done,
             "unknown_kept": self.unknown_kept,
             "calls": self.calls,
+            "preflight_calls": self.preflight_calls,
             "retries": self.retries,
             "throttled": self.throttled,
             "elapsed": round(self.elapsed, 3),

@@ -314,3 +314,25 @@ def test_second_ctrl_c_stops_at_once_and_leaves_a_valid_journal(tmp_path: Path) 
     assert 3 <= len(lines) < 200
     assert {line["status"] for line in lines} <= {"success", "unknown"}
     assert len({line["row"] for line in lines}) == len(lines)
+
+
+def test_preflight_stops_a_mapping_the_account_cannot_take(tmp_path: Path, sample_rows) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(EXAMPLE_MAPPING.read_text().replace("event: 105", "event: 999"))
+    result = invoke(
+        "run", sample_rows(3), "-m", mapping, "--sandbox", "--results", tmp_path / "r.csv"
+    )
+    assert_one_line_error(result, 2, "m.yaml", "activity.event", "999")
+    assert not (tmp_path / "r.csv").exists()
+    skipped = invoke(
+        "run",
+        sample_rows(3),
+        "-m",
+        mapping,
+        "--sandbox",
+        "--no-preflight",
+        "--results",
+        tmp_path / "r.csv",
+    )
+    assert skipped.exit_code == 1, skipped.output  # every row failed at the API instead
+    assert {line["status"] for line in read_results(tmp_path / "r.csv")} == {"failed"}

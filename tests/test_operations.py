@@ -52,8 +52,9 @@ def test_budget_stops_cleanly_and_the_next_run_continues(
     )
     assert first.exit_code == 5, first.output
     assert "call budget" in first.output
-    assert len(sandbox.calls) == 7
-    assert len(read_results(results)) == 7
+    assert len(sandbox.calls) == 7  # 3 preflight metadata calls, then 4 rows
+    assert len(sandbox.activities) == 4
+    assert len(read_results(results)) == 4
     second = run_cli(
         "run",
         source,
@@ -171,7 +172,7 @@ def test_fully_done_file_is_skipped_without_reading_it(
     )
     assert second.exit_code == 0, second.output
     assert "already fully imported: skipped" in second.output
-    assert len(sandbox.calls) == 3
+    assert len(sandbox.activities) == 3
 
 
 def test_report_equals_the_runs_own_summary(tmp_path, sample_rows, sandbox_thread) -> None:

@@ -26,9 +26,14 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 ``x-LSQ-AccessKey``/``x-LSQ-SecretKey`` headers, or, when neither header is sent, from the
 ``accessKey``/``secretKey`` query parameters); the rate limiter (429
 ``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
-the endpoint itself; the downlink half of the latency. Keys are never echoed in a response,
-a log line or a call record (records keep the path without its query string, and the aiohttp
-access log is off).
+the endpoint itself; the downlink half of the latency. Injected faults (:class:`FaultConfig`,
+CreateCustom only) are drawn at arrival: network faults (``drop_before``, ``proxy_502``)
+answer right after routing, server faults (500s, ``error_200``, throttling) right after the
+real limiter admits the call, and ``drop_after`` closes the connection once the call has been
+processed. Each :class:`CallRecord` names its fault and the activity it created.
+
+Keys are never echoed in a response, a log line or a call record (records keep the path
+without its query string, and the aiohttp access log is off).
 
 Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
 counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
@@ -48,7 +53,8 @@ mandatory lead fields only on create; ``Activity.ActivityEvent`` a known integer
 ``Fields`` a list of ``{SchemaName, Value}`` of that activity type, mandatory activity fields
 present. ``"ValidateDropDownOptions": true`` at the root skips the dropdown check of activity
 fields (the fact sheet says so, despite the name). Every check runs before anything is
-stored, and the lookup and insert run without an ``await`` between them, so a call is atomic.
+stored, and the lookup and insert run without an ``await`` between them, so a call is atomic
+(unless ``FaultConfig.nonatomic_upsert`` puts a pause there, to reproduce a racy upsert).
 
 Lead lookup: ``EmailAddress`` (and ``Email`` fields) compare case-insensitively, phone fields
 by their digits only, others after trimming; ``SearchBy: ProspectId`` looks a lead up by the
@@ -61,6 +67,13 @@ Usage from a test or a benchmark (sync code)::
         run_import("leads.csv", "mapping.yaml", host=sandbox.base_url, rate=5, per=1.0,
                    credentials=Credentials("sandbox-access-key", "sandbox-secret-key"))
     assert sandbox.max_in_window() <= 5
+
+With faults, e.g. for a fault test (the same seed and call order give the same faults)::
+
+    faults = FaultConfig.from_spec("drop_after=0.05,error_500_plain=0.1,seed=7")
+    with SandboxThread(rate=20, per=0.2, faults=faults) as sandbox: ...
+    [c.fault for c in sandbox.calls]        # which call got which fault
+    sandbox.duplicate_leads()               # leads a racy upsert doubled
 
 From async code: ``async with Sandbox() as sandbox: ...``. From the shell:
 ``lsq-import sandbox`` (see :func:`serve`), then point the importer at
@@ -100,6 +113,7 @@ from .exceptions import ConfigError
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
+    "FAULTS",
     "CallRecord",
     "FaultConfig",
     "Sandbox",
@@ -135,6 +149,12 @@ _CREATE = "/v2/prospectactivity.svc/createcustom"
 _ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
 _ACTIVITY_SETTING = "/v2/prospectactivity.svc/customactivity/getactivitysetting"
 _LEADS_META = "/v2/leadmanagement.svc/leadsmetadata.get"
+
+_RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
+_BAD_GATEWAY = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,18 +412,155 @@ def _is_cfs(f: dict[str, Any]) -> bool:
 # Settings and records
 
 
+# Fault names in the order a draw walks them (keep: a seed's faults depend on it).
+FAULTS = (
+    "error_500_plain",
+    "error_500_mx",
+    "error_200",
+    "throttle_429",
+    "throttle_403",
+    "throttle_200",
+    "proxy_502",
+    "drop_before",
+    "drop_after",
+)
+# Faults of the network in front of the API: they hit every CreateCustom call, before
+# authentication and the rate limiter (drop_before, proxy_502) or after the answer (drop_after).
+_NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after"})
+_TRUE = {"1", "true", "yes", "on", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
 @dataclass
 class FaultConfig:
-    """Simulated network conditions; fault injection grows here later.
+    """Simulated network conditions and injected faults, deterministic under ``seed``.
 
-    Each ``/v2/`` call draws ``max(0, latency + uniform(-jitter, jitter))`` seconds from a
-    ``random.Random(seed)``: half is spent before the arrival is recorded (uplink), half after
-    the response is decided (downlink). Jitter can reorder arrivals, as a real network does.
+    Latency: each ``/v2/`` call draws ``max(0, latency + uniform(-jitter, jitter))`` seconds:
+    half is spent before the arrival is recorded (uplink), half after the response is decided
+    (downlink). Jitter can reorder arrivals, as a real network does.
+
+    Faults (CreateCustom only; each a probability per call, 0..1, summing to at most 1): one
+    ``random()`` per arriving CreateCustom call picks at most one of them, walking
+    :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
+    and an order of calls always give the same faults. None of them creates anything except
+    ``drop_after``.
+
+    - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
+      ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
+    - ``error_500_mx``: HTTP 500 ``MXInvalidInputException`` "Something went wrong": LeadSquared's
+      way of reporting a row error, so permanent.
+    - ``error_200``: HTTP 200 with ``Status: Error`` and ``MXInvalidInputException``: permanent.
+    - ``throttle_429``/``throttle_403``/``throttle_200``: the rate-limit answer
+      (``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P
+      second(s)") with that status, even though the real limiter admitted the call.
+    - ``proxy_502``: a proxy's HTML 502 page; the API never saw the call (not metered).
+    - ``drop_before``: the connection is closed before the call is processed (not metered);
+      the client sees a disconnect, so it cannot know that nothing happened.
+    - ``drop_after``: the call is processed (lead and activity created, if valid), then the
+      connection is closed instead of answering: "response lost after the activity was
+      created".
+
+    ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
+    then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
+    do so; see :meth:`Sandbox.duplicate_leads`).
+
+    The compact form used by ``--faults`` is :meth:`from_spec`.
     """
 
     latency: float = 0.0
     jitter: float = 0.0
     seed: int | None = None
+    error_500_plain: float = 0.0
+    error_500_mx: float = 0.0
+    error_200: float = 0.0
+    throttle_429: float = 0.0
+    throttle_403: float = 0.0
+    throttle_200: float = 0.0
+    proxy_502: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
+    nonatomic_upsert: bool = False
+    upsert_pause: float = 0.05
+
+    @classmethod
+    def from_spec(cls, spec: str) -> FaultConfig:
+        """Parse ``"drop_after=0.05,error_500_plain=0.1,seed=7"``: comma-separated
+        ``name=value`` items naming fields of this class; a bare ``nonatomic_upsert`` means
+        ``nonatomic_upsert=true``. An empty spec means no faults.
+
+        Raises ConfigError (one line, naming the bad item) on an unknown name, a bad value, a
+        repeated name, or probabilities outside 0..1 or summing to more than 1.
+        """
+        where = f"--faults {spec!r}"
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            name, _, raw = (s.strip() for s in item.partition("="))
+            if name not in known:
+                raise ConfigError(f"{where}: unknown fault {name!r}; use one of {', '.join(known)}")
+            if name in values:
+                raise ConfigError(f"{where}: {name!r} is given twice; give it once")
+            if name == "nonatomic_upsert":
+                if raw.lower() not in _TRUE | _FALSE:
+                    raise ConfigError(f"{where}: {name}={raw!r} must be true or false")
+                values[name] = raw.lower() in _TRUE
+                continue
+            try:
+                values[name] = int(raw) if name == "seed" else float(raw)
+            except ValueError:
+                kind = "a whole number" if name == "seed" else "a number"
+                raise ConfigError(f"{where}: {name}={raw!r} must be {kind}") from None
+        config = cls(**values)
+        config.validate(where)
+        return config
+
+    def to_spec(self) -> str:
+        """The compact form of this config (fields that differ from the defaults)."""
+        parts: list[str] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            if isinstance(value, bool):
+                parts.append(f"{f.name}={'true' if value else 'false'}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return ",".join(parts)
+
+    def validate(self, where: str = "sandbox faults") -> None:
+        """Raise ConfigError unless every setting is in range."""
+        for name in ("latency", "jitter", "upsert_pause"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"{where}: {name} must be a number of seconds >= 0, not {value!r}"
+                )
+        total = 0.0
+        for name in FAULTS:
+            p = getattr(self, name)
+            if not (isinstance(p, int | float) and 0 <= p <= 1):
+                raise ConfigError(f"{where}: {name} must be a probability from 0 to 1, not {p!r}")
+            total += p
+        if total > 1 + 1e-9:
+            raise ConfigError(
+                f"{where}: fault probabilities add up to {total:g}, more than 1; lower them"
+            )
+
+    @property
+    def any_fault(self) -> bool:
+        """Whether any fault has a chance to happen (else no fault is drawn at all)."""
+        return any(getattr(self, name) for name in FAULTS)
+
+    def pick(self, u: float) -> str:
+        """The fault that a uniform draw ``u`` in [0, 1) selects, or "" for none."""
+        edge = 0.0
+        for name in FAULTS:
+            edge += getattr(self, name)
+            if u < edge:
+                return name
+        return ""
 
 
 @dataclass
@@ -411,9 +568,12 @@ class CallRecord:
     """One request to a ``/v2/`` path, as the server saw it.
 
     ``arrived`` is ``clock()`` at arrival; ``path`` has no query string (keys may be in it);
-    ``http_status`` is 0 until the response is decided; ``exception_type`` is the ``MX...``
+    ``http_status`` is 0 until the response is decided (and stays 0 for ``drop_before``; for
+    ``drop_after`` it is the answer that was lost); ``exception_type`` is the ``MX...``
     type of an error envelope, "" otherwise; ``metered`` says whether the rate limiter saw
-    the call (authenticated, known endpoint).
+    the call (authenticated, known endpoint); ``fault`` names the injected fault (see
+    :class:`FaultConfig`), "" for none; ``activity_id`` is the activity this call created, ""
+    if none, so a test can reconcile what landed with what the client reported.
     """
 
     arrived: float
@@ -422,6 +582,19 @@ class CallRecord:
     http_status: int = 0
     exception_type: str = ""
     metered: bool = False
+    fault: str = ""
+    activity_id: str = ""
+
+
+@dataclass
+class _CreateCall:
+    """A validated CreateCustom request, between its lookup and its insert."""
+
+    attrs: dict[str, str]
+    sets: dict[str, dict[str, str]]
+    search_by: str
+    prospect_id: str | None
+    activity: dict[str, Any]
 
 
 class _ApiError(Exception):
@@ -506,8 +679,7 @@ class Sandbox:
             **_validate_schema_data(dataclasses.asdict(given), "sandbox schema")
         )
         self.faults = faults if faults is not None else FaultConfig()
-        if self.faults.latency < 0 or self.faults.jitter < 0:
-            raise ConfigError("sandbox latency and jitter must not be negative")
+        self.faults.validate()
         self.count_rejected = count_rejected
         self._clock = clock
         self._random = random.Random(self.faults.seed)
@@ -516,6 +688,7 @@ class Sandbox:
         self.leads: dict[str, dict[str, Any]] = {}
         self.activities: list[dict[str, Any]] = []
         self.base_url = ""
+        self._in_flight = 0
 
         self._window: deque[float] = deque()  # counted arrivals, oldest first
         # attribute -> normalised value -> lead id; built on the first SearchBy of an attribute.
@@ -595,6 +768,33 @@ class Sandbox:
             best = max(best, hi - lo + 1)
         return best
 
+    def duplicate_leads(self) -> int:
+        """How many leads share a SearchBy value with another lead (0 unless an upsert raced).
+
+        Compared per attribute that calls have searched by, normalised as the lookup does.
+        """
+        duplicated: set[str] = set()
+        for attribute in self._index:
+            groups: dict[str, list[str]] = {}
+            for lead_id, lead in self.leads.items():
+                key = self._normalise(attribute, lead.get(attribute))
+                if key:
+                    groups.setdefault(key, []).append(lead_id)
+            for ids in groups.values():
+                if len(ids) > 1:
+                    duplicated.update(ids)
+        return len(duplicated)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled plus client connections still open.
+
+        0 means quiet: nothing more will land unless a client sends again. A test waits for it
+        after killing a client, since the server finishes requests whose client has gone.
+        """
+        server = self._runner.server if self._runner is not None else None
+        return self._in_flight + (len(server.connections) if server is not None else 0)
+
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able deep copy of ``calls``, ``leads`` and ``activities``."""
         return {
@@ -632,24 +832,77 @@ class Sandbox:
 
     async def _handle_v2(self, request: web.Request) -> web.StreamResponse:
         # The body is part of the uplink: read it before the arrival is stamped, so everything
-        # from arrival to the decision runs without an await (atomic upsert, exact limiter).
-        body = await request.read()
-        up, down = self._latency_halves()
-        if up:
-            await asyncio.sleep(up)
-        record = CallRecord(arrived=self._clock(), method=request.method, path=request.path)
-        self.calls.append(record)
+        # from arrival to the decision runs without an await (atomic upsert, exact limiter),
+        # unless FaultConfig.nonatomic_upsert asks for the race.
+        self._in_flight += 1
         try:
-            response = self._dispatch(request, body, record)
-        except Exception:  # a bug here must look like LeadSquared's bare 500, not kill the test
-            log.exception("sandbox: unexpected error handling %s %s", request.method, request.path)
-            response = web.Response(status=500, text="500 Internal Server Error")
-        record.http_status = response.status
-        if down:
-            await asyncio.sleep(down)
-        return response
+            body = await request.read()
+            up, down = self._latency_halves()
+            if up:
+                await asyncio.sleep(up)
+            record = CallRecord(arrived=self._clock(), method=request.method, path=request.path)
+            self.calls.append(record)
+            fault = self._draw_fault(request)
+            try:
+                response = await self._dispatch(request, body, record, fault)
+            except Exception:  # a bug here must look like LeadSquared's bare 500, not kill a test
+                log.exception(
+                    "sandbox: unexpected error handling %s %s", request.method, request.path
+                )
+                response = web.Response(status=500, text="500 Internal Server Error")
+            if record.fault != "drop_before":
+                record.http_status = response.status
+            if record.fault in ("drop_before", "drop_after"):
+                # Close without answering: the client sees the server disconnect.
+                if request.transport is not None:
+                    request.transport.close()
+                return response  # aiohttp drops it quietly: the transport is closed
+            if down:
+                await asyncio.sleep(down)
+            return response
+        finally:
+            self._in_flight -= 1
 
-    def _dispatch(self, request: web.Request, body: bytes, record: CallRecord) -> web.Response:
+    def _draw_fault(self, request: web.Request) -> str:
+        """One draw per arriving CreateCustom POST when faults are on (see FaultConfig)."""
+        if not self.faults.any_fault:
+            return ""
+        if request.method != "POST" or request.path.lower().rstrip("/") != _CREATE:
+            return ""
+        return self.faults.pick(self._random.random())
+
+    def _throttled(self, status: int) -> _ApiError:
+        return _ApiError(
+            status,
+            _RATE_LIMIT_TYPE,
+            f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
+        )
+
+    def _server_fault(self, fault: str) -> web.Response | None:
+        """The answer of an injected server-side fault, or None to process the call."""
+        if fault == "error_500_plain":
+            # Both shapes seen in the wild: an IIS page, and an envelope without a type.
+            if self._random.random() < 0.5:
+                return web.Response(
+                    status=500,
+                    text="<html><body><h1>500 - Internal server error.</h1></body></html>",
+                    content_type="text/html",
+                )
+            return web.json_response(
+                {"Status": "Error", "Message": "An error has occurred (sandbox fault)"},
+                status=500,
+            )
+        if fault == "error_500_mx":
+            raise _invalid("Something went wrong (sandbox fault)")
+        if fault == "error_200":
+            raise _invalid("Something went wrong (sandbox fault)", 200)
+        if fault.startswith("throttle_"):
+            raise self._throttled(int(fault.removeprefix("throttle_")))
+        return None
+
+    async def _dispatch(
+        self, request: web.Request, body: bytes, record: CallRecord, fault: str
+    ) -> web.Response:
         routes: dict[str, tuple[str, Callable[[web.Request, bytes], Any]]] = {
             _CREATE: ("POST", self._create_custom),
             _ACTIVITY_TYPES: ("GET", self._get_activity_types),
@@ -662,6 +915,12 @@ class Sandbox:
         method, handler = route
         if request.method != method:
             return web.Response(status=405, text="405: Method Not Allowed")
+        if fault in _NETWORK_FAULTS:
+            record.fault = fault
+        if fault == "drop_before":
+            return web.Response(status=500)  # never sent: _handle_v2 closes the connection
+        if fault == "proxy_502":
+            return web.Response(status=502, text=_BAD_GATEWAY, content_type="text/html")
         try:
             if not self._authorized(request):
                 raise _ApiError(
@@ -671,12 +930,16 @@ class Sandbox:
                 )
             record.metered = True
             if not self._admit(record.arrived):
-                raise _ApiError(
-                    429,
-                    "MXAPIRateLimitExceededException",
-                    f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
-                )
-            payload = handler(request, body)
+                raise self._throttled(429)
+            if fault and fault not in _NETWORK_FAULTS:
+                record.fault = fault
+                injected = self._server_fault(fault)
+                if injected is not None:
+                    return injected
+            if handler == self._create_custom and self.faults.nonatomic_upsert:
+                payload = await self._create_custom_racy(request, body)
+            else:
+                payload = handler(request, body)
         except _ApiError as err:
             record.exception_type = err.exception_type
             return web.json_response(
@@ -687,6 +950,8 @@ class Sandbox:
                 },
                 status=err.status,
             )
+        if handler == self._create_custom:
+            record.activity_id = payload["Message"]["Id"]
         return web.json_response(payload)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -748,6 +1013,19 @@ class Sandbox:
     # ---- CreateCustom -----------------------------------------------------------------------
 
     def _create_custom(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        call = self._parse_create(request, body)
+        # Every check is done; from here on nothing fails, so a refused call stores nothing.
+        # No await between lookup and insert: the upsert is atomic.
+        return self._store(call, self._lookup(call))
+
+    async def _create_custom_racy(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        """FaultConfig.nonatomic_upsert: lookup, pause, insert, as a racy upsert would."""
+        call = self._parse_create(request, body)
+        lead_id = self._lookup(call)
+        await asyncio.sleep(self.faults.upsert_pause)
+        return self._store(call, lead_id)
+
+    def _parse_create(self, request: web.Request, body: bytes) -> _CreateCall:
         if request.content_type.lower() != "application/json":
             raise _invalid(
                 f"Content-Type must be application/json, not {_short(request.content_type)}", 400
@@ -767,25 +1045,30 @@ class Sandbox:
 
         attrs, sets, search_by, prospect_id = self._parse_lead_details(payload.get("LeadDetails"))
         activity = self._parse_activity(payload.get("Activity"), skip_dropdowns=skip_dropdowns)
+        return _CreateCall(attrs, sets, search_by, prospect_id, activity)
 
-        # Every check above; from here on nothing fails, so a refused call stores nothing.
-        # No await between lookup and insert: the upsert is atomic.
-        if search_by.lower() == "prospectid":
-            if not prospect_id or prospect_id not in self.leads:
+    def _lookup(self, call: _CreateCall) -> str | None:
+        """The lead the call updates, or None for a new one (whose mandatory fields are checked)."""
+        if call.search_by.lower() == "prospectid":
+            if not call.prospect_id or call.prospect_id not in self.leads:
                 raise _invalid(
-                    f"SearchBy ProspectId: no lead with ProspectID {_short(prospect_id or '')}"
+                    f"SearchBy ProspectId: no lead with ProspectID {_short(call.prospect_id or '')}"
                 )
-            lead_id: str | None = prospect_id
-        else:
-            lead_id = self._find_lead(search_by, attrs[search_by])
+            return call.prospect_id
+        lead_id = self._find_lead(call.search_by, call.attrs[call.search_by])
         if lead_id is None:
-            self._check_mandatory_lead_fields(attrs, sets)
+            self._check_mandatory_lead_fields(call.attrs, call.sets)
+        return lead_id
+
+    def _store(self, call: _CreateCall, lead_id: str | None) -> dict[str, Any]:
+        """Insert or update the lead, then add the activity; never fails."""
+        if lead_id is None or lead_id not in self.leads:
             lead_id = str(uuid.uuid4())
             self.leads[lead_id] = {"ProspectID": lead_id}
-        self._write_lead(lead_id, attrs, sets)
+        self._write_lead(lead_id, call.attrs, call.sets)
 
         activity_id = str(uuid.uuid4())
-        activity.update(Id=activity_id, LeadId=lead_id, CreatedAt=self._clock())
+        activity = dict(call.activity, Id=activity_id, LeadId=lead_id, CreatedAt=self._clock())
         self.activities.append(activity)
         return {"Status": "Success", "Message": {"Id": activity_id, "RelatedId": lead_id}}
 
@@ -1134,18 +1417,20 @@ def serve(*, host: str = "127.0.0.1", port: int = 8787, **sandbox_kwargs: Any) -
     """Run a sandbox in the foreground until Ctrl-C (``lsq-import sandbox``).
 
     Prints one line to stderr, e.g. ``LeadSquared sandbox on http://127.0.0.1:8787 (rate 25
-    per 5 s) - Ctrl-C to stop``. Refuses non-loopback hosts with ConfigError. Example::
+    per 5 s) - Ctrl-C to stop`` (with ``; faults <spec>`` after the rate when faults are on).
+    Refuses non-loopback hosts with ConfigError. Example::
 
-        serve(port=8787, rate=10, per=5.0)
+        serve(port=8787, rate=10, per=5.0, faults=FaultConfig.from_spec("drop_after=0.05"))
     """
     _check_loopback(host)
     sandbox = Sandbox(**sandbox_kwargs)
 
     async def main() -> None:
         url = await sandbox.start(host, port)
+        faults = sandbox.faults.to_spec()
         print(
-            f"LeadSquared sandbox on {url} (rate {sandbox.rate} per {sandbox.per:g} s)"
-            " - Ctrl-C to stop",
+            f"LeadSquared sandbox on {url} (rate {sandbox.rate} per {sandbox.per:g} s"
+            f"{'; faults ' + faults if faults else ''}) - Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )

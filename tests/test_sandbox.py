@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -17,10 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from importer.classify import ApiResponse, Kind, classify
 from importer.exceptions import ConfigError
 from importer.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
+    FAULTS,
     FaultConfig,
     Sandbox,
     SandboxSchema,
@@ -696,8 +700,14 @@ def test_non_loopback_hosts_are_refused(host: str) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX-only")
-def test_serve_prints_one_line_and_exits_cleanly_on_ctrl_c() -> None:
-    code = "from importer.sandbox import serve; serve(port=0, rate=7, per=2.5)"
+@pytest.mark.parametrize(
+    ("faults", "shown"), [("", ""), ("drop_after=0.05,seed=7", "; faults seed=7,drop_after=0.05")]
+)
+def test_serve_prints_one_line_and_exits_cleanly_on_ctrl_c(faults: str, shown: str) -> None:
+    code = (
+        "from importer.sandbox import FaultConfig, serve; "
+        f"serve(port=0, rate=7, per=2.5, faults=FaultConfig.from_spec({faults!r}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env
@@ -706,10 +716,211 @@ def test_serve_prints_one_line_and_exits_cleanly_on_ctrl_c() -> None:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         assert line.startswith("LeadSquared sandbox on http://127.0.0.1:")
-        assert line.endswith(" (rate 7 per 2.5 s) - Ctrl-C to stop\n")
+        assert line.endswith(f" (rate 7 per 2.5 s{shown}) - Ctrl-C to stop\n")
         proc.send_signal(signal.SIGINT)
         _, rest = proc.communicate(timeout=10)
     finally:
         proc.kill()
     assert proc.returncode == 0
     assert "Traceback" not in rest and rest == ""
+
+
+# ---- fault injection -------------------------------------------------------------------------
+
+
+def test_fault_spec_parses_round_trips_and_validates() -> None:
+    config = FaultConfig.from_spec(
+        " drop_after=0.05, error_500_plain=0.1,seed=7,latency=0.2,"
+        "nonatomic_upsert,upsert_pause=0.01"
+    )
+    assert config == FaultConfig(
+        latency=0.2,
+        seed=7,
+        error_500_plain=0.1,
+        drop_after=0.05,
+        nonatomic_upsert=True,
+        upsert_pause=0.01,
+    )
+    assert FaultConfig.from_spec(config.to_spec()) == config
+    assert FaultConfig.from_spec("") == FaultConfig()
+    assert FaultConfig.from_spec("nonatomic_upsert=off").nonatomic_upsert is False
+    assert set(FAULTS) <= {f.name for f in dataclasses.fields(FaultConfig)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "in_message"),
+    [
+        ("drop_later=0.1", "unknown fault 'drop_later'"),
+        ("drop_after=lots", "must be a number"),
+        ("seed=1.5", "whole number"),
+        ("drop_after=1.5", "probability"),
+        ("drop_after=-0.1", "probability"),
+        ("drop_after=nan", "probability"),
+        ("drop_after=0.6,drop_before=0.6", "add up to 1.2"),
+        ("seed=1,seed=2", "twice"),
+        ("latency=-1", "latency"),
+        ("nonatomic_upsert=maybe", "true or false"),
+    ],
+)
+def test_bad_fault_spec_is_one_line_config_error(spec: str, in_message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        FaultConfig.from_spec(spec)
+    message = str(info.value)
+    assert "\n" not in message and "--faults" in message and in_message in message
+
+
+def test_bad_fault_config_built_in_python_is_refused() -> None:
+    with pytest.raises(ConfigError, match="throttle_429"):
+        Sandbox(faults=FaultConfig(throttle_429=2.0))
+
+
+def classify_reply(status: int, text: str) -> Kind:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return classify(ApiResponse(status, parsed, text)).kind
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "exception_type", "kind", "metered"),
+    [
+        ("error_500_plain", 500, "", Kind.TRANSIENT, True),
+        ("error_500_mx", 500, "MXInvalidInputException", Kind.PERMANENT, True),
+        ("error_200", 200, "MXInvalidInputException", Kind.PERMANENT, True),
+        ("throttle_429", 429, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("throttle_403", 403, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("throttle_200", 200, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("proxy_502", 502, "", Kind.TRANSIENT, False),
+    ],
+)
+def test_answering_faults_create_nothing_and_mean_what_the_fact_sheet_says(
+    fault: str, status: int, exception_type: str, kind: Kind, metered: bool
+) -> None:
+    replies: list[tuple[int, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(6):
+            async with s.post(CREATE, json=body(f"f{i}@example.com"), headers=AUTH) as r:
+                replies.append((r.status, await r.text()))
+        # Metadata calls never get faults.
+        async with s.get("/v2/ProspectActivity.svc/ActivityTypes.Get", headers=AUTH) as r:
+            assert r.status == 200
+
+    sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig(seed=1, **{fault: 1.0}))
+    assert sandbox.leads == {} and sandbox.activities == []
+    for got_status, text in replies:
+        assert got_status == status, text
+        assert classify_reply(got_status, text) is kind, text
+        if exception_type:
+            assert json.loads(text)["ExceptionType"] == exception_type
+        if kind is Kind.RATE_LIMITED:
+            assert "exceeded the limit of 100 in 1 second(s)" in text
+    creates = sandbox.calls[:6]
+    assert [(c.fault, c.http_status, c.metered, c.activity_id) for c in creates] == [
+        (fault, status, metered, "")
+    ] * 6
+    assert sandbox.calls[6].fault == ""
+    if fault == "error_500_plain":  # both shapes seen in the wild: an HTML page and bare JSON
+        shapes = {text.startswith("{") for _, text in replies}
+        assert shapes == {True, False}
+
+
+@pytest.mark.parametrize("fault", ["drop_before", "drop_after"])
+def test_dropped_connections(fault: str) -> None:
+    errors: list[BaseException] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            try:
+                await post(s, body(f"d{i}@example.com"))
+            except aiohttp.ClientError as exc:
+                errors.append(exc)
+
+    sandbox = run(fn, faults=FaultConfig(**{fault: 1.0}))
+    assert len(errors) == 3
+    assert all(isinstance(e, aiohttp.ServerDisconnectedError) for e in errors)
+    assert [c.fault for c in sandbox.calls] == [fault] * 3
+    if fault == "drop_before":  # closed before processing: nothing metered, nothing created
+        assert [(c.http_status, c.metered, c.activity_id) for c in sandbox.calls] == [
+            (0, False, "")
+        ] * 3
+        assert sandbox.activities == [] and sandbox.leads == {}
+    else:  # processed, then the answer was lost
+        assert [c.http_status for c in sandbox.calls] == [200] * 3
+        assert [c.activity_id for c in sandbox.calls] == [a["Id"] for a in sandbox.activities]
+        assert len(sandbox.leads) == 3
+
+
+def test_faults_are_the_same_for_the_same_seed_and_call_order() -> None:
+    config = "error_500_plain=0.2,error_500_mx=0.1,throttle_403=0.1,drop_before=0.1,drop_after=0.1"
+
+    def faults_seen(seed: int) -> list[str]:
+        async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+            for i in range(40):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with s.post(CREATE, json=body(f"s{i}@example.com"), headers=AUTH) as r:
+                        await r.read()
+
+        sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig.from_spec(f"{config},seed={seed}"))
+        created = {a["Id"] for a in sandbox.activities}
+        # Every activity was created by a call that says so: no fault, or drop_after.
+        assert created == {c.activity_id for c in sandbox.calls if c.activity_id}
+        assert all(c.fault in ("", "drop_after") for c in sandbox.calls if c.activity_id)
+        return [c.fault for c in sandbox.calls]
+
+    first = faults_seen(11)
+    assert faults_seen(11) == first
+    assert faults_seen(12) != first
+    assert {"", "error_500_plain", "drop_before", "drop_after"} <= set(first)
+
+
+def test_real_rate_limit_comes_before_injected_server_faults() -> None:
+    clock = FakeClock()
+    statuses: list[int] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            statuses.append((await post(s, body(f"r{i}@example.com")))[0])
+
+    sandbox = run(fn, rate=2, per=1.0, clock=clock, faults=FaultConfig(error_200=1.0))
+    assert statuses == [200, 200, 429]
+    assert [c.fault for c in sandbox.calls] == ["error_200", "error_200", ""]
+
+
+def test_nonatomic_upsert_doubles_a_new_lead_under_concurrency_only() -> None:
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        replies = await asyncio.gather(*(post(s, body("race@example.com")) for _ in range(5)))
+        assert {status for status, _ in replies} == {200}
+        for _ in range(3):  # one at a time: the lookup finds the lead
+            assert (await post(s, body("calm@example.com")))[0] == 200
+
+    sandbox = run(fn, faults=FaultConfig(nonatomic_upsert=True, upsert_pause=0.05))
+    emails = sorted(lead["EmailAddress"] for lead in sandbox.leads.values())
+    assert emails == ["calm@example.com"] + ["race@example.com"] * 5
+    assert sandbox.duplicate_leads() == 5
+    assert len(sandbox.activities) == 8
+    # The same calls against the atomic upsert make one lead per email.
+    assert run(fn).duplicate_leads() == 0
+
+
+def test_in_flight_counts_requests_and_open_connections() -> None:
+    runner = SandboxThread(faults=FaultConfig(latency=0.3))
+    with runner as sandbox:
+        assert runner.call(lambda: sandbox.in_flight) == 0
+
+        async def client() -> int:
+            async with aiohttp.ClientSession(base_url=sandbox.base_url) as s:
+                task = asyncio.create_task(post(s, body()))
+                seen = 0
+                while not task.done():
+                    seen = max(seen, runner.call(lambda: sandbox.in_flight))
+                    await asyncio.sleep(0.01)
+                await task
+                return seen
+
+        assert asyncio.run(client()) >= 1
+        deadline = time.monotonic() + 5
+        while runner.call(lambda: sandbox.in_flight) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runner.call(lambda: sandbox.in_flight) == 0

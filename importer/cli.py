@@ -6,6 +6,7 @@ only turns options into arguments and outcomes into output and exit codes (see `
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -295,19 +296,21 @@ def setup_logging(log_file: Path | None, level: str) -> None:
 @click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option(
     "--latency",
-    default=0.0,
-    show_default=True,
     type=click.FloatRange(min=0),
-    help="Mean seconds added to each call, like a real network.",
+    help="Mean seconds added to each call, like a real network (default 0).",
 )
 @click.option(
     "--jitter",
-    default=0.0,
-    show_default=True,
     type=click.FloatRange(min=0),
-    help="Uniform +/- seconds around --latency.",
+    help="Uniform +/- seconds around --latency (default 0).",
 )
-@click.option("--seed", type=int, help="Seed for the latency jitter (repeatable runs).")
+@click.option("--seed", type=int, help="Seed for the latency jitter and faults (repeatable runs).")
+@click.option(
+    "--faults",
+    default="",
+    help="Inject faults, e.g. 'drop_after=0.02,error_500_plain=0.05,throttle_403=0.01' "
+    "(probabilities per CreateCustom call; see importer/sandbox.py for every name).",
+)
 @click.option(
     "--schema",
     type=click.Path(path_type=Path),
@@ -319,9 +322,10 @@ def sandbox(
     bind: str,
     rate: int,
     per: float,
-    latency: float,
-    jitter: float,
+    latency: float | None,
+    jitter: float | None,
     seed: int | None,
+    faults: str,
     schema: Path | None,
 ) -> None:
     """Serve the local LeadSquared sandbox until Ctrl-C.
@@ -345,7 +349,14 @@ def sandbox(
         rate=rate,
         per=per,
         schema=SandboxSchema.from_file(schema) if schema else None,
-        faults=FaultConfig(latency=latency, jitter=jitter, seed=seed),
+        faults=dataclasses.replace(
+            FaultConfig.from_spec(faults) if faults else FaultConfig(),
+            **{
+                k: v
+                for k, v in (("latency", latency), ("jitter", jitter), ("seed", seed))
+                if v is not None
+            },  # options given on their own win over the --faults spec
+        ),
     )
 
 

@@ -336,3 +336,61 @@ def test_preflight_stops_a_mapping_the_account_cannot_take(tmp_path: Path, sampl
     )
     assert skipped.exit_code == 1, skipped.output  # every row failed at the API instead
     assert {line["status"] for line in read_results(tmp_path / "r.csv")} == {"failed"}
+
+
+def test_standing_sandbox_serves_with_faults_until_ctrl_c() -> None:
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "sandbox",
+            "--port",
+            str(port),
+            "--rate",
+            "100",
+            "--per",
+            "1",
+            "--faults",
+            "error_500_mx=1.0,seed=4",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        banner = proc.stderr.readline()
+        assert f"http://127.0.0.1:{port}" in banner and "error_500_mx=1" in banner
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/ProspectActivity.svc/CreateCustom",
+            data=json.dumps({"LeadDetails": [], "Activity": {"ActivityEvent": 105}}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "x-LSQ-AccessKey": "sandbox-access-key",
+                "x-LSQ-SecretKey": "sandbox-secret-key",
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code in (400, 500)
+        assert json.loads(info.value.read())["ExceptionType"].startswith("MX")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_bad_fault_spec_is_one_line_exit_2() -> None:
+    result = invoke("sandbox", "--faults", "drop_after=2")
+    assert_one_line_error(result, 2, "--faults", "drop_after")

@@ -61,6 +61,32 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _all(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several click options as one decorator (shared by the commands)."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+mapping_option = click.option(
+    "--mapping",
+    "-m",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Column-mapping file (YAML), see mappings/README.md.",
+)
+_INPUT_OPTIONS = (
+    click.option("--sheet", help="Excel sheet name or 0-based index (default: the first)."),
+    click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM)."),
+    click.option("--delimiter", help="CSV delimiter (default: detected; tab for .tsv)."),
+)
+input_options = _all(*_INPUT_OPTIONS)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
 def cli() -> None:
@@ -76,13 +102,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("input_file", metavar="INPUT")
-@click.option(
-    "--mapping",
-    "-m",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Column-mapping file (YAML), see mappings/README.md.",
-)
+@mapping_option
 @click.option(
     "--results",
     "-r",
@@ -166,9 +186,7 @@ def cli() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds per call.",
 )
-@click.option("--sheet", help="Excel sheet name or 0-based index (default: the first).")
-@click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM).")
-@click.option("--delimiter", help="CSV delimiter (default: detected; tab for .tsv).")
+@input_options
 @click.option(
     "--env-file",
     type=click.Path(path_type=Path),
@@ -416,16 +434,11 @@ _ONLINE_OPTIONS = (
         type=click.Path(path_type=Path),
         help="With --online: file with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines.",
     ),
-    click.option("--sheet", help="Excel sheet name or 0-based index (default: the first)."),
-    click.option("--encoding", help="CSV encoding (default: UTF-8, with or without BOM)."),
-    click.option("--delimiter", help="CSV delimiter (default: detected; tab for .tsv)."),
+    *_INPUT_OPTIONS,
 )
 
 
-def _online_options(func: F) -> F:
-    for option in reversed(_ONLINE_OPTIONS):
-        func = option(func)
-    return func
+_online_options = _all(*_ONLINE_OPTIONS)
 
 
 def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -> None:
@@ -438,13 +451,7 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
 
 @cli.command()
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option(
-    "--mapping",
-    "-m",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Column-mapping file (YAML), see mappings/README.md.",
-)
+@mapping_option
 @click.option(
     "--results",
     "-r",

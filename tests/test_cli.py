@@ -202,9 +202,8 @@ def test_internal_error_is_one_line_with_code_70(monkeypatch, tmp_path: Path) ->
     assert_one_line_error(result, 70, "internal error", "ZeroDivisionError")
 
 
-def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
-    results = tmp_path / "r.csv"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start_import_and_wait_for(results: Path, settled: int) -> subprocess.Popen[str]:
+    """Start a sandbox import in a subprocess; return once ``settled`` rows are recorded."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -225,14 +224,20 @@ def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait until some rows are settled
-        if results.exists() and results.read_text().count(",success,") >= 5:
+    while time.monotonic() < deadline:  # poll the journal, not a fixed sleep
+        if results.exists() and results.read_text().count(",success,") >= settled:
             break
         time.sleep(0.05)
+    return proc
+
+
+def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
+    results = tmp_path / "r.csv"
+    proc = start_import_and_wait_for(results, 5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 4, out + err
@@ -276,35 +281,7 @@ def test_progress_bar_counts_and_ends_at_the_true_total() -> None:
 
 def test_second_ctrl_c_stops_at_once_and_leaves_a_valid_journal(tmp_path: Path) -> None:
     results = tmp_path / "r.csv"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "run",
-            str(ROOT / "sample_data/leads.csv"),
-            "-m",
-            str(EXAMPLE_MAPPING),
-            "--sandbox",
-            "--rate",
-            "10",
-            "--per",
-            "1",
-            "--results",
-            str(results),
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if results.exists() and results.read_text().count(",success,") >= 3:
-            break
-        time.sleep(0.05)
+    proc = start_import_and_wait_for(results, 3)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

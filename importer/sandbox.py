@@ -51,10 +51,14 @@ field sets (``DataType: CustomObject``) sent as ``{"Attribute", "Value": "", "Fi
 mandatory lead fields only on create; ``Activity.ActivityEvent`` a known integer code,
 ``ActivityDateTime`` exactly ``YYYY-MM-DD HH:MM:SS`` (UTC) and at most 5 minutes in the future,
 ``Fields`` a list of ``{SchemaName, Value}`` of that activity type, mandatory activity fields
-present. ``"ValidateDropDownOptions": true`` at the root skips the dropdown check of activity
-fields (the fact sheet says so, despite the name). Every check runs before anything is
-stored, and the lookup and insert run without an ``await`` between them, so a call is atomic
-(unless ``FaultConfig.nonatomic_upsert`` puts a pause there, to reproduce a racy upsert).
+present; an activity custom field set is sent as ``{"Attribute", "Value": "", "Fields":
+[{"Attribute", "Value"}]}`` or the same with ``SchemaName`` keys (one key throughout the set),
+never as a plain pair, and is recorded as a nested dict in the activity's ``Fields``.
+``"ValidateDropDownOptions": true`` at the root skips the dropdown check of activity fields
+and of their sets' sub-fields (the fact sheet says so, despite the name). Every check runs
+before anything is stored, and the lookup and insert run without an ``await`` between them,
+so a call is atomic (unless ``FaultConfig.nonatomic_upsert`` puts a pause there, to reproduce
+a racy upsert).
 
 Lead lookup: ``EmailAddress`` (and ``Email`` fields) compare case-insensitively, phone fields
 by their digits only, others after trimming; ``SearchBy: ProspectId`` looks a lead up by the
@@ -231,6 +235,11 @@ def _activity_field(
 
 
 def _default_activity_types() -> list[dict[str, Any]]:
+    delivery = _activity_field("mx_Custom_4", "Delivery", "CustomObject")
+    delivery["Fields"] = [
+        _activity_field("City", "City", "String"),
+        _activity_field("Slot", "Slot", "Dropdown", options=["Morning", "Evening"]),
+    ]
     return [
         {
             "ActivityEvent": 105,
@@ -242,6 +251,7 @@ def _default_activity_types() -> list[dict[str, Any]]:
                 _activity_field(
                     "mx_Custom_3", "Interest", "Dropdown", options=["Hot", "Warm", "Cold"]
                 ),
+                delivery,
             ],
         },
         {
@@ -261,8 +271,9 @@ class SandboxSchema:
     ``DataType``, ``IsMandatory``, ``MaxLength`` as a string, ``Options`` for dropdowns,
     ``IsLeadIdentifier``); a ``CustomObject`` field carries its sub-fields in ``Fields``.
     ``activity_types`` items: ``ActivityEvent`` (int), ``ActivityEventName``, ``DisplayName``,
-    ``Fields`` (``SchemaName``, ``DisplayName``, ``DataType``, ``IsMandatory``, ``OptionSet``).
-    A field is a dropdown if its DataType says so or it has options.
+    ``Fields`` (``SchemaName``, ``DisplayName``, ``DataType``, ``IsMandatory``, ``OptionSet``);
+    a ``CustomObject`` activity field carries its sub-fields (same keys) in ``Fields``. Sets
+    nest one level only. A field is a dropdown if its DataType says so or it has options.
     """
 
     lead_fields: list[dict[str, Any]]
@@ -270,7 +281,12 @@ class SandboxSchema:
 
     @classmethod
     def default(cls) -> SandboxSchema:
-        """The schema of a fresh sandbox: common lead fields, mx_KYC, activities 105 and 106."""
+        """The schema of a fresh sandbox: common lead fields, mx_KYC, activities 105 and 106.
+
+        Activity 105 has mx_Custom_1 (Number), mx_Custom_2 (String), mx_Custom_3 (dropdown
+        Hot/Warm/Cold) and the custom field set mx_Custom_4 "Delivery" with City (String) and
+        Slot (dropdown Morning/Evening); 106 has a mandatory mx_Custom_1.
+        """
         return cls(lead_fields=_default_lead_fields(), activity_types=_default_activity_types())
 
     @classmethod
@@ -374,7 +390,8 @@ def _validate_schema_data(data: Any, where: str) -> dict[str, Any]:
         t = dict(t)
         t.setdefault("ActivityEventName", f"Activity_{code}")
         t.setdefault("DisplayName", t["ActivityEventName"])
-        t["Fields"] = check_fields(t.get("Fields", []), f"{loc}.Fields", "OptionSet", nested=True)
+        # Activity custom field sets nest one level, like the lead's.
+        t["Fields"] = check_fields(t.get("Fields", []), f"{loc}.Fields", "OptionSet", nested=False)
         activity_types.append(t)
     return {"lead_fields": lead_fields, "activity_types": activity_types}
 
@@ -1115,23 +1132,46 @@ class Sandbox:
             )
         return attrs, sets, key, prospect_id
 
-    def _parse_cfs(self, f: dict[str, Any], item: dict[str, Any], where: str) -> dict[str, str]:
+    def _parse_cfs(
+        self,
+        f: dict[str, Any],
+        item: dict[str, Any],
+        where: str,
+        *,
+        name_key: str = "Attribute",
+        options_key: str = "Options",
+        skip_dropdown: bool = False,
+    ) -> dict[str, str]:
+        """Validate a custom field set entry; its sub-fields are named by ``name_key`` too."""
         if item.get("Value", "") != "":
             raise _invalid(f'{where} is a custom field set: send Value "" and its Fields')
         fields = item.get("Fields")
         if not isinstance(fields, list):
             raise _invalid(f"{where} is a custom field set: Fields must be a list")
         subs = {s["SchemaName"]: s for s in f.get("Fields", [])}
+        other_key = "SchemaName" if name_key == "Attribute" else "Attribute"
         out: dict[str, str] = {}
         for j, sub in enumerate(fields):
-            name, value = self._pair(sub, f"{where}.Fields[{j}]", "Attribute")
+            sub_where = f"{where}.Fields[{j}]"
+            if isinstance(sub, dict) and name_key not in sub and other_key in sub:
+                raise _invalid(
+                    f"{sub_where}: name the field with {name_key}, as the set itself is, "
+                    f"not {other_key}"
+                )
+            name, value = self._pair(sub, sub_where, name_key)
             sf = subs.get(name)
             if sf is None:
                 raise _invalid(
                     f"Unknown field {_short(name)} in custom field set {f['SchemaName']}"
                     f"{self._hint(name, subs)}"
                 )
-            self._check_value(sf, value, f"Field {f['SchemaName']}.{name}", "Options")
+            self._check_value(
+                sf,
+                value,
+                f"Field {f['SchemaName']}.{name}",
+                options_key,
+                skip_dropdown=skip_dropdown,
+            )
             out[name] = value
         return out
 
@@ -1159,28 +1199,77 @@ class Sandbox:
         if not isinstance(fields, list):
             raise _invalid("Activity.Fields must be a list of {SchemaName, Value} objects")
         known = {f["SchemaName"]: f for f in t["Fields"]}
-        values: dict[str, str] = {}
+        values: dict[str, str | dict[str, str]] = {}
         for i, item in enumerate(fields):
-            name, value = self._pair(item, f"Activity.Fields[{i}]", "SchemaName")
+            where = f"Activity.Fields[{i}]"
+            # A custom field set may be named by Attribute (the fact sheet's form) or by
+            # SchemaName (the plain fields' form); plain fields only by SchemaName.
+            name_key = (
+                "Attribute"
+                if isinstance(item, dict) and "Attribute" in item and "SchemaName" not in item
+                else "SchemaName"
+            )
+            name, value = self._pair(item, where, name_key, extra={"Fields"})
             f = known.get(name)
             if f is None:
                 raise _invalid(
                     f"Field {_short(name)} does not belong to activity event {code}"
                     f"{self._hint(name, known)}"
                 )
+            if _is_cfs(f):
+                if "Fields" not in item:
+                    raise _invalid(
+                        f"{where} ({name}) is a custom field set of activity event {code}: "
+                        f'send {{"{name_key}": "{name}", "Value": "", "Fields": [...]}}'
+                    )
+                values[name] = self._parse_cfs(
+                    f,
+                    item,
+                    f"{where} ({name})",
+                    name_key=name_key,
+                    options_key="OptionSet",
+                    skip_dropdown=skip_dropdowns,
+                )
+                continue
+            if "Fields" in item:
+                raise _invalid(f"Activity field {name} is not a custom field set; drop its Fields")
+            if name_key != "SchemaName":
+                raise _invalid(
+                    f"{where} ({name}): name a plain activity field with SchemaName, not Attribute"
+                )
             self._check_value(
                 f, value, f"Activity field {name}", "OptionSet", skip_dropdown=skip_dropdowns
             )
             values[name] = value
-        for name, f in known.items():
-            if f.get("IsMandatory") and not values.get(name, "").strip():
-                raise _missing(f"Mandatory field {name} of activity event {code} is missing")
+        self._check_mandatory_activity_fields(code, known, values)
         return {
             "ActivityEvent": code,
             "ActivityNote": note,
             "ActivityDateTime": when,
             "Fields": values,
         }
+
+    @staticmethod
+    def _check_mandatory_activity_fields(
+        code: int, known: dict[str, dict[str, Any]], values: dict[str, str | dict[str, str]]
+    ) -> None:
+        """A set counts as sent if any of its sub-fields has a value; a sent set needs its
+        mandatory sub-fields. Every activity is new, so unlike lead fields this applies to
+        every call."""
+        for name, f in known.items():
+            value = values.get(name, "")
+            if isinstance(value, dict):
+                for sub in f.get("Fields", []):
+                    if sub.get("IsMandatory") and not value.get(sub["SchemaName"], "").strip():
+                        raise _missing(
+                            f"Mandatory field {name}.{sub['SchemaName']} of activity event "
+                            f"{code} is missing"
+                        )
+                sent = any(v.strip() for v in value.values())
+            else:
+                sent = bool(value.strip())
+            if f.get("IsMandatory") and not sent:
+                raise _missing(f"Mandatory field {name} of activity event {code} is missing")
 
     @staticmethod
     def _check_datetime(when: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from importer import run_import
 from importer.classify import ApiResponse, Kind, classify
 from importer.exceptions import ConfigError
 from importer.sandbox import (
@@ -31,6 +32,8 @@ from importer.sandbox import (
     SandboxThread,
     serve,
 )
+
+from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, read_results
 
 CREATE = "/v2/ProspectActivity.svc/CreateCustom"
 AUTH = {"x-LSQ-AccessKey": DEFAULT_ACCESS_KEY, "x-LSQ-SecretKey": DEFAULT_SECRET_KEY}
@@ -415,6 +418,185 @@ def test_validate_dropdown_options_flag_skips_activity_dropdown_check() -> None:
     assert sandbox.activities[0]["Fields"] == {"mx_Custom_3": "Lukewarm"}
 
 
+# ---- custom field sets on the activity -------------------------------------------------------
+
+
+def delivery(key: str = "Attribute", **subs: str) -> dict[str, Any]:
+    """An activity 105 body with the mx_Custom_4 set written with ``key`` throughout."""
+    subs = subs or {"City": "Pune", "Slot": "Morning"}
+    cfs = {
+        key: "mx_Custom_4",
+        "Value": "",
+        "Fields": [{key: k, "Value": v} for k, v in subs.items()],
+    }
+    fields = [{"SchemaName": "mx_Custom_2", "Value": "Widget"}, cfs]
+    return {"ActivityEvent": 105, "ActivityDateTime": "2024-05-01 09:30:00", "Fields": fields}
+
+
+@pytest.mark.parametrize("key", ["Attribute", "SchemaName"])
+def test_activity_custom_field_set_in_either_form_is_stored_nested(key: str) -> None:
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        status, data = await post(s, body(activity=delivery(key)))
+        assert status == 200, data
+
+    sandbox = run(fn)
+    assert sandbox.activities[0]["Fields"] == {
+        "mx_Custom_2": "Widget",
+        "mx_Custom_4": {"City": "Pune", "Slot": "Morning"},
+    }
+
+
+def _cfs_as_plain_pair(key: str) -> dict[str, Any]:
+    return {"ActivityEvent": 105, "Fields": [{key: "mx_Custom_4", "Value": "Pune"}]}
+
+
+@pytest.mark.parametrize(
+    ("activity", "in_message"),
+    [
+        (
+            delivery(city="Pune"),
+            "Unknown field 'city' in custom field set mx_Custom_4 (did you mean City?)",
+        ),
+        (
+            delivery("SchemaName", Slot="Noon"),
+            "mx_Custom_4.Slot: 'Noon' is not one of its options (Morning, Evening)",
+        ),
+        (_cfs_as_plain_pair("SchemaName"), "is a custom field set of activity event 105"),
+        (_cfs_as_plain_pair("Attribute"), "is a custom field set of activity event 105"),
+        (
+            {
+                "ActivityEvent": 105,
+                "Fields": [
+                    {
+                        "Attribute": "mx_Custom_4",
+                        "Value": "x",
+                        "Fields": [{"Attribute": "City", "Value": "Pune"}],
+                    }
+                ],
+            },
+            'send Value ""',
+        ),
+        (
+            {
+                "ActivityEvent": 105,
+                "Fields": [
+                    {
+                        "Attribute": "mx_Custom_4",
+                        "Value": "",
+                        "Fields": [{"SchemaName": "City", "Value": "Pune"}],
+                    }
+                ],
+            },
+            "name the field with Attribute",
+        ),
+        (
+            {
+                "ActivityEvent": 105,
+                "Fields": [{"SchemaName": "mx_Custom_2", "Value": "W", "Fields": []}],
+            },
+            "not a custom field set",
+        ),
+        (
+            {"ActivityEvent": 105, "Fields": [{"Attribute": "mx_Custom_2", "Value": "W"}]},
+            "with SchemaName, not Attribute",
+        ),
+    ],
+    ids=[
+        "unknown-sub-field",
+        "sub-dropdown",
+        "plain-pair",
+        "plain-pair-attribute",
+        "cfs-value",
+        "mixed-keys",
+        "fields-on-plain-field",
+        "plain-field-by-attribute",
+    ],
+)
+def test_activity_custom_field_set_errors(activity: dict[str, Any], in_message: str) -> None:
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        message = assert_error(
+            *await post(s, body(activity=activity)), 500, "MXInvalidInputException"
+        )
+        assert in_message in message and "\n" not in message
+
+    sandbox = run(fn)
+    assert sandbox.leads == {} and sandbox.activities == []
+
+
+def test_validate_dropdown_options_flag_skips_activity_set_dropdowns_too() -> None:
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        act = delivery(Slot="Noon")
+        assert (await post(s, body(activity=act)))[0] == 500
+        assert (await post(s, body(activity=act, ValidateDropDownOptions=True)))[0] == 200
+        bad = delivery(city="Pune")  # skipping dropdowns does not admit unknown sub-fields
+        assert (await post(s, body(activity=bad, ValidateDropDownOptions=True)))[0] == 500
+
+    sandbox = run(fn)
+    assert [a["Fields"]["mx_Custom_4"] for a in sandbox.activities] == [{"Slot": "Noon"}]
+
+
+def test_mandatory_activity_set_and_sub_fields() -> None:
+    schema = SandboxSchema.default()
+    cfs = next(f for f in schema.activity_types[0]["Fields"] if f["SchemaName"] == "mx_Custom_4")
+    cfs["IsMandatory"] = True
+    cfs["Fields"][1]["IsMandatory"] = True  # Slot
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        no_set = {"ActivityEvent": 105, "Fields": [{"SchemaName": "mx_Custom_2", "Value": "W"}]}
+        message = assert_error(
+            *await post(s, body(activity=no_set)), 500, "MXMandatoryAttributeMissingException"
+        )
+        assert "mx_Custom_4" in message
+        message = assert_error(
+            *await post(s, body(activity=delivery(City="Pune"))),
+            500,
+            "MXMandatoryAttributeMissingException",
+        )
+        assert "mx_Custom_4.Slot" in message
+        assert (await post(s, body(activity=delivery(Slot="Evening"))))[0] == 200
+
+    sandbox = run(fn, schema=schema)
+    assert len(sandbox.activities) == 1
+
+
+def test_activity_custom_field_set_end_to_end(sandbox_thread, sample_rows, tmp_path: Path) -> None:
+    """The mapping's activity set, in both of its forms, goes through preflight and lands."""
+    source = sample_rows(12)
+    cities = {i + 2: line["city"] for i, line in enumerate(read_results(source))}
+    text = EXAMPLE_MAPPING.read_text(encoding="utf-8")
+    text = text.replace(
+        "    mx_Custom_2: product\n",
+        "    mx_Custom_2: product\n    mx_Custom_4:\n      fields:\n        City: {column: city}\n",
+    )
+    assert "mx_Custom_4" in text
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    for key in ("Attribute", "SchemaName"):
+        mapping = tmp_path / f"mapping-{key}.yaml"
+        mapping.write_text(
+            text.replace(
+                "  validate_dropdown_options: false\n",
+                f"  validate_dropdown_options: false\n  activity_cfs_key: {key}\n",
+            ),
+            encoding="utf-8",
+        )
+        sandbox.activities.clear()  # the run has finished: nothing else touches the list
+        results = tmp_path / f"results-{key}.csv"
+        summary = run_import(
+            source,
+            mapping,
+            results=results,
+            host=sandbox.base_url,
+            credentials=SANDBOX_KEYS,
+            rate=100,
+            per=1.0,
+        )
+        assert summary.by_status == {"success": 12}, summary.to_text()
+        by_id = {a["Id"]: a for a in sandbox.activities}
+        for line in read_results(results):
+            nested = by_id[line["activity_id"]]["Fields"]["mx_Custom_4"]
+            assert nested == {"City": cities[int(line["row"])]}
+
+
 def test_near_future_within_five_minutes_and_missing_date_are_accepted() -> None:
     soon = (datetime.now(UTC) + timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -521,6 +703,11 @@ def test_metadata_endpoints() -> None:
         by_name = {f["SchemaName"]: f for f in setting["Fields"]}
         assert by_name["mx_Custom_1"]["DataType"] == "Number"
         assert [o["Value"] for o in by_name["mx_Custom_3"]["OptionSet"]] == ["Hot", "Warm", "Cold"]
+        cfs = by_name["mx_Custom_4"]
+        assert cfs["DataType"] == "CustomObject"
+        subs = {f["SchemaName"]: f for f in cfs["Fields"]}
+        assert list(subs) == ["City", "Slot"]
+        assert [o["Value"] for o in subs["Slot"]["OptionSet"]] == ["Morning", "Evening"]
         for code in ("999", "abc"):
             async with s.get(url, params={"code": code}, headers=AUTH) as r:
                 assert_error(r.status, await r.json(), 500, "MXInvalidInputException")
@@ -673,6 +860,29 @@ def test_bad_schema_file_is_one_line_config_error(
         SandboxSchema.from_file(path)
     message = str(info.value)
     assert "\n" not in message and str(path) in message and in_message in message
+
+
+def test_schema_file_activity_custom_field_set_one_level_only(tmp_path: Path) -> None:
+    path = tmp_path / "schema.yaml"
+    path.write_text(
+        "lead_fields: [{SchemaName: EmailAddress, DataType: Email}]\n"
+        "activity_types:\n"
+        "  - ActivityEvent: 201\n"
+        "    Fields:\n"
+        "      - SchemaName: mx_Custom_1\n"
+        "        DataType: CustomObject\n"
+        "        Fields: [{SchemaName: Tier, DataType: Dropdown, OptionSet: [A, B]}]\n"
+    )
+    cfs = SandboxSchema.from_file(path).activity_types[0]["Fields"][0]
+    assert cfs["Fields"][0]["SchemaName"] == "Tier" and cfs["Fields"][0]["IsMandatory"] is False
+    path.write_text(
+        path.read_text().replace(
+            "[{SchemaName: Tier, DataType: Dropdown, OptionSet: [A, B]}]",
+            "[{SchemaName: Inner, DataType: CustomObject, Fields: []}]",
+        )
+    )
+    with pytest.raises(ConfigError, match=r"activity_types\[0\]\.Fields\[0\]\.Fields\[0\].*nested"):
+        SandboxSchema.from_file(path)
 
 
 def test_missing_schema_file_is_config_error(tmp_path: Path) -> None:

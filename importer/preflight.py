@@ -245,7 +245,7 @@ class _Sends:
     lead: dict[str, _Target]  # attribute -> value (plain attributes)
     field_sets: dict[str, dict[str, _Target]]  # attribute -> sub-field -> value
     activity: dict[str, _Target]
-    activity_sets: dict[str, tuple[str, ...]]  # activity custom field sets -> sub-fields
+    activity_sets: dict[str, dict[str, _Target]]  # activity custom field set -> sub -> value
     event: int
     skip_activity_dropdowns: bool
 
@@ -278,11 +278,22 @@ class _Sends:
             )
             for name in mapping.activity_fields
         }
+        activity_sets = {
+            name: {
+                sub: _target(
+                    f"activity.fields.{name}.fields.{sub}",
+                    _section(raw_fields, name, "fields").get(sub),
+                    compiled.get(f"activity.fields.{name}.fields.{sub}"),
+                )
+                for sub in subs
+            }
+            for name, subs in mapping.activity_cfs_fields.items()
+        }
         return cls(
             lead,
             field_sets,
             activity,
-            dict(mapping.activity_cfs_fields),
+            activity_sets,
             int(mapping.activity_event),
             bool(mapping.validate_dropdown_options),
         )
@@ -564,12 +575,7 @@ def _check_activity_fields(
         report.activity_fields_checked += 1
         subs = sends.activity_sets.get(name)
         if subs is not None:
-            unknown = [sub for sub in subs if f.sub_fields is not None and sub not in f.sub_fields]
-            problems.extend(
-                f"{target.key}.fields.{sub}: not a field of {name} in {what}; "
-                f"it has {_listed(f.sub_fields or ())}"
-                for sub in unknown
-            )
+            _check_activity_set(name, f, subs, what, sends, report, problems)
             continue
         if f.options is None or sends.skip_activity_dropdowns:
             continue
@@ -583,6 +589,36 @@ def _check_activity_fields(
                 f"activity.fields: {what} requires {name} ({f.display}); map it "
                 f"(e.g. '{name}: <column>')"
             )
+
+
+def _check_activity_set(
+    name: str,
+    f: _Field,
+    subs: dict[str, _Target],
+    what: str,
+    sends: _Sends,
+    report: PreflightReport,
+    problems: list[str],
+) -> None:
+    """A custom field set on the activity: known sub-fields, fixed dropdown values, mandatory
+    sub-fields (values read from a column are checked by the server, row by row)."""
+    if f.sub_fields is None:  # the metadata does not list its fields: nothing to compare
+        return
+    for sub, target in subs.items():
+        sf = f.sub_fields.get(sub)
+        if sf is None:
+            problems.append(
+                f"{target.key}: not a field of {name} in {what}{_near(sub, f.sub_fields)}; "
+                f"it has {_listed(f.sub_fields)}"
+            )
+        elif sf.options is not None and not sends.skip_activity_dropdowns:
+            _check_fixed(target, sf, report, problems)
+    missing = [sub for sub, sf in f.sub_fields.items() if sf.mandatory and sub not in subs]
+    if missing:
+        problems.append(
+            f"activity.fields.{name}: {what} requires {_listed(missing)} in {name}; map them "
+            "under 'fields:'"
+        )
 
 
 def _check_fixed(target: _Target, f: _Field, report: PreflightReport, problems: list[str]) -> None:

@@ -134,6 +134,14 @@ def test_metadata_calls_take_pacer_slots(sandbox_thread) -> None:
             [("Status: kyc_status", "State: kyc_status")],
             ["lead.attributes.mx_KYC.fields.State: not a field of the custom field set mx_KYC"],
         ),
+        (
+            [("mx_Custom_2: product", "mx_Custom_4: {fields: {City: city, Slot: {value: Noon}}}")],
+            ["activity.fields.mx_Custom_4.fields.Slot: 'Noon' is not one of the options"],
+        ),
+        (
+            [("mx_Custom_2: product", "mx_Custom_4: {fields: {Town: city}}")],
+            ["activity.fields.mx_Custom_4.fields.Town: not a field of mx_Custom_4"],
+        ),
     ],
     ids=[
         "unknown-event",
@@ -145,6 +153,8 @@ def test_metadata_calls_take_pacer_slots(sandbox_thread) -> None:
         "mandatory-activity-field",
         "cfs-as-plain-value",
         "unknown-cfs-field",
+        "bad-activity-cfs-dropdown-constant",
+        "unknown-activity-cfs-field",
     ],
 )
 def test_a_mapping_that_cannot_work_stops_before_any_create(

@@ -275,7 +275,11 @@ class _Run:
                 await stack.enter_async_context(box)
                 target = box.base_url
             assert credentials is not None
-            session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
+            # One connection per call in flight: a smaller pool would cap throughput at
+            # connections / latency, below the rate limit at scaled limits.
+            session = await stack.enter_async_context(
+                make_session(credentials, timeout=timeout, connections=concurrency)
+            )
             client = LeadSquaredClient(session, target)
             pacer = Pacer(rate, per)
             if check_account:

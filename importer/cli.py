@@ -180,6 +180,14 @@ def cli() -> None:
     help="Attempts per row for throttled or transient failures.",
 )
 @click.option(
+    "--retry-delay",
+    type=(click.FloatRange(min=0), click.FloatRange(min=0)),
+    default=(0.5, 30.0),
+    show_default=True,
+    metavar="BASE CAP",
+    help="Backoff between attempts: BASE * 2^n seconds with full jitter, at most CAP.",
+)
+@click.option(
     "--timeout",
     default=60.0,
     show_default=True,

@@ -371,3 +371,31 @@ def test_standing_sandbox_serves_with_faults_until_ctrl_c() -> None:
 def test_bad_fault_spec_is_one_line_exit_2() -> None:
     result = invoke("sandbox", "--faults", "drop_after=2")
     assert_one_line_error(result, 2, "--faults", "drop_after")
+
+
+def test_retry_options_bound_attempts_and_delays(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    from importer.sandbox import FaultConfig
+
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(error_500_plain=1.0, seed=1))
+    result = invoke(
+        "run",
+        sample_rows(2),
+        "-m",
+        EXAMPLE_MAPPING,
+        "--results",
+        tmp_path / "r.csv",
+        "--host",
+        sandbox.base_url,
+        "--max-attempts",
+        "3",
+        "--retry-delay",
+        "0.01",
+        "0.02",
+        env=KEYS_ENV,
+    )
+    assert result.exit_code == 1, result.output
+    lines = read_results(tmp_path / "r.csv")
+    assert [(line["status"], line["attempts"]) for line in lines] == [("failed", "3")] * 2
+    assert len(sandbox.arrivals("CreateCustom")) == 6

@@ -184,7 +184,7 @@ def test_wrong_keys_stop_the_run_before_any_row(sandbox_thread, tmp_path) -> Non
             per=1.0,
             concurrency=2,
         )
-    assert len(sandbox.calls) == 1  # the first metadata call of the preflight
+    assert 1 <= len(sandbox.calls) <= 2  # the preflight's first metadata calls, nothing else
     assert not (tmp_path / "r.csv").exists()
 
 

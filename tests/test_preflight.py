@@ -198,7 +198,7 @@ def test_wrong_keys_are_fatal(sandbox_thread) -> None:
     sandbox = sandbox_thread(access_key="other", secret_key="other")
     with pytest.raises(FatalApiError, match="401"):
         check(sandbox, EXAMPLE_MAPPING)
-    assert len(sandbox.calls) == 1
+    assert 1 <= len(sandbox.calls) <= 2  # the two lookups that go out together
 
 
 def test_wrong_path_is_fatal(sandbox_thread) -> None:
@@ -334,4 +334,6 @@ def test_an_unreachable_host_is_a_one_line_error_after_retries() -> None:
     with pytest.raises(PreflightError, match="gave no answer") as caught:
         asyncio.run(main())
     assert "--host" in str(caught.value)
-    assert len(waits) == 2  # three attempts
+    # Three attempts of the activity lookup (two waits); the lead lookup that went out with it
+    # may have retried too before it was cancelled.
+    assert 2 <= len(waits) <= 4

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from importer import Summary, run_import
 from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Sandbox, SandboxThread
 from importer.settings import Credentials
 
@@ -46,6 +48,17 @@ def sample_rows(tmp_path: Path) -> Callable[[int], Path]:
         return path
 
     return make
+
+
+def import_into(sandbox: Sandbox, source: Path, results: Path, **kwargs: Any) -> Summary:
+    """``run_import`` against a test sandbox with its keys, at the scaled limit of the
+    end-to-end tests (100 calls per 1 s) unless the test says otherwise."""
+    kwargs.setdefault("mapping", EXAMPLE_MAPPING)
+    kwargs.setdefault("credentials", SANDBOX_KEYS)
+    kwargs.setdefault("rate", 100)
+    kwargs.setdefault("per", 1.0)
+    mapping = kwargs.pop("mapping")
+    return run_import(source, mapping, results=results, host=sandbox.base_url, **kwargs)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:

@@ -10,7 +10,14 @@ from importer import run_import
 from importer.exitcodes import ExitStatus
 from importer.journal import Result
 
-from .conftest import EXAMPLE_MAPPING, SAMPLE_CSV, SAMPLE_XLSX, SANDBOX_KEYS, read_results
+from .conftest import (
+    EXAMPLE_MAPPING,
+    SAMPLE_CSV,
+    SAMPLE_XLSX,
+    SANDBOX_KEYS,
+    import_into,
+    read_results,
+)
 
 
 def test_real_limit_25_per_5s_never_trips_the_rate_limit(
@@ -42,14 +49,10 @@ def test_real_limit_25_per_5s_never_trips_the_rate_limit(
 @pytest.mark.parametrize("source", [SAMPLE_CSV, SAMPLE_XLSX], ids=["csv", "xlsx"])
 def test_sample_imports_fully_at_a_scaled_limit(sandbox_thread, tmp_path, source) -> None:
     sandbox = sandbox_thread(rate=100, per=1.0)
-    summary = run_import(
+    summary = import_into(
+        sandbox,
         source,
-        EXAMPLE_MAPPING,
-        results=tmp_path / "r.csv",
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        tmp_path / "r.csv",
     )
     lines = read_results(tmp_path / "r.csv")
     assert [int(line["row"]) for line in lines] == list(range(2, 202))
@@ -72,14 +75,10 @@ def test_stopped_run_resumes_without_resending(sandbox_thread, tmp_path) -> None
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_import(
+        import_into(
+            sandbox,
             SAMPLE_CSV,
-            EXAMPLE_MAPPING,
-            results=results,
-            host=sandbox.base_url,
-            credentials=SANDBOX_KEYS,
-            rate=100,
-            per=1.0,
+            results,
             on_result=crash_after_60,
         )
     first = read_results(results)
@@ -89,14 +88,10 @@ def test_stopped_run_resumes_without_resending(sandbox_thread, tmp_path) -> None
     sent_first = len(sandbox.activities)
     assert sent_first == len(first)
 
-    summary = run_import(
+    summary = import_into(
+        sandbox,
         SAMPLE_CSV,
-        EXAMPLE_MAPPING,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        results,
     )
     assert summary.already_done == len(first)
     # Only the unfinished rows were sent (a retry may add a call: the new run's pacer can't
@@ -114,14 +109,10 @@ def test_stopped_run_resumes_without_resending(sandbox_thread, tmp_path) -> None
     after = {int(line["row"]): line["activity_id"] for line in lines}
     assert all(after[row] == before[row] for row in first_rows)
 
-    again = run_import(
+    again = import_into(
+        sandbox,
         SAMPLE_CSV,
-        EXAMPLE_MAPPING,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        results,
     )
     assert again.calls == 0 and again.already_done == 200
     assert len(sandbox.activities) == 200
@@ -139,14 +130,10 @@ def test_failed_rows_are_recorded_with_the_error_and_retried_on_resume(
     source.write_text("\n".join(text) + "\n", encoding="utf-8")
     sandbox = sandbox_thread(rate=100, per=1.0)
     results = tmp_path / "r.csv"
-    summary = run_import(
+    summary = import_into(
+        sandbox,
         source,
-        EXAMPLE_MAPPING,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        results,
     )
     assert summary.exit_status is ExitStatus.ROWS_FAILED
     bad = [line for line in read_results(results) if line["status"] != "success"]
@@ -155,14 +142,10 @@ def test_failed_rows_are_recorded_with_the_error_and_retried_on_resume(
     ] == [("4", "failed", "500", "MXInvalidInputException")]
     assert bad[0]["attempts"] == "1"
 
-    summary = run_import(
+    summary = import_into(
+        sandbox,
         source,
-        EXAMPLE_MAPPING,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        results,
     )
     assert summary.calls == 1  # only the failed row was tried again
     assert len(read_results(results)) == 10
@@ -296,14 +279,11 @@ def test_filtered_rows_are_recorded_skipped_and_never_sent(
     }
     assert rejected
     sandbox = sandbox_thread(rate=100, per=1.0)
-    summary = run_import(
+    summary = import_into(
+        sandbox,
         source,
-        mapping,
-        results=tmp_path / "r.csv",
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        tmp_path / "r.csv",
+        mapping=mapping,
     )
     lines = {int(line["row"]): line for line in read_results(tmp_path / "r.csv")}
     assert {row for row, line in lines.items() if line["status"] == "skipped"} == rejected

@@ -11,26 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from importer import run_import
 from importer.cli import cli
 from importer.exceptions import ConfigError, ResultsFileError
 from importer.lock import ResultsLock
 from importer.settings import read_env_file
 
-from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
-
-
-def fast_run(source: Path, results: Path, sandbox, **kwargs):
-    return run_import(
-        source,
-        EXAMPLE_MAPPING,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
-        **kwargs,
-    )
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
 
 
 def test_second_run_on_the_same_results_file_is_refused(
@@ -39,7 +25,7 @@ def test_second_run_on_the_same_results_file_is_refused(
     sandbox = sandbox_thread(rate=100, per=1.0)
     results = tmp_path / "r.csv"
     with ResultsLock(results), pytest.raises(ResultsFileError, match="in use by another"):
-        fast_run(sample_rows(3), results, sandbox)
+        import_into(sandbox, sample_rows(3), results)
     assert len(sandbox.calls) == 0
     assert not results.exists()
 
@@ -75,18 +61,18 @@ def test_resume_with_another_input_is_refused_unless_forced(
     sandbox = sandbox_thread(rate=100, per=1.0)
     results = tmp_path / "r.csv"
     source = sample_rows(5)
-    fast_run(source, results, sandbox)
+    import_into(sandbox, source, results)
     lines = source.read_text(encoding="utf-8").splitlines()
     source.write_text(
         "\n".join([lines[0], lines[3], *lines[1:3], *lines[4:]]) + "\n", encoding="utf-8"
     )  # rows moved: numbers no longer match
     with pytest.raises(ResultsFileError, match="--force-resume"):
-        fast_run(source, results, sandbox)
+        import_into(sandbox, source, results)
     assert len(sandbox.activities) == 5
-    summary = fast_run(source, results, sandbox, force_resume=True)
+    summary = import_into(sandbox, source, results, force_resume=True)
     assert summary.calls == 0
     # The forced run recorded the new fingerprints: a plain resume is accepted again.
-    assert fast_run(source, results, sandbox).calls == 0
+    assert import_into(sandbox, source, results).calls == 0
 
 
 def test_resume_with_a_changed_mapping_is_refused_unless_forced(
@@ -97,14 +83,11 @@ def test_resume_with_a_changed_mapping_is_refused_unless_forced(
     source = sample_rows(4)
     mapping = tmp_path / "m.yaml"
     mapping.write_text(EXAMPLE_MAPPING.read_text())
-    run_import(
+    import_into(
+        sandbox,
         source,
-        mapping,
-        results=results,
-        host=sandbox.base_url,
-        credentials=SANDBOX_KEYS,
-        rate=100,
-        per=1.0,
+        results,
+        mapping=mapping,
     )
     mapping.write_text(EXAMPLE_MAPPING.read_text() + "\n# edited\n")
     result = CliRunner().invoke(

@@ -39,12 +39,10 @@ class Sender(Protocol):
 
 @dataclass
 class PoolStats:
-    """What the pool did in this run."""
+    """What the pool did in this run (calls and throttling are counted by its ``pacer``)."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    calls: int = 0
     retries: int = 0
-    throttled: int = 0
     fatal: Outcome | None = None
     stop_reason: str = ""
 
@@ -117,8 +115,6 @@ class WorkerPool:
                 for _ in workers:
                     await queue.put(_DONE)
             await asyncio.gather(*workers, return_exceptions=True)
-        self.stats.calls = self.pacer.calls
-        self.stats.throttled = self.pacer.throttled
         if self._error is not None:
             raise self._error
         return self.stats

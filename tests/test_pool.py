@@ -194,7 +194,7 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
 def test_rate_limited_answer_slows_every_worker(tmp_path: Path) -> None:
     api = FakeApi(script={2: [ApiResponse(429, RATE), ApiResponse(200, OK)]})
     pool = asyncio.run(run_pool(tmp_path, api, payloads(6), rate=5, per=0.2, concurrency=1))
-    assert pool.stats.throttled == 1
+    assert pool.pacer.throttled == 1
     # After the 429 (first arrival) nothing arrives for a whole window.
     first, rest = api.arrivals[0], api.arrivals[1:]
     assert min(rest) - first >= 0.2

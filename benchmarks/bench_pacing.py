@@ -48,7 +48,7 @@ from aiolimiter import AsyncLimiter
 
 import importer.runner as runner
 from importer import run_import
-from importer.client import ACTIVITY_TYPES_PATH, CREATE_PATH, make_session
+from importer.leadsquared.client import ACTIVITY_TYPES_PATH, CREATE_PATH, make_session
 from importer.mapping import load_mapping
 from importer.reader import open_input
 from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY

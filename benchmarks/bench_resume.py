@@ -1,7 +1,7 @@
 """Resume planning: how long ``read_outcomes`` takes on a 1,000,000-line results file.
 
 Resuming reads the results file back to work out which rows are done
-(``importer.journal.read_outcomes``). This writes, in a temporary folder, a results file of
+(``importer.results.journal.read_outcomes``). This writes, in a temporary folder, a results file of
 1,000,000 rows in the journal's format (header + one ``Result`` per row: 97% ``success`` with
 activity and lead ids, 2% ``failed`` with an error message, 1% ``unknown``), then times
 ``read_outcomes`` on it (the median of ``--repeat`` calls in this process, after one untimed
@@ -27,7 +27,7 @@ from typing import Any
 
 from _common import emit_json, print_table
 
-from importer.journal import COLUMNS, Result, read_outcomes
+from importer.results.journal import COLUMNS, Result, read_outcomes
 
 TARGET_SECONDS = 3.0
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_seconds": TARGET_SECONDS,
     }
     print_table(
-        "resume planning: importer.journal.read_outcomes",
+        "resume planning: importer.results.journal.read_outcomes",
         ["lines", "MB", "s (median)", "lines/s", "target s", "rows found"],
         [
             [

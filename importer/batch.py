@@ -18,9 +18,9 @@ from typing import Any
 
 from .exceptions import ConfigError, ImporterError, InputFileError
 from .exitcodes import ExitStatus
-from .fingerprint import is_complete
 from .mapping import Mapping, load_mapping
 from .reader import CSV_SUFFIXES, EXCEL_SUFFIXES
+from .results.fingerprint import is_complete
 from .runner import run_import
 from .summary import Summary
 

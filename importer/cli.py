@@ -24,7 +24,7 @@ from .batch import expand_inputs, is_many, run_batch
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
 from .progress import Progress
-from .report import read_report, rows_with_status, write_html, write_json
+from .results.report import read_report, rows_with_status, write_html, write_json
 from .runner import run_import
 from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY
 
@@ -569,8 +569,8 @@ def init_mapping(
       lsq-import init-mapping leads.csv --output mappings/leads.yaml
       lsq-import validate leads.csv --mapping mappings/leads.yaml
     """
+    from .mapping.scaffold import write_mapping_skeleton
     from .preflight import read_lead_fields
-    from .scaffold import write_mapping_skeleton
 
     _check_online_flags(online or sandbox, host, env_file)
     lead_fields = None

@@ -38,8 +38,9 @@ from typing import Any
 
 import yaml
 
-from .classify import ApiResponse, Kind, classify
-from .client import (
+from .exceptions import FatalApiError, ImporterError
+from .leadsquared.classify import ApiResponse, Kind, classify
+from .leadsquared.client import (
     ACTIVITY_SETTING_PATH,
     ACTIVITY_TYPES_PATH,
     LEAD_METADATA_PATH,
@@ -47,10 +48,9 @@ from .client import (
     TransportError,
     make_session,
 )
-from .exceptions import FatalApiError, ImporterError
 from .mapping import Mapping, RowError
-from .pacer import Pacer
-from .retry import RetryPolicy
+from .sending.pacer import Pacer
+from .sending.retry import RetryPolicy
 from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
 
 __all__ = [

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .journal import FAILED, INVALID, SUCCESS, UNKNOWN, Result
+from .results.journal import FAILED, INVALID, SUCCESS, UNKNOWN, Result
 
 
 def estimate_rows(path: Path) -> int | None:

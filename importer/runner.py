@@ -23,12 +23,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .classify import Outcome
-from .client import LeadSquaredClient, make_session
 from .exceptions import ConfigError, InputFileError, ResultsFileError
 from .exitcodes import ExitStatus
-from .fingerprint import Fingerprints, check_resume
-from .journal import (
+from .leadsquared.classify import Outcome
+from .leadsquared.client import LeadSquaredClient, make_session
+from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
+from .preflight import preflight
+from .progress import Progress, estimate_rows
+from .reader import Row, open_input
+from .results.fingerprint import Fingerprints, check_resume
+from .results.journal import (
     INVALID,
     SKIPPED,
     SUCCESS,
@@ -39,15 +43,11 @@ from .journal import (
     read_outcomes,
     utc_now,
 )
-from .lock import ResultsLock
-from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
-from .pacer import Pacer
-from .pool import WorkerPool
-from .preflight import preflight
-from .progress import Progress, estimate_rows
-from .reader import Row, open_input
-from .report import read_report
-from .retry import RetryPolicy
+from .results.lock import ResultsLock
+from .results.report import read_report
+from .sending.pacer import Pacer
+from .sending.pool import WorkerPool
+from .sending.retry import RetryPolicy
 from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
 from .summary import Summary
 

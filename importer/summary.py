@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .exitcodes import ExitStatus
-from .journal import FAILED, FINAL_STATUSES, INVALID, SUCCESS, UNKNOWN
-from .report import ResultsReport
+from .results.journal import FAILED, FINAL_STATUSES, INVALID, SUCCESS, UNKNOWN
+from .results.report import ResultsReport
 
 
 @dataclass

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import ResultsFileError
 from .exitcodes import ExitStatus
-from .journal import INVALID, SKIPPED, Journal, Result, read_outcomes, utc_now
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
 from .progress import Progress, estimate_rows
 from .reader import open_input
+from .results.journal import INVALID, SKIPPED, Journal, Result, read_outcomes, utc_now
 
 if TYPE_CHECKING:
     from .preflight import PreflightReport

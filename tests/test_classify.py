@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from importer.classify import ApiResponse, Kind, classify, transport_outcome
+from importer.leadsquared.classify import ApiResponse, Kind, classify, transport_outcome
 
 OK = {"Status": "Success", "Message": {"Id": "act-1", "RelatedId": "lead-1"}}
 RATE = {

@@ -266,8 +266,8 @@ def test_progress_bar_only_for_a_terminal() -> None:
 def test_progress_bar_counts_and_ends_at_the_true_total() -> None:
     import io
 
-    from importer.journal import Result
     from importer.progress import Progress
+    from importer.results.journal import Result
 
     out = io.StringIO()
     bar = Progress(total=5, enabled=True, stream=out)

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from importer.client import CREATE_PATH, LeadSquaredClient, TransportError, make_session
 from importer.exceptions import ConfigError
+from importer.leadsquared.client import CREATE_PATH, LeadSquaredClient, TransportError, make_session
 from importer.settings import Credentials, base_url, credentials_from_env
 
 BASE = "https://api-in21.leadsquared.com"

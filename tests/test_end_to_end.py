@@ -8,7 +8,7 @@ import pytest
 
 from importer import run_import
 from importer.exitcodes import ExitStatus
-from importer.journal import Result
+from importer.results.journal import Result
 
 from .conftest import (
     EXAMPLE_MAPPING,

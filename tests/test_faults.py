@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from importer import run_import
-from importer.journal import FINAL_STATUSES, NO_ANSWER, SENDING
+from importer.results.journal import FINAL_STATUSES, NO_ANSWER, SENDING
 from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxThread
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results

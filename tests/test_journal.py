@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from importer.exceptions import ResultsFileError
-from importer.journal import (
+from importer.results.journal import (
     COLUMNS,
     FAILED,
     SENDING,

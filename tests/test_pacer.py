@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from importer.pacer import Pacer
+from importer.sending.pacer import Pacer
 
 
 def test_first_window_starts_are_spread_but_all_fit_in_it() -> None:

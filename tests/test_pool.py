@@ -13,13 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from importer.classify import ApiResponse
-from importer.client import TransportError
-from importer.journal import Journal
+from importer.leadsquared.classify import ApiResponse
+from importer.leadsquared.client import TransportError
 from importer.mapping import Payload
-from importer.pacer import Pacer
-from importer.pool import WorkerPool
-from importer.retry import RetryPolicy
+from importer.results.journal import Journal
+from importer.sending.pacer import Pacer
+from importer.sending.pool import WorkerPool
+from importer.sending.retry import RetryPolicy
 
 OK = {"Status": "Success", "Message": {"Id": "a", "RelatedId": "l"}}
 RATE = {

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from importer.cli import cli
-from importer.client import LeadSquaredClient, make_session
 from importer.exceptions import FatalApiError
+from importer.leadsquared.client import LeadSquaredClient, make_session
 from importer.mapping import RowError, load_mapping
-from importer.pacer import Pacer
 from importer.preflight import PreflightError, PreflightReport, preflight
 from importer.sandbox import Sandbox
+from importer.sending.pacer import Pacer
 
 from .conftest import EXAMPLE_MAPPING, SAMPLE_CSV, SANDBOX_KEYS
 

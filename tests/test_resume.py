@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from importer.cli import cli
 from importer.exceptions import ConfigError, ResultsFileError
-from importer.lock import ResultsLock
+from importer.results.lock import ResultsLock
 from importer.settings import read_env_file
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
@@ -36,7 +36,8 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from importer.lock import ResultsLock;"
+            "import sys, time; from pathlib import Path;"
+            "from importer.results.lock import ResultsLock;"
             f"lock = ResultsLock(Path({str(results)!r})); lock.acquire();"
             "print('locked', flush=True); time.sleep(60)",
         ],

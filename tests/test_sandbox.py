@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 
 from importer import run_import
-from importer.classify import ApiResponse, Kind, classify
 from importer.exceptions import ConfigError
+from importer.leadsquared.classify import ApiResponse, Kind, classify
 from importer.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,

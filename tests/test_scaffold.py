@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from importer.cli import cli
 from importer.mapping import load_mapping
-from importer.scaffold import guess_datetime_formats, skeleton_text
+from importer.mapping.scaffold import guess_datetime_formats, skeleton_text
 
 from .conftest import SAMPLE_CSV, SAMPLE_XLSX, SANDBOX_KEYS
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from importer.cli import cli
 from importer.exceptions import ResultsFileError
 from importer.exitcodes import ExitStatus
-from importer.journal import Journal, Result
 from importer.mapping import load_mapping
 from importer.reader import open_input
+from importer.results.journal import Journal, Result
 from importer.validate import validate_file
 
 from .conftest import EXAMPLE_MAPPING, SAMPLE_CSV, read_results

@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .classify import ApiResponse, Kind, Outcome, classify, transport_outcome
-from .client import TransportError
-from .journal import FAILED, SENDING, SUCCESS, UNKNOWN, Journal, Result, utc_now
-from .mapping import Payload
+from ..leadsquared.classify import ApiResponse, Kind, Outcome, classify, transport_outcome
+from ..leadsquared.client import TransportError
+from ..mapping import Payload
+from ..results.journal import FAILED, SENDING, SUCCESS, UNKNOWN, Journal, Result, utc_now
 from .pacer import Pacer
 from .retry import RetryPolicy
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .classify import Kind
+from ..leadsquared.classify import Kind
 
 RETRYABLE = frozenset({Kind.RATE_LIMITED, Kind.TRANSIENT})
 

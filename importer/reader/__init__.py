@@ -67,7 +67,7 @@ from typing import IO, Any
 
 import python_calamine
 
-from .exceptions import InputFileError
+from ..exceptions import InputFileError
 
 __all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "Row", "open_input", "render_cell"]
 

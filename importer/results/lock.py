@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from .exceptions import ResultsFileError
+from ..exceptions import ResultsFileError
 
 
 def lock_path(results: Path) -> Path:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from .exceptions import ResultsFileError
+from ..exceptions import ResultsFileError
 
 COLUMNS = (
     "row",

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ResultsFileError
+from ..exceptions import ResultsFileError
 from .journal import COLUMNS, FINAL_STATUSES, UNKNOWN, unescape_cell
 
 EXAMPLES_PER_ERROR = 5

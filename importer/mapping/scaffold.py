@@ -24,8 +24,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from .exceptions import MappingError
-from .reader import open_input
+from ..exceptions import MappingError
+from ..reader import open_input
 
 __all__ = [
     "Skeleton",

@@ -40,10 +40,10 @@ from pydantic import (
     model_validator,
 )
 
-from .exceptions import MappingError
+from ..exceptions import MappingError
 
 if TYPE_CHECKING:
-    from .reader import Row
+    from ..reader import Row
 
 __all__ = ["Mapping", "MappingError", "Payload", "RowError", "RowSkipped", "load_mapping"]
 

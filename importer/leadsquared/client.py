@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
-from . import __version__
+from .. import __version__
+from ..settings import Credentials
 from .classify import ApiResponse
-from .settings import Credentials
 
 CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
 ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"

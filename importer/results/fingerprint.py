@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .exceptions import ResultsFileError
+from ..exceptions import ResultsFileError
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:

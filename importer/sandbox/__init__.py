@@ -112,7 +112,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",

@@ -7,21 +7,25 @@ can be moved to an archive folder so tomorrow's run doesn't see it again.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import json
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from .exceptions import ConfigError, ImporterError, InputFileError
 from .exitcodes import ExitStatus
 from .mapping import Mapping, load_mapping
+from .progress import RunObserver
 from .reader import CSV_SUFFIXES, EXCEL_SUFFIXES
-from .results.fingerprint import is_complete
-from .runner import run_import
+from .results.file import ResultsFile
+from .runner import ImportOptions, run_import
+from .settings import ImportSettings
 from .summary import Summary
 
 SUPPORTED = tuple(CSV_SUFFIXES) + tuple(EXCEL_SUFFIXES)
@@ -98,21 +102,46 @@ class BatchSummary:
         lines.append(f"{len(self.files)} files: {done} fully done")
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what ``--summary-json`` writes for a folder or glob."""
+        return {
+            "exit_status": int(self.exit_status),
+            "files": [
+                {
+                    "input": str(f.input),
+                    "results": str(f.results),
+                    "exit_status": int(f.exit_status),
+                    "message": f.message,
+                    "archived_to": str(f.archived_to or ""),
+                    "summary": f.summary.to_dict() if f.summary else None,
+                }
+                for f in self.files
+            ],
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
 
 def run_batch(
     inputs: list[Path],
     mapping: str | os.PathLike[str] | Mapping,
     *,
+    settings: ImportSettings | None = None,
     results_dir: str | os.PathLike[str] = ".",
     archive_dir: str | os.PathLike[str] | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
-    **run_kwargs: Any,
+    progress: bool | RunObserver = False,
+    **options: Unpack[ImportOptions],
 ) -> BatchSummary:
     """Run :func:`run_import` on each input in order; see the module docstring.
 
-    A file with bad input is reported and the batch goes on; a fatal API error (bad keys),
-    an interruption or the call budget stops the batch (the rest is for the next run).
+    ``settings``/``options`` are those of :func:`run_import`; ``max_calls`` is a budget for
+    the whole batch. A file with bad input is reported and the batch goes on; a fatal API
+    error (bad keys), an interruption or the call budget stops the batch (the rest is for the
+    next run).
     """
+    settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
     folder = Path(results_dir)
     if not folder.is_dir():
         raise ConfigError(f"--results-dir: {folder} is not a folder")
@@ -129,19 +158,29 @@ def run_batch(
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     batch = BatchSummary()
     for source in inputs:
-        results = folder / f"{source.stem}.results.csv"
-        if is_complete(results, source):
+        results = ResultsFile.for_input(source, folder=folder)
+        if results.is_complete(source):
             outcome = FileOutcome(
-                source, results, ExitStatus.SUCCESS, message="already fully imported: skipped"
+                source, results.path, ExitStatus.SUCCESS, message="already fully imported: skipped"
+            )
+        elif settings.max_calls is not None and settings.max_calls < 1:
+            outcome = FileOutcome(
+                source,
+                results.path,
+                ExitStatus.BUDGET_REACHED,
+                message="not started: the call budget is used up; run again to continue",
             )
         else:
             try:
-                summary = run_import(source, the_mapping, results=results, **run_kwargs)
-                if run_kwargs.get("max_calls") is not None:  # the budget is for the batch
-                    run_kwargs["max_calls"] -= summary.calls
-                outcome = FileOutcome(source, results, summary.exit_status, summary)
+                summary = run_import(
+                    source, the_mapping, results=results.path, settings=settings, progress=progress
+                )
+                if settings.max_calls is not None:  # the budget is for the batch
+                    used = summary.calls + summary.preflight_calls
+                    settings = dataclasses.replace(settings, max_calls=settings.max_calls - used)
+                outcome = FileOutcome(source, results.path, summary.exit_status, summary)
             except ImporterError as exc:
-                outcome = FileOutcome(source, results, exc.exit_status, message=str(exc))
+                outcome = FileOutcome(source, results.path, exc.exit_status, message=str(exc))
         if archive is not None and outcome.exit_status is ExitStatus.SUCCESS:
             outcome.archived_to = _archive(source, archive)
         batch.files.append(outcome)

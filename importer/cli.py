@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import logging.handlers
 import os
@@ -23,10 +22,10 @@ from . import __version__
 from .batch import expand_inputs, is_many, run_batch
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
-from .progress import Progress
+from .progress import ProgressBar, wants_bar
 from .results.report import read_report, rows_with_status, write_html, write_json
 from .runner import run_import
-from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY
+from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +35,8 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click types exit_code as a class constant; each CliError carries its own.
+        object.__setattr__(self, "exit_code", exit_code)
 
 
 def reports_errors(func: F) -> F:
@@ -249,9 +249,12 @@ def run(
           --host api-in21.leadsquared.com --results leads.results.csv
     """
     setup_logging(log_file, log_level)
-    options["progress"] = Progress.wanted(quiet)
+    settings = ImportSettings(**options)
+    progress = ProgressBar() if wants_bar(quiet) else False
     if not (is_many(input_file) or results_dir or archive_dir):
-        summary = run_import(input_file, mapping, results=results, **options)
+        summary = run_import(
+            input_file, mapping, results=results, settings=settings, progress=progress
+        )
         if summary_json:
             summary.write_json(summary_json)
         click.echo(summary.to_text())
@@ -265,32 +268,13 @@ def run(
     batch = run_batch(
         inputs,
         mapping,
+        settings=settings,
         results_dir=results_dir or Path("."),
         archive_dir=archive_dir,
-        **options,
+        progress=progress,
     )
     if summary_json:
-        summary_json.write_text(
-            json.dumps(
-                {
-                    "exit_status": int(batch.exit_status),
-                    "files": [
-                        {
-                            "input": str(f.input),
-                            "results": str(f.results),
-                            "exit_status": int(f.exit_status),
-                            "message": f.message,
-                            "archived_to": str(f.archived_to or ""),
-                            "summary": f.summary.to_dict() if f.summary else None,
-                        }
-                        for f in batch.files
-                    ],
-                },
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        batch.write_json(summary_json)
     click.echo(batch.to_text())
     sys.exit(int(batch.exit_status))
 
@@ -367,6 +351,11 @@ def sandbox(
     """
     from .sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxSchema, serve
 
+    # Options given on their own win over the --faults spec.
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("latency", latency), ("jitter", jitter), ("seed", seed)) if v is not None
+    }
+
     serve(
         host=bind,
         port=port,
@@ -376,12 +365,7 @@ def sandbox(
         per=per,
         schema=SandboxSchema.from_file(schema) if schema else None,
         faults=dataclasses.replace(
-            FaultConfig.from_spec(faults) if faults else FaultConfig(),
-            **{
-                k: v
-                for k, v in (("latency", latency), ("jitter", jitter), ("seed", seed))
-                if v is not None
-            },  # options given on their own win over the --faults spec
+            FaultConfig.from_spec(faults) if faults else FaultConfig(), **overrides
         ),
     )
 
@@ -524,7 +508,7 @@ def validate(
         sheet=sheet,
         encoding=encoding,
         delimiter=delimiter,
-        progress=Progress.wanted(quiet),
+        progress=ProgressBar() if wants_bar(quiet) else False,
         online=account,
     )
     click.echo(summary.to_text())

@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import functools
 import os
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 
@@ -46,12 +46,13 @@ from .leadsquared.client import (
     LEAD_METADATA_PATH,
     LeadSquaredClient,
     TransportError,
-    make_session,
 )
+from .leadsquared.connect import Endpoint, connect, refused_message, resolve_endpoint
 from .mapping import Mapping, RowError
+from .sending.attempt import attempt
 from .sending.pacer import Pacer
 from .sending.retry import RetryPolicy
-from .settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
+from .settings import Credentials
 
 __all__ = [
     "PreflightError",
@@ -61,6 +62,8 @@ __all__ = [
     "preflight",
     "read_lead_fields",
 ]
+
+T = TypeVar("T")
 
 DROPDOWN_TYPES = frozenset({"select", "dropdown", "searchabledropdown", "multiselect"})
 # Lead attributes LeadSquared accepts without listing them in LeadsMetaData.
@@ -397,67 +400,54 @@ class _Metadata:
         self.sleep = sleep
         self.calls = 0
 
-    async def _once(self, path: str, params: dict[str, str] | None) -> ApiResponse:
-        self.calls += 1
-        if self.pacer is None:
-            return await self.client.get(path, params)
-        async with self.pacer.slot() as slot:
-            try:
-                answer = await self.client.get(path, params)
-            except TransportError as exc:
-                if not exc.maybe_sent:
-                    slot.answered()
-                raise
-            slot.answered()
-            return answer
-
     async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[Kind, Any, str]:
         """(kind, JSON body, one-line description of a failure). Fatal answers raise."""
         url = self.client.base_url + path
         attempts = 0
         while True:
             attempts += 1
-            try:
-                answer = await self._once(path, params)
-            except TransportError as exc:  # a GET is safe to repeat
-                kind, problem, body = Kind.TRANSIENT, f"gave no answer ({exc})", None
-            else:
-                kind, problem, body = _judge(answer)
+            self.calls += 1
+            found = await attempt(
+                functools.partial(self.client.get, path, params),
+                pacer=self.pacer,
+                judge=_judge,
+                lost=_no_answer,  # a GET is safe to repeat
+            )
+            kind = found.kind
             if kind is Kind.FATAL:
-                raise FatalApiError(_fatal_message(answer.status, url))
-            if kind is Kind.RATE_LIMITED and self.pacer is not None:
-                self.pacer.penalize()
-            elif kind is Kind.SUCCESS and self.pacer is not None:
-                self.pacer.recovered()
+                raise FatalApiError(refused_message(found.status, url))
             if kind in (Kind.SUCCESS, Kind.PERMANENT) or not self.retry.should_retry(
                 kind, attempts
             ):
-                return kind, body, problem
+                return kind, found.body, found.problem
             delay = self.retry.delay(attempts, kind)
             if kind is Kind.RATE_LIMITED and self.pacer is None:
                 delay = 5.0  # no pacer to close the window for us: wait one default window
             await self.sleep(delay)
 
 
-def _judge(answer: ApiResponse) -> tuple[Kind, str, Any]:
+class _Answer(NamedTuple):
+    kind: Kind
+    problem: str
+    body: Any
+    status: int | None
+
+
+def _judge(answer: ApiResponse) -> _Answer:
     """Metadata answers are bare JSON (a list or object), not CreateCustom's envelope."""
     body = answer.body
     is_error = isinstance(body, dict) and str(body.get("Status", "")).lower() == "error"
     if answer.status == 200 and body is not None and not is_error:
-        return Kind.SUCCESS, "", body
+        return _Answer(Kind.SUCCESS, "", body, answer.status)
     outcome = classify(answer)
     kind = outcome.kind if outcome.kind is not Kind.SUCCESS else Kind.PERMANENT
     what = " ".join(part for part in (outcome.error_type, outcome.error_message) if part)
-    return kind, f"answered HTTP {answer.status}{': ' + what if what else ''}", body
+    problem = f"answered HTTP {answer.status}{': ' + what if what else ''}"
+    return _Answer(kind, problem, body, answer.status)
 
 
-def _fatal_message(status: int, url: str) -> str:
-    if status == 401:
-        return (
-            f"LeadSquared refused the keys at {url} (HTTP 401): check LSQ_ACCESS_KEY/"
-            "LSQ_SECRET_KEY and that --host is your account's regional host"
-        )
-    return f"{url} answered HTTP {status}: check --host (e.g. api-in21.leadsquared.com)"
+def _no_answer(exc: TransportError) -> _Answer:
+    return _Answer(Kind.TRANSIENT, f"gave no answer ({exc})", None, None)
 
 
 def _unusable(url: str, problem: str) -> PreflightError:
@@ -710,27 +700,10 @@ def _check_lead_fields(
 
 
 async def _with_client(
-    host: str | None,
-    credentials: Credentials | None,
-    env_file: str | os.PathLike[str] | None,
-    sandbox: bool,
-    timeout: float,
-    work: Callable[[LeadSquaredClient], Awaitable[Any]],
-) -> Any:
-    async with contextlib.AsyncExitStack() as stack:
-        if sandbox:
-            from .sandbox import Sandbox  # only --sandbox needs the server side
-
-            credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
-            box = Sandbox(access_key=credentials.access_key, secret_key=credentials.secret_key)
-            await stack.enter_async_context(box)
-            target = box.base_url
-        else:
-            env = {**os.environ, **(read_env_file(env_file) if env_file else {})}
-            target = base_url(host or env.get(ENV_HOST))
-            credentials = credentials or credentials_from_env(env)
-        session = await stack.enter_async_context(make_session(credentials, timeout=timeout))
-        return await work(LeadSquaredClient(session, target))
+    endpoint: Endpoint, timeout: float, work: Callable[[LeadSquaredClient], Awaitable[T]]
+) -> T:
+    async with connect(endpoint, timeout=timeout) as client:
+        return await work(client)
 
 
 def check_account(
@@ -750,7 +723,10 @@ def check_account(
     async def work(client: LeadSquaredClient) -> PreflightReport:
         return await preflight(client, mapping)
 
-    return asyncio.run(_with_client(host, credentials, env_file, sandbox, timeout, work))
+    endpoint = resolve_endpoint(
+        host=host, credentials=credentials, env_file=env_file, sandbox=sandbox
+    )
+    return asyncio.run(_with_client(endpoint, timeout, work))
 
 
 def read_lead_fields(
@@ -766,4 +742,7 @@ def read_lead_fields(
     async def work(client: LeadSquaredClient) -> list[dict[str, Any]]:
         return await fetch_lead_fields(client)
 
-    return asyncio.run(_with_client(host, credentials, env_file, sandbox, timeout, work))
+    endpoint = resolve_endpoint(
+        host=host, credentials=credentials, env_file=env_file, sandbox=sandbox
+    )
+    return asyncio.run(_with_client(endpoint, timeout, work))

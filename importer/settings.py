@@ -131,3 +131,62 @@ def base_url(host: str | None) -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"--host: {host!r} must not have a query or fragment")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """Everything a run is told besides its input, mapping and results file: read once (from
+    the command line, a scheduler task or a notebook), checked here, then passed down whole.
+
+    ``run_import(path, mapping, rate=10)`` builds one from its keyword arguments;
+    ``run_import(path, mapping, settings=ImportSettings(rate=10))`` passes it as it is.
+    """
+
+    host: str | None = None
+    """Regional API host or URL (default ``$LSQ_HOST``, then ``api.leadsquared.com``)."""
+    credentials: Credentials | None = field(default=None, repr=False)
+    """The keys (default ``$LSQ_ACCESS_KEY``/``$LSQ_SECRET_KEY``)."""
+    env_file: str | os.PathLike[str] | None = None
+    """An environment file with ``LSQ_*`` lines; overrides the environment."""
+    sandbox: bool = False
+    """Send to a throwaway local sandbox instead (host and keys are ignored)."""
+    rate: int = 25
+    per: float = 5.0
+    concurrency: int | None = None
+    """Most calls in flight (default ``rate``)."""
+    timeout: float = 60.0
+    max_attempts: int = 5
+    retry_delay: tuple[float, float] = (0.5, 30.0)
+    """(base, cap) seconds of the exponential backoff between attempts."""
+    max_calls: int | None = None
+    """A budget of API calls for the run (retries and preflight included)."""
+    start_row: int | None = None
+    limit: int | None = None
+    retry_unknown: bool = False
+    force_resume: bool = False
+    preflight_check: bool = True
+    sheet: str | int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate < 1 or self.per <= 0:
+            raise ConfigError(f"--rate {self.rate} --per {self.per}: rate must be >= 1 and per > 0")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(f"--concurrency {self.concurrency}: must be at least 1")
+        for name, value, low in (
+            ("--max-calls", self.max_calls, 1),
+            ("--start-row", self.start_row, 2),
+            ("--limit", self.limit, 1),
+        ):
+            if value is not None and value < low:
+                raise ConfigError(f"{name} {value}: must be at least {low}")
+
+    @property
+    def calls_in_flight(self) -> int:
+        return self.concurrency or self.rate
+
+    @property
+    def is_trial(self) -> bool:
+        """Only part of the file is sent (``start_row``/``limit``)."""
+        return bool(self.start_row or self.limit)

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .exitcodes import ExitStatus
-from .results.journal import FAILED, FINAL_STATUSES, INVALID, SUCCESS, UNKNOWN
 from .results.report import ResultsReport
+from .results.status import FINAL_STATUSES, NOT_DONE, Status
+from .sending.pool import StopReason
 
 
 @dataclass
@@ -20,9 +21,9 @@ class Summary:
 
     input: str
     results: str
-    by_status: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[Status] = field(default_factory=Counter)
     """Rows in the results file by final status, this run and earlier runs together."""
-    this_run: Counter[str] = field(default_factory=Counter)
+    this_run: Counter[Status] = field(default_factory=Counter)
     """Rows settled by this run, by status."""
     already_done: int = 0
     """Rows skipped because an earlier run recorded them ``success``."""
@@ -35,8 +36,8 @@ class Summary:
     retries: int = 0
     throttled: int = 0
     elapsed: float = 0.0
-    stop_reason: str = ""
-    """"" when every row was attempted; "fatal", "interrupted" or "error" otherwise."""
+    stop_reason: StopReason = StopReason.NONE
+    """``NONE`` when every row was attempted; why the run stopped early otherwise."""
     fatal_message: str = ""
     report: ResultsReport | None = None
     """The results file's own account (errors grouped, timeline), read after the run."""
@@ -53,13 +54,13 @@ class Summary:
 
     @property
     def exit_status(self) -> ExitStatus:
-        if self.stop_reason == "fatal":
+        if self.stop_reason is StopReason.FATAL:
             return ExitStatus.API_FATAL
-        if self.stop_reason in ("interrupted", "error"):
+        if self.stop_reason in (StopReason.INTERRUPTED, StopReason.ERROR):
             return ExitStatus.INTERRUPTED
-        if self.stop_reason == "budget":
+        if self.stop_reason is StopReason.BUDGET:
             return ExitStatus.BUDGET_REACHED
-        if any(self.by_status[s] for s in (FAILED, INVALID, UNKNOWN)):
+        if any(self.by_status[s] for s in NOT_DONE):
             return ExitStatus.ROWS_FAILED
         return ExitStatus.SUCCESS
 
@@ -80,7 +81,7 @@ class Summary:
             "throttled": self.throttled,
             "elapsed": round(self.elapsed, 3),
             "calls_per_second": round(self.calls_per_second, 3),
-            "stop_reason": self.stop_reason,
+            "stop_reason": self.stop_reason.value,
             "fatal_message": self.fatal_message,
             "exit_status": int(self.exit_status),
             "errors": report.get("errors", []),
@@ -104,23 +105,24 @@ class Summary:
         ]
         if self.already_done:
             lines.append(f"{self.already_done} rows already succeeded earlier: not sent again")
-        if self.unknown_kept or self.by_status[UNKNOWN]:
+        if self.unknown_kept or self.by_status[Status.UNKNOWN]:
             lines.append(
-                f"{self.by_status[UNKNOWN]} rows are 'unknown' (sent, answer lost: they may exist"
-                " in LeadSquared); check them, then rerun with --retry-unknown to send them again"
+                f"{self.by_status[Status.UNKNOWN]} rows are 'unknown' (sent, answer lost: they"
+                " may exist in LeadSquared); check them, then rerun with --retry-unknown to send"
+                " them again"
             )
         for group in self.report.errors[:10] if self.report else []:
             rows = ", ".join(map(str, group.example_rows))
             kind = f"{group.error_type}: " if group.error_type else ""
             lines.append(f"  {group.count} {group.status}: {kind}{group.message} (rows {rows})")
-        if self.by_status[FAILED] or self.by_status[INVALID]:
+        if self.by_status[Status.FAILED] or self.by_status[Status.INVALID]:
             lines.append(
                 f"failed and invalid rows are listed with their error in {self.results}; "
                 "fix them and run the same command again to retry only those"
             )
-        if self.stop_reason == "fatal":
+        if self.stop_reason is StopReason.FATAL:
             lines.append(f"stopped: {self.fatal_message}")
-        elif self.stop_reason == "budget":
+        elif self.stop_reason is StopReason.BUDGET:
             lines.append(
                 f"stopped at the call budget ({self.calls} calls): run the same command again"
                 " (e.g. tomorrow) to continue"
@@ -129,6 +131,6 @@ class Summary:
             lines.append(
                 f"stopped early ({self.stop_reason}): run the same command again to resume"
             )
-        if not self.stop_reason and self.by_status[SUCCESS] == self.rows and self.rows:
+        if not self.stop_reason and self.by_status[Status.SUCCESS] == self.rows and self.rows:
             lines.append("all rows succeeded")
         return "\n".join(lines)

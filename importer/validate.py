@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import ResultsFileError
 from .exitcodes import ExitStatus
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
-from .progress import Progress, estimate_rows
+from .progress import NoProgress, RunObserver, observer_for
 from .reader import open_input
-from .results.journal import INVALID, SKIPPED, Journal, Result, read_outcomes, utc_now
+from .results.file import ResultsFile
+from .results.journal import Journal, Result, utc_now
+from .results.status import Status
 
 if TYPE_CHECKING:
     from .preflight import PreflightReport
@@ -142,29 +144,6 @@ class ValidationSummary:
         }
 
 
-def _open_results(path: Path) -> Journal:
-    """A fresh results file for this validation.
-
-    Validation must never destroy a run's results file (it is what makes a run resumable), so
-    an existing file is replaced only if an earlier validation wrote it (only ``invalid`` and
-    ``skipped`` lines).
-    """
-    if path.exists():
-        statuses = set(read_outcomes(path).counts())
-        if statuses - {INVALID, SKIPPED}:
-            raise ResultsFileError(
-                f"{path}: holds the outcomes of a run ({', '.join(sorted(statuses))}); "
-                "validate writes a file of its own: pass another --results file"
-            )
-        try:
-            path.unlink()
-        except OSError as exc:
-            raise ResultsFileError(f"{path}: cannot replace the file ({exc.strerror})") from None
-    journal = Journal(path)
-    journal.open()
-    return journal
-
-
 def _open_payloads(path: Path) -> Any:
     if not path.parent.is_dir():
         raise ResultsFileError(f"{path}: the folder {str(path.parent)!r} does not exist")
@@ -183,7 +162,7 @@ def validate_file(
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
-    progress: bool = False,
+    progress: bool | RunObserver = False,
     account: PreflightReport | None = None,
     online: Callable[[Mapping], PreflightReport] | None = None,
 ) -> ValidationSummary:
@@ -201,6 +180,7 @@ def validate_file(
     a bad file, mapping, account check or output path, before any row is read.
     """
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    observer = observer_for(progress)
     summary = ValidationSummary(
         input=str(input_path),
         results=None if results is None else str(results),
@@ -213,17 +193,15 @@ def validate_file(
         if online is not None:
             account = summary.account = online(the_mapping)
         row_check = account.row_checker() if account is not None else None
-        journal = _open_results(Path(results)) if results is not None else None
+        journal = ResultsFile(results).open_for_validation() if results is not None else None
         out = None
         try:
             out = _open_payloads(Path(payloads)) if payloads is not None else None
-            bar = Progress(
-                total=estimate_rows(Path(input_path)) if progress else None, enabled=progress
-            )
+            observer.started(Path(input_path))
             try:
-                _check_rows(source.rows(), the_mapping, summary, journal, out, row_check, bar)
+                _check_rows(source.rows(), the_mapping, summary, journal, out, row_check, observer)
             finally:
-                bar.close()
+                observer.finished()
         finally:
             if out is not None:
                 out.close()
@@ -240,7 +218,7 @@ def _check_rows(
     journal: Journal | None,
     out: Any,
     row_check: Callable[[dict[str, Any]], None] | None,
-    bar: Progress,
+    observer: RunObserver,
 ) -> None:
     """The row loop: kept lean, since it runs a million times (see the module docstring)."""
     build = mapping.build
@@ -249,7 +227,7 @@ def _check_rows(
     first_row: dict[str, int] = {}  # key -> the first row with it
     extra: dict[str, int] = {}  # duplicated key -> rows with it after the first
     examples: dict[str, list[int]] = {}
-    update = bar.skipped if bar.enabled else None
+    update = None if isinstance(observer, NoProgress) else observer.skipped
     count = valid = 0
 
     def problem(number: int, message: str, column: str | None) -> None:
@@ -262,7 +240,7 @@ def _check_rows(
                 Result(
                     number,
                     "",
-                    INVALID,
+                    Status.INVALID,
                     error_type="invalid row",
                     error_message=message,
                     finished_at=utc_now(),
@@ -284,7 +262,13 @@ def _check_rows(
             summary.skipped += 1
             if journal is not None:
                 journal.record(
-                    Result(row.number, "", SKIPPED, error_message=exc.reason, finished_at=utc_now())
+                    Result(
+                        row.number,
+                        "",
+                        Status.SKIPPED,
+                        error_message=exc.reason,
+                        finished_at=utc_now(),
+                    )
                 )
             continue
         valid += 1

@@ -252,29 +252,33 @@ def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
 def test_progress_bar_only_for_a_terminal() -> None:
     import io
 
-    from importer.progress import Progress
+    from importer.progress import wants_bar
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    assert Progress.wanted(quiet=False, stream=Tty()) is True
-    assert Progress.wanted(quiet=True, stream=Tty()) is False
-    assert Progress.wanted(quiet=False, stream=io.StringIO()) is False
+    assert wants_bar(quiet=False, stream=Tty()) is True
+    assert wants_bar(quiet=True, stream=Tty()) is False
+    assert wants_bar(quiet=False, stream=io.StringIO()) is False
 
 
-def test_progress_bar_counts_and_ends_at_the_true_total() -> None:
+def test_progress_bar_counts_and_ends_at_the_true_total(tmp_path: Path) -> None:
     import io
 
-    from importer.progress import Progress
+    from importer.progress import ProgressBar
     from importer.results.journal import Result
+    from importer.results.status import Status
 
+    source = tmp_path / "five.csv"  # five lines after the header, one of them inside a quote
+    source.write_text('email,note\na@x,"one\ntwo"\nb@x,\nc@x,\nd@x,\n', encoding="utf-8")
     out = io.StringIO()
-    bar = Progress(total=5, enabled=True, stream=out)
-    bar.result(Result(2, "a", "success"))
-    bar.result(Result(3, "b", "failed"))
+    bar = ProgressBar(stream=out)
+    bar.started(source)
+    bar.settled(Result(2, "a", Status.SUCCESS))
+    bar.settled(Result(3, "b", Status.FAILED))
     bar.skipped()
-    bar.close()
+    bar.finished()
     text = out.getvalue()
     assert "3/3" in text and "ok=1" in text and "failed=1" in text
 

@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 
 from importer import run_import
-from importer.results.journal import FINAL_STATUSES, NO_ANSWER, SENDING
+from importer.results.journal import NO_ANSWER
+from importer.results.status import FINAL_STATUSES, Status
 from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxThread
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
@@ -231,7 +232,7 @@ def final_lines(path: Path) -> int:
     except FileNotFoundError:
         return 0
     complete = text[: text.rfind("\n") + 1].splitlines()[1:]
-    return sum(1 for cells in csv.reader(complete) if len(cells) > 2 and cells[2] != SENDING)
+    return sum(1 for cells in csv.reader(complete) if len(cells) > 2 and cells[2] != Status.SENDING)
 
 
 def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:

@@ -10,16 +10,13 @@ import pytest
 from importer.exceptions import ResultsFileError
 from importer.results.journal import (
     COLUMNS,
-    FAILED,
-    SENDING,
-    SUCCESS,
-    UNKNOWN,
     Journal,
     Result,
     escape_cell,
     read_outcomes,
     unescape_cell,
 )
+from importer.results.status import Status
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -30,51 +27,54 @@ def rows_of(path: Path) -> list[dict[str, str]]:
 def test_finalize_keeps_latest_outcome_per_row_in_row_order(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "r.csv")
     journal.open()
-    journal.record(Result(3, "c@x", SENDING, attempts=1))
-    journal.record(Result(2, "b@x", SENDING, attempts=1))
-    journal.record(Result(3, "c@x", FAILED, http_status=503, attempts=1))
-    journal.record(Result(3, "c@x", SENDING, attempts=2))
-    journal.record(Result(2, "b@x", SUCCESS, activity_id="a2", attempts=1))
-    journal.record(Result(3, "c@x", SUCCESS, activity_id="a3", attempts=2))
-    journal.record(Result(4, "d@x", SENDING, attempts=1))
+    journal.record(Result(3, "c@x", Status.SENDING, attempts=1))
+    journal.record(Result(2, "b@x", Status.SENDING, attempts=1))
+    journal.record(Result(3, "c@x", Status.FAILED, http_status=503, attempts=1))
+    journal.record(Result(3, "c@x", Status.SENDING, attempts=2))
+    journal.record(Result(2, "b@x", Status.SUCCESS, activity_id="a2", attempts=1))
+    journal.record(Result(3, "c@x", Status.SUCCESS, activity_id="a3", attempts=2))
+    journal.record(Result(4, "d@x", Status.SENDING, attempts=1))
     counts = journal.finalize()
     lines = rows_of(tmp_path / "r.csv")
     assert [(r["row"], r["status"], r["attempts"]) for r in lines] == [
-        ("2", SUCCESS, "1"),
-        ("3", SUCCESS, "2"),
-        ("4", UNKNOWN, "1"),
+        ("2", Status.SUCCESS, "1"),
+        ("3", Status.SUCCESS, "2"),
+        ("4", Status.UNKNOWN, "1"),
     ]
     assert "no outcome" in lines[2]["error_message"]
-    assert counts == {SUCCESS: 2, UNKNOWN: 1}
+    assert counts == {Status.SUCCESS: 2, Status.UNKNOWN: 1}
     assert list(lines[0]) == list(COLUMNS)
 
 
 def test_intent_without_outcome_reads_as_unknown(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "r.csv")
     journal.open()
-    journal.record(Result(2, "k", SENDING))
-    journal.record(Result(3, "k2", SENDING))
-    journal.record(Result(3, "k2", SUCCESS, activity_id="x"))
+    journal.record(Result(2, "k", Status.SENDING))
+    journal.record(Result(3, "k2", Status.SENDING))
+    journal.record(Result(3, "k2", Status.SUCCESS, activity_id="x"))
     journal.close()
-    assert read_outcomes(tmp_path / "r.csv").as_dict() == {2: UNKNOWN, 3: SUCCESS}
+    assert read_outcomes(tmp_path / "r.csv").as_dict() == {2: Status.UNKNOWN, 3: Status.SUCCESS}
 
 
 def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     journal = Journal(path)
     journal.open()
-    journal.record(Result(2, "k", SENDING))
-    journal.record(Result(2, "k", SUCCESS, activity_id="a"))
+    journal.record(Result(2, "k", Status.SENDING))
+    journal.record(Result(2, "k", Status.SUCCESS, activity_id="a"))
     journal.close()
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("3,k3,succ")  # kill -9 in the middle of a write
-    assert read_outcomes(path).as_dict() == {2: SUCCESS}
+    assert read_outcomes(path).as_dict() == {2: Status.SUCCESS}
     again = Journal(path)
     again.open()
-    again.record(Result(3, "k3", SENDING))
-    again.record(Result(3, "k3", FAILED, error_message="x"))
+    again.record(Result(3, "k3", Status.SENDING))
+    again.record(Result(3, "k3", Status.FAILED, error_message="x"))
     again.finalize()
-    assert [(r["row"], r["status"]) for r in rows_of(path)] == [("2", SUCCESS), ("3", FAILED)]
+    assert [(r["row"], r["status"]) for r in rows_of(path)] == [
+        ("2", Status.SUCCESS),
+        ("3", Status.FAILED),
+    ]
 
 
 def test_missing_file_means_nothing_done(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_error_messages_stay_on_one_line(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     journal = Journal(path)
     journal.open()
-    journal.record(Result(2, "k", FAILED, error_message="line one\nline two"))
+    journal.record(Result(2, "k", Status.FAILED, error_message="line one\nline two"))
     journal.close()
     assert path.read_text().count("\n") == 2
 
@@ -113,14 +113,17 @@ def test_keys_with_commas_quotes_and_newlines_round_trip(tmp_path: Path) -> None
     path = tmp_path / "r.csv"
     journal = Journal(path)
     journal.open()
-    journal.record(Result(2, 'a,"b"\nc', SENDING))
-    journal.record(Result(3, "plain", SENDING))
-    journal.record(Result(3, "plain", SUCCESS))
+    journal.record(Result(2, 'a,"b"\nc', Status.SENDING))
+    journal.record(Result(3, "plain", Status.SENDING))
+    journal.record(Result(3, "plain", Status.SUCCESS))
     journal.close()
-    assert read_outcomes(path).as_dict() == {2: UNKNOWN, 3: SUCCESS}
+    assert read_outcomes(path).as_dict() == {2: Status.UNKNOWN, 3: Status.SUCCESS}
     journal.finalize()
     lines = rows_of(path)
-    assert [(r["key"], r["status"]) for r in lines] == [('a,"b" c', UNKNOWN), ("plain", SUCCESS)]
+    assert [(r["key"], r["status"]) for r in lines] == [
+        ('a,"b" c', Status.UNKNOWN),
+        ("plain", Status.SUCCESS),
+    ]
 
 
 def test_damaged_line_is_named(tmp_path: Path) -> None:
@@ -134,10 +137,15 @@ def test_outcome_counts(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     journal = Journal(path)
     journal.open()
-    for row, status in [(2, SUCCESS), (3, FAILED), (4, SENDING), (5, SUCCESS)]:
+    for row, status in [
+        (2, Status.SUCCESS),
+        (3, Status.FAILED),
+        (4, Status.SENDING),
+        (5, Status.SUCCESS),
+    ]:
         journal.record(Result(row, "k", status))
     journal.close()
     outcomes = read_outcomes(path)
-    assert outcomes.counts() == {SUCCESS: 2, FAILED: 1, UNKNOWN: 1}
+    assert outcomes.counts() == {Status.SUCCESS: 2, Status.FAILED: 1, Status.UNKNOWN: 1}
     assert len(outcomes) == 4
-    assert outcomes.get(99) is None and outcomes.get(4) == UNKNOWN
+    assert outcomes.get(99) is None and outcomes.get(4) == Status.UNKNOWN

@@ -104,9 +104,3 @@ def check_resume(results: Path, current: Fingerprints, *, started: bool, force: 
         current.mapping_digest,
     ):
         current.save(results)
-
-
-def is_complete(results: Path, input_path: str | os.PathLike[str]) -> bool:
-    """Whether ``results`` records every row of this very input file as ``success``."""
-    recorded = Fingerprints.load(results) if results.exists() else None
-    return bool(recorded and recorded.complete and recorded.input_digest == file_digest(input_path))

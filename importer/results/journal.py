@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..exceptions import ResultsFileError
+from .status import FINAL_STATUSES, Status
 
 COLUMNS = (
     "row",
@@ -44,13 +45,6 @@ COLUMNS = (
     "finished_at",
 )
 
-SUCCESS = "success"
-FAILED = "failed"
-INVALID = "invalid"
-SKIPPED = "skipped"
-UNKNOWN = "unknown"
-SENDING = "sending"  # intent: written before the call leaves; never a final status
-FINAL_STATUSES = (SUCCESS, FAILED, INVALID, SKIPPED, UNKNOWN)
 
 NO_ANSWER = "sent, but no outcome was recorded (the run stopped while the call was in flight)"
 
@@ -78,7 +72,7 @@ class Result:
 
     row: int
     key: str
-    status: str
+    status: Status
     activity_id: str = ""
     lead_id: str = ""
     http_status: int | None = None
@@ -107,8 +101,11 @@ def _header_line() -> str:
     return ",".join(COLUMNS) + "\n"
 
 
-_STATUS_CODES = {status: code for code, status in enumerate((SENDING, *FINAL_STATUSES), start=1)}
+_STATUS_CODES = {
+    status: code for code, status in enumerate((Status.SENDING, *FINAL_STATUSES), start=1)
+}
 _STATUS_NAMES = {code: status for status, code in _STATUS_CODES.items()}
+_BY_TEXT = {status.value: status for status in Status}
 
 
 def _open_for_scan(path: Path) -> tuple[BinaryIO, int]:
@@ -127,7 +124,7 @@ def _open_for_scan(path: Path) -> tuple[BinaryIO, int]:
     return handle, len(header)
 
 
-def _row_and_status(path: Path, number: int, raw: bytes) -> tuple[int, str]:
+def _row_and_status(path: Path, number: int, raw: bytes) -> tuple[int, Status]:
     """The row number and status of one line, without a full CSV parse when it can."""
     try:
         line = raw.decode("utf-8")
@@ -137,20 +134,19 @@ def _row_and_status(path: Path, number: int, raw: bytes) -> tuple[int, str]:
             cells = next(csv.reader([line]))
             if len(cells) != len(COLUMNS):
                 raise ValueError
-            status = cells[2]
+            text = cells[2]
         else:
             second = line.index(",", first + 1)
-            status = line[second + 1 : line.index(",", second + 1)]
-        if status not in _STATUS_CODES:
-            raise ValueError
-    except (ValueError, UnicodeDecodeError, csv.Error, StopIteration):
+            text = line[second + 1 : line.index(",", second + 1)]
+        status = _BY_TEXT[text]
+    except (ValueError, KeyError, UnicodeDecodeError, csv.Error, StopIteration):
         raise ResultsFileError(
             f"{path}: line {number} is damaged; fix or remove that line and run again"
         ) from None
     return row, status
 
 
-def _scan(path: Path) -> Iterator[tuple[int, str, int]]:
+def _scan(path: Path) -> Iterator[tuple[int, Status, int]]:
     """(row, status, byte offset) of each complete line; a torn last line (no newline, left by
     a crash mid-write) is ignored: that event never completed."""
     handle, offset = _open_for_scan(path)
@@ -172,29 +168,27 @@ class Outcomes:
     def __init__(self) -> None:
         self._codes = bytearray()
 
-    def set(self, row: int, status: str) -> None:
+    def set(self, row: int, status: Status) -> None:
         if row >= len(self._codes):
             self._codes.extend(bytes(row + 1 - len(self._codes) + 1024))
         self._codes[row] = _STATUS_CODES[status]
 
-    def get(self, row: int) -> str | None:
+    def get(self, row: int) -> Status | None:
         """The row's status, ``unknown`` for a row whose last line is ``sending``."""
         code = self._codes[row] if 0 <= row < len(self._codes) else 0
         if not code:
             return None
-        status = _STATUS_NAMES[code]
-        return UNKNOWN if status == SENDING else status
+        return _STATUS_NAMES[code].final
 
-    def counts(self) -> Counter[str]:
+    def counts(self) -> Counter[Status]:
         found = Counter(self._codes)
         found.pop(0, None)
-        counts: Counter[str] = Counter()
+        counts: Counter[Status] = Counter()
         for code, n in found.items():
-            status = _STATUS_NAMES[code]
-            counts[UNKNOWN if status == SENDING else status] += n
+            counts[_STATUS_NAMES[code].final] += n
         return counts
 
-    def as_dict(self) -> dict[int, str]:
+    def as_dict(self) -> dict[int, Status]:
         """Row -> status, for the few rows a test or a report looks at."""
         return {row: self.get(row) for row, code in enumerate(self._codes) if code}  # type: ignore[misc]
 
@@ -294,7 +288,7 @@ class Journal:
         self._handle.close()
         self._handle = self._writer = None
 
-    def finalize(self) -> Counter[str]:
+    def finalize(self) -> Counter[Status]:
         """Rewrite the file atomically: one line per row, latest outcome, in row order.
 
         Returns the count of rows by final status.
@@ -305,7 +299,7 @@ class Journal:
             if row >= len(offsets):
                 offsets.extend([-1] * (row + 1 - len(offsets) + 1024))
             offsets[row] = offset
-        counts: Counter[str] = Counter()
+        counts: Counter[Status] = Counter()
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             with open(self.path, "rb") as src, open(tmp, "wb") as out:
@@ -316,12 +310,12 @@ class Journal:
                     src.seek(offset)
                     raw = src.readline()
                     _, status = _row_and_status(self.path, row, raw)
-                    if status == SENDING:
+                    if status == Status.SENDING:
                         cells = next(csv.reader([raw.decode("utf-8")]))
-                        cells[2], cells[7] = UNKNOWN, NO_ANSWER
+                        cells[2], cells[7] = Status.UNKNOWN, NO_ANSWER
                         buffer = io.StringIO()
                         csv.writer(buffer, lineterminator="\n").writerow(cells)
-                        raw, status = buffer.getvalue().encode("utf-8"), UNKNOWN
+                        raw, status = buffer.getvalue().encode("utf-8"), Status.UNKNOWN
                     counts[status] += 1
                     out.write(raw)
                 out.flush()

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ResultsFileError
-from .journal import COLUMNS, FINAL_STATUSES, UNKNOWN, unescape_cell
+from .journal import COLUMNS, unescape_cell
+from .status import FINAL_STATUSES, Status
 
 EXAMPLES_PER_ERROR = 5
 _BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 4 * 3600, 86400)
@@ -115,7 +116,7 @@ class ResultsReport:
 def rows_with_status(path: str | Path, status: str) -> Iterator[str]:
     """``row,key,error_type,error_message`` (CSV) of each row whose latest status is ``status``."""
     file = Path(path)
-    wanted = (status, "sending") if status == UNKNOWN else (status,)
+    wanted = (status, Status.SENDING) if status == Status.UNKNOWN else (status,)
     latest: dict[int, list[str]] = {}
     for cells in _records(file):
         latest[int(cells[0])] = cells
@@ -178,14 +179,14 @@ def read_report(path: str | Path) -> ResultsReport:
     times: list[tuple[datetime, str]] = []
     for row in sorted(latest):
         status, error_type, message, attempts, finished = latest[row]
-        if status == "sending":
-            status = UNKNOWN
+        if status == Status.SENDING:
+            status = Status.UNKNOWN
         report.by_status[status] += 1
         report.calls += attempts
         report.retries += max(0, attempts - 1)
-        if status == UNKNOWN:
+        if status == Status.UNKNOWN:
             report.unknown_rows.append(row)
-        if status != "success":
+        if status != Status.SUCCESS:
             key = (status, unescape_cell(error_type), unescape_cell(message))
             group = groups.setdefault(key, ErrorGroup(*key))
             group.count += 1

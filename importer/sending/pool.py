@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,12 +27,35 @@ from typing import Any, Protocol
 from ..leadsquared.classify import ApiResponse, Kind, Outcome, classify, transport_outcome
 from ..leadsquared.client import TransportError
 from ..mapping import Payload
-from ..results.journal import FAILED, SENDING, SUCCESS, UNKNOWN, Journal, Result, utc_now
+from ..results.journal import Journal, Result, utc_now
+from ..results.status import Status
+from .attempt import attempt
 from .pacer import Pacer
 from .retry import RetryPolicy
 
 _DONE: Any = object()
 logger = logging.getLogger("lsq_import")
+
+
+_STATUS_OF = {Kind.SUCCESS: Status.SUCCESS, Kind.AMBIGUOUS: Status.UNKNOWN}
+
+
+class StopReason(enum.StrEnum):
+    """Why a run stopped before every row was attempted ("" when it did not)."""
+
+    NONE = ""
+    FATAL = "fatal"
+    """LeadSquared refused the whole run (bad keys, wrong host)."""
+    INTERRUPTED = "interrupted"
+    """Ctrl-C or SIGTERM."""
+    ERROR = "error"
+    """An error mid-run (a callback or the row feed failed)."""
+    BUDGET = "budget"
+    """The ``max_calls`` budget was reached."""
+
+
+def _lost(exc: TransportError) -> Outcome:
+    return transport_outcome(exc.cause, maybe_sent=exc.maybe_sent)
 
 
 class Sender(Protocol):
@@ -44,7 +69,7 @@ class PoolStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     fatal: Outcome | None = None
-    stop_reason: str = ""
+    stop_reason: StopReason = StopReason.NONE
 
 
 class WorkerPool:
@@ -80,7 +105,7 @@ class WorkerPool:
     def stopping(self) -> bool:
         return self._stopping
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Start no new row and no new retry; let calls in flight finish."""
         if not self._stopping:
             self._stopping = True
@@ -106,7 +131,7 @@ class WorkerPool:
             raise
         except BaseException as exc:  # the iterator failed (e.g. a bad row mid-file)
             self._error = self._error or exc
-            self.stop("error")
+            self.stop(StopReason.ERROR)
         finally:
             if cancelled:
                 for worker in workers:
@@ -156,28 +181,17 @@ class WorkerPool:
                     self._settle(payload, outcome, attempts)
                 return  # never sent: no journal line, the next run sends it
             attempts += 1
-            async with self.pacer.slot() as slot:
-                self.journal.record(
-                    Result(
-                        payload.row, payload.key, SENDING, attempts=attempts, finished_at=utc_now()
-                    )
-                )
-                try:
-                    answer = await self.sender.create_lead_and_activity(payload.body)
-                    slot.answered()
-                    outcome = classify(answer)
-                except TransportError as exc:
-                    if not exc.maybe_sent:
-                        slot.answered()  # it never reached the server
-                    outcome = transport_outcome(exc.cause, maybe_sent=exc.maybe_sent)
+            outcome = await attempt(
+                functools.partial(self.sender.create_lead_and_activity, payload.body),
+                pacer=self.pacer,
+                judge=classify,
+                lost=_lost,
+                intent=functools.partial(self._intent, payload, attempts),
+            )
             kind = outcome.kind
-            if kind is Kind.RATE_LIMITED:
-                self.pacer.penalize()
-            elif kind is Kind.SUCCESS:
-                self.pacer.recovered()
             if kind is Kind.FATAL:
                 self.stats.fatal = self.stats.fatal or outcome
-                self.stop("fatal")
+                self.stop(StopReason.FATAL)
             if not self._stopping and self.retry.should_retry(kind, attempts):
                 self.stats.retries += 1
                 delay = self.retry.delay(attempts, kind)
@@ -196,18 +210,25 @@ class WorkerPool:
             self._settle(payload, outcome, attempts)
             return
 
+    def _intent(self, payload: Payload, attempts: int) -> None:
+        self.journal.record(
+            Result(
+                payload.row, payload.key, Status.SENDING, attempts=attempts, finished_at=utc_now()
+            )
+        )
+
     def _take_call(self) -> bool:
         """Count one call against ``max_calls``; at the budget, stop the pool instead."""
         if self._calls_left is None:
             return True
         if self._calls_left <= 0:
-            self.stop("budget")
+            self.stop(StopReason.BUDGET)
             return False
         self._calls_left -= 1
         return True
 
     def _settle(self, payload: Payload, outcome: Outcome, attempts: int) -> None:
-        status = {Kind.SUCCESS: SUCCESS, Kind.AMBIGUOUS: UNKNOWN}.get(outcome.kind, FAILED)
+        status = _STATUS_OF.get(outcome.kind, Status.FAILED)
         result = Result(
             payload.row,
             payload.key,
@@ -222,7 +243,7 @@ class WorkerPool:
         )
         self.journal.record(result)
         self.stats.outcomes[status] += 1
-        if status != SUCCESS:
+        if status is not Status.SUCCESS:
             logger.debug(
                 "row %d: %s after %d attempts (HTTP %s) %s: %s",
                 payload.row,
@@ -237,4 +258,4 @@ class WorkerPool:
                 self.on_result(result)
             except BaseException as exc:  # noqa: BLE001 - re-raised by run()
                 self._error = self._error or exc
-                self.stop("error")
+                self.stop(StopReason.ERROR)

@@ -1,0 +1,91 @@
+"""Connecting: where calls go (a regional host with keys, or a throwaway sandbox) and the
+client that sends them. The run and the preflight/metadata commands connect through here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from ..settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
+from .client import LeadSquaredClient, make_session
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A base URL and the keys for it; ``url`` None means a throwaway local sandbox."""
+
+    url: str | None
+    credentials: Credentials | None = field(default=None, repr=False)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.url is None
+
+
+def resolve_endpoint(
+    *,
+    host: str | None = None,
+    credentials: Credentials | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    sandbox: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """The host and keys a run uses, checked before anything is read or sent.
+
+    ``host`` defaults to ``$LSQ_HOST``; ``credentials`` to ``$LSQ_ACCESS_KEY``/
+    ``$LSQ_SECRET_KEY``; ``env_file`` (``NAME=value`` lines) overrides the environment.
+    Raises :class:`importer.exceptions.ConfigError` for a bad host or missing keys.
+    """
+    if sandbox:
+        return Endpoint(None)
+    env = {**(os.environ if environ is None else environ)}
+    if env_file:
+        env.update(read_env_file(env_file))
+    return Endpoint(base_url(host or env.get(ENV_HOST)), credentials or credentials_from_env(env))
+
+
+@asynccontextmanager
+async def connect(
+    endpoint: Endpoint,
+    *,
+    timeout: float = 60.0,
+    connections: int = 100,
+    rate: int = 25,
+    per: float = 5.0,
+) -> AsyncIterator[LeadSquaredClient]:
+    """A client for ``endpoint``; for a sandbox endpoint, a local sandbox (limited to ``rate``
+    calls per ``per`` s, with one-off keys) runs until the block ends."""
+    async with AsyncExitStack() as stack:
+        url, credentials = endpoint.url, endpoint.credentials
+        if url is None:
+            from ..sandbox import Sandbox  # only --sandbox needs the server side
+
+            credentials = Credentials(secrets.token_hex(16), secrets.token_hex(16))
+            box = Sandbox(
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                rate=rate,
+                per=per,
+            )
+            await stack.enter_async_context(box)
+            url = box.base_url
+        assert credentials is not None, "a host endpoint always has keys"
+        session = await stack.enter_async_context(
+            make_session(credentials, timeout=timeout, connections=connections)
+        )
+        yield LeadSquaredClient(session, url)
+
+
+def refused_message(status: int | None, url: str, detail: str = "") -> str:
+    """The one line for an answer that refuses the whole run (401 keys, 404 path)."""
+    said = f"HTTP {status}{' ' + detail if detail else ''}"
+    if status == 401:
+        return (
+            f"LeadSquared refused the keys at {url} ({said}): check LSQ_ACCESS_KEY/"
+            "LSQ_SECRET_KEY and that --host is your account's regional host"
+        )
+    return f"{url} answered {said} for the API path: check --host (e.g. api-in21.leadsquared.com)"

@@ -1,0 +1,122 @@
+"""``ResultsFile``: a results file and the files that live beside it, owned in one place.
+
+On disk a results file is four names: ``RESULTS`` (the journal while a run goes, then one line
+per row), ``RESULTS.lock`` (one run at a time), ``RESULTS.meta.json`` (the fingerprints of the
+input and mapping it belongs to, and whether it is complete) and ``.RESULTS.tmp`` (the final
+atomic rewrite). The runner, the batch and ``validate`` talk to this object only::
+
+    results = ResultsFile.for_input("leads.csv")          # ./leads.results.csv
+    with results.claim():                                 # the lock, and the previous outcomes
+        results.check_resume(fingerprints, force=False)
+        results.journal.open(); ...
+        counts, report = results.finish()
+    results.mark_complete(fingerprints)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..exceptions import ResultsFileError
+from .fingerprint import Fingerprints, check_resume, file_digest, meta_path
+from .journal import Journal, Outcomes, read_outcomes
+from .lock import ResultsLock
+from .report import ResultsReport, read_report
+from .status import Status
+
+RESULTS_SUFFIX = ".results.csv"
+
+
+class ResultsFile:
+    """One results file: naming, lock, previous outcomes, resume check, journal, completion."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.previous = Outcomes()
+        """The latest status of each row before this run (read by :meth:`claim`)."""
+        self.journal = Journal(self.path)
+        self._lock: ResultsLock | None = None
+
+    @classmethod
+    def for_input(
+        cls,
+        input_path: str | os.PathLike[str],
+        results: str | os.PathLike[str] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> ResultsFile:
+        """``results`` if given, else ``leads.csv`` -> ``leads.results.csv`` in ``folder``
+        (default: the current folder)."""
+        if results is not None:
+            return cls(results)
+        return cls(Path(folder or ".") / f"{Path(input_path).stem}{RESULTS_SUFFIX}")
+
+    @property
+    def meta_path(self) -> Path:
+        return meta_path(self.path)
+
+    def check_folder(self) -> None:
+        """Refuse before anything is read or sent when the file could not be written."""
+        if not self.path.parent.is_dir():
+            raise ResultsFileError(
+                f"{self.path}: the folder {str(self.path.parent)!r} does not exist"
+            )
+
+    def is_complete(self, input_path: str | os.PathLike[str]) -> bool:
+        """Whether this file records every row of this very input file as ``success``."""
+        recorded = Fingerprints.load(self.path) if self.path.exists() else None
+        return bool(
+            recorded and recorded.complete and recorded.input_digest == file_digest(input_path)
+        )
+
+    @contextmanager
+    def claim(self) -> Iterator[ResultsFile]:
+        """Hold the lock for a run and read what earlier runs recorded."""
+        self.check_folder()
+        lock = ResultsLock(self.path)
+        with lock:
+            self._lock = lock
+            try:
+                self.previous = read_outcomes(self.path)
+                yield self
+            finally:
+                self._lock = None
+
+    def check_resume(self, current: Fingerprints, *, force: bool) -> None:
+        """Refuse to resume with another input or a changed mapping, unless ``force``."""
+        check_resume(self.path, current, started=len(self.previous) > 0, force=force)
+
+    def finish(self) -> tuple[Counter[Status], ResultsReport]:
+        """Rewrite the journal to one line per row; the counts and the report of the file."""
+        counts = self.journal.finalize()
+        return counts, read_report(self.path)
+
+    def mark_complete(self, current: Fingerprints) -> None:
+        """Every row of the input succeeded: a scheduled run may skip this input from now on."""
+        dataclasses.replace(current, complete=True).save(self.path)
+
+    def open_for_validation(self) -> Journal:
+        """A fresh file for ``validate``, which must never destroy a run's results: an
+        existing file is replaced only if a validation wrote it (``invalid``/``skipped`` only).
+        """
+        self.check_folder()
+        if self.path.exists():
+            statuses = set(read_outcomes(self.path).counts())
+            if statuses - {Status.INVALID, Status.SKIPPED}:
+                raise ResultsFileError(
+                    f"{self.path}: holds the outcomes of a run ({', '.join(sorted(statuses))}); "
+                    "validate writes a file of its own: pass another --results file"
+                )
+            try:
+                self.path.unlink()
+            except OSError as exc:
+                raise ResultsFileError(
+                    f"{self.path}: cannot replace the file ({exc.strerror})"
+                ) from None
+        self.journal.open()
+        return self.journal

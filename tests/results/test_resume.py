@@ -16,7 +16,7 @@ from importer.exceptions import ConfigError, ResultsFileError
 from importer.results.lock import ResultsLock
 from importer.settings import read_env_file
 
-from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
+from ..conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
 
 
 def test_second_run_on_the_same_results_file_is_refused(

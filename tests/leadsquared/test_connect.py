@@ -1,0 +1,59 @@
+"""Connecting: host and keys from arguments, the environment or an env file; a throwaway
+sandbox; the one message for a refused run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from importer.exceptions import ConfigError
+from importer.leadsquared import Endpoint, connect, refused_message, resolve_endpoint
+from importer.leadsquared.client import ACTIVITY_TYPES_PATH
+from importer.settings import Credentials
+
+KEYS = {"LSQ_ACCESS_KEY": "u$rkey", "LSQ_SECRET_KEY": "secret"}
+
+
+def test_host_and_keys_come_from_the_environment_unless_given() -> None:
+    found = resolve_endpoint(environ={**KEYS, "LSQ_HOST": "api-in21.leadsquared.com"})
+    assert found.url == "https://api-in21.leadsquared.com"
+    assert found.credentials == Credentials("u$rkey", "secret")
+    given = resolve_endpoint(host="api-us11.leadsquared.com", environ=KEYS)
+    assert given.url == "https://api-us11.leadsquared.com"
+    assert "secret" not in repr(given)
+
+
+def test_an_env_file_overrides_the_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text("LSQ_ACCESS_KEY=fromfile\nLSQ_SECRET_KEY=filesecret\n")
+    env_file.chmod(0o600)
+    found = resolve_endpoint(env_file=env_file, environ=KEYS)
+    assert found.credentials == Credentials("fromfile", "filesecret")
+
+
+def test_missing_keys_are_refused_with_what_to_do() -> None:
+    with pytest.raises(ConfigError, match="LSQ_ACCESS_KEY and LSQ_SECRET_KEY not set"):
+        resolve_endpoint(environ={})
+
+
+def test_a_sandbox_endpoint_needs_no_keys_and_starts_a_local_server() -> None:
+    endpoint = resolve_endpoint(sandbox=True, environ={})
+    assert endpoint.is_sandbox and endpoint == Endpoint(None)
+
+    async def main() -> tuple[str, int]:
+        async with connect(endpoint, rate=10, per=1.0) as client:
+            answer = await client.get(ACTIVITY_TYPES_PATH)
+            return client.base_url, answer.status
+
+    url, status = asyncio.run(main())
+    assert url.startswith("http://127.0.0.1:") and status == 200
+
+
+def test_refused_message_names_the_host_and_what_to_check() -> None:
+    keys = refused_message(401, "https://api.leadsquared.com", "MXUnAuthorizedAccessException")
+    assert keys.startswith("LeadSquared refused the keys at https://api.leadsquared.com")
+    assert "MXUnAuthorizedAccessException" in keys and "LSQ_ACCESS_KEY" in keys
+    path = refused_message(404, "https://x.example")
+    assert "answered HTTP 404" in path and "check --host" in path

@@ -1,0 +1,80 @@
+"""attempt(): one call under the pacer, shared by the worker pool and the preflight."""
+
+from __future__ import annotations
+
+import asyncio
+
+from importer.leadsquared.classify import ApiResponse, Kind, classify, transport_outcome
+from importer.leadsquared.client import TransportError
+from importer.sending import Pacer, attempt
+
+OK = ApiResponse(200, {"Status": "Success", "Message": {"Id": "A"}})
+THROTTLED = ApiResponse(429, {"Status": "Error", "ExceptionMessage": "exceeded the limit"})
+
+
+def lost(exc: TransportError):
+    return transport_outcome(exc.cause, maybe_sent=exc.maybe_sent)
+
+
+def test_intent_is_recorded_after_the_slot_and_before_the_call() -> None:
+    events: list[str] = []
+
+    async def send() -> ApiResponse:
+        events.append("send")
+        return OK
+
+    async def main() -> Kind:
+        pacer = Pacer(2, 0.2)
+        outcome = await attempt(
+            send, pacer=pacer, judge=classify, lost=lost, intent=lambda: events.append("intent")
+        )
+        assert pacer.calls == 1
+        return outcome.kind
+
+    assert asyncio.run(main()) is Kind.SUCCESS
+    assert events == ["intent", "send"]
+
+
+def test_a_refusal_closes_the_pacer_for_a_window() -> None:
+    async def send() -> ApiResponse:
+        return THROTTLED
+
+    async def main() -> tuple[Kind, int, float]:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(5, 0.3)
+        outcome = await attempt(send, pacer=pacer, judge=classify, lost=lost)
+        started = loop.time()
+        await attempt(send, pacer=pacer, judge=classify, lost=lost)
+        return outcome.kind, pacer.throttled, loop.time() - started
+
+    kind, throttled, waited = asyncio.run(main())
+    assert kind is Kind.RATE_LIMITED and throttled == 2
+    assert waited >= 0.3  # the second call waited for the window after the refusal
+
+
+def test_a_lost_answer_is_judged_by_lost_and_holds_its_slot() -> None:
+    async def send() -> ApiResponse:
+        raise TransportError(ConnectionResetError("gone"), maybe_sent=True)
+
+    async def main() -> tuple[Kind, float]:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(1, 0.2, spread=False)
+        outcome = await attempt(send, pacer=pacer, judge=classify, lost=lost)
+        started = loop.time()
+        await attempt(send, pacer=pacer, judge=classify, lost=lost)
+        return outcome.kind, loop.time() - started
+
+    kind, waited = asyncio.run(main())
+    assert kind is Kind.AMBIGUOUS
+    assert waited >= 0.4  # per after the call, plus per more: the request may still be travelling
+
+
+def test_without_a_pacer_the_call_goes_at_once() -> None:
+    calls: list[int] = []
+
+    async def send() -> ApiResponse:
+        calls.append(1)
+        return OK
+
+    outcome = asyncio.run(attempt(send, pacer=None, judge=classify, lost=lost))
+    assert outcome.kind is Kind.SUCCESS and calls == [1]

@@ -33,7 +33,7 @@ import io
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 from ..exceptions import InputFileError
 from .base import InputFile, Row, _check_header, _is_blank
@@ -64,14 +64,14 @@ class _CsvInput(InputFile):
         display: str,
         columns: list[str],
         header_row: int,
-        handle: IO[str],
+        handle: TextIO,
         records: Iterator[list[str]],
         delimiter: str,
     ) -> None:
         super().__init__(path, display, columns, header_row)
         self.encoding = handle.encoding
         self.delimiter = delimiter
-        self._handle: IO[str] | None = handle
+        self._handle: TextIO | None = handle
         self._enc = handle.encoding
         self._records = records
 

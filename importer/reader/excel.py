@@ -15,9 +15,8 @@ cell exactly as described in :func:`render_cell`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import python_calamine
 
@@ -90,13 +89,13 @@ class _ExcelInput(InputFile):
         display: str,
         columns: list[str],
         header_row: int,
-        workbook: Any,
-        rows_after_header: Iterator[tuple[int, list[object]]],
+        workbook: python_calamine.CalamineWorkbook,
+        rows_after_header: Iterator[tuple[int, Sequence[object]]],
         sheet_name: str,
     ) -> None:
         super().__init__(path, display, columns, header_row)
         self.sheet_name = sheet_name
-        self._workbook = workbook
+        self._workbook: python_calamine.CalamineWorkbook | None = workbook
         self._rows_after_header = rows_after_header
 
     @classmethod
@@ -123,7 +122,11 @@ class _ExcelInput(InputFile):
 
     @classmethod
     def _open_sheet(
-        cls, p: Path, display: str, workbook: Any, sheet: str | int | None
+        cls,
+        p: Path,
+        display: str,
+        workbook: python_calamine.CalamineWorkbook,
+        sheet: str | int | None,
     ) -> _ExcelInput:
         names: list[str] = list(workbook.sheet_names)
         listed = ", ".join(f"'{n}'" for n in names)

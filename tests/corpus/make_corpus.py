@@ -1,8 +1,8 @@
 """Write the tricky input files of tests/corpus/ (run it after changing one; commit the output).
 
 Each file is a few hundred bytes and shows one thing real exports get wrong or do differently;
-tests/test_corpus.py says exactly what the reader must make of each. Text files are written
-byte for byte here so that the bytes (BOM, line ends, code page) are visible in review.
+tests/reader/test_corpus.py says exactly what the reader must make of each. Text files are
+written byte for byte here so that the bytes (BOM, line ends, code page) are visible in review.
 
     python tests/corpus/make_corpus.py
 """

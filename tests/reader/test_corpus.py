@@ -14,7 +14,7 @@ import pytest
 from importer.exceptions import InputFileError
 from importer.reader import Row, open_input
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 def read(name: str, **kwargs: object) -> tuple[list[str], list[Row]]:

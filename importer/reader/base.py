@@ -1,0 +1,121 @@
+"""What both readers share: the :class:`Row` they yield, the :class:`InputFile` they are, the
+supported suffixes, and the header checks.
+
+It knows no format, so :mod:`.delimited` and :mod:`.excel` both build on it without importing
+each other or the package that dispatches to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from ..exceptions import InputFileError
+
+__all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "Row"]
+
+CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row of the input file."""
+
+    number: int
+    """The row number a spreadsheet shows: header is row 1, first data row is 2."""
+    values: dict[str, str]
+    """Column name -> cell text ("" for an empty cell). Partial when ``error`` is set."""
+    error: str = ""
+    """Why this row cannot be imported ("" when it can), e.g. "expected 10 cells, found 11"."""
+
+
+class InputFile:
+    """An opened input file: its header names and a one-shot stream of its rows.
+
+    Use it as a context manager so file handles are closed even when the run stops early::
+
+        with open_input("leads.csv") as f:
+            for row in f.rows():
+                print(row.number, row.values["email"])
+    """
+
+    path: Path
+    columns: list[str]
+    header_row: int
+    """Row number of the header (1 unless blank rows come before it)."""
+    sheet_name: str | None
+    """The Excel sheet being read; None for CSV."""
+    encoding: str | None
+    """CSV: the encoding in use (``utf-8-sig`` is UTF-8 with or without a BOM); None for Excel."""
+    delimiter: str | None
+    """CSV: the delimiter in use (given, sniffed, or tab for ``.tsv``); None for Excel."""
+
+    def __init__(self, path: Path, display: str, columns: list[str], header_row: int) -> None:
+        self.path = path
+        self.columns = columns
+        self.header_row = header_row
+        self.sheet_name = None
+        self.encoding = None
+        self.delimiter = None
+        self._display = display
+        self._started = False
+
+    def rows(self) -> Iterator[Row]:
+        """Stream the data rows in file order. May be called once: the rows are not kept."""
+        if self._started:
+            raise RuntimeError(f"{self._display}: rows() may be called only once")
+        self._started = True
+        return self._iter_rows()
+
+    def _iter_rows(self) -> Iterator[Row]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release file handles; safe to call twice."""
+
+    def __enter__(self) -> InputFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._display!r} columns={self.columns!r}>"
+
+
+# --------------------------------------------------------------------------------------------
+# Header checks shared by both formats
+
+
+def _check_header(
+    display: str, names: list[str], where: str, label: Callable[[int], str]
+) -> list[str]:
+    """Strip the names and reject blanks and duplicates, naming the columns as the user sees
+    them (``label(i)`` gives "4" for CSV, "D" for Excel)."""
+    names = [n.strip() for n in names]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name:
+            raise InputFileError(
+                f"{display}: {where} has a blank column name (column {label(i)}); "
+                "name the column or delete it"
+            )
+        if name in seen:
+            raise InputFileError(
+                f"{display}: {where} has a duplicate column '{name}' "
+                f"(columns {label(seen[name])} and {label(i)}); rename one of them"
+            )
+        seen[name] = i
+    return names
+
+
+def _is_blank(values: list[str]) -> bool:
+    return not any(v.strip() for v in values)

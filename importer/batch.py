@@ -157,13 +157,14 @@ def run_batch(
         )
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     batch = BatchSummary()
+    budget = settings.max_calls  # for the whole batch: what each file used is taken off
     for source in inputs:
         results = ResultsFile.for_input(source, folder=folder)
         if results.is_complete(source):
             outcome = FileOutcome(
                 source, results.path, ExitStatus.SUCCESS, message="already fully imported: skipped"
             )
-        elif settings.max_calls is not None and settings.max_calls < 1:
+        elif budget is not None and budget < 1:
             outcome = FileOutcome(
                 source,
                 results.path,
@@ -173,14 +174,18 @@ def run_batch(
         else:
             try:
                 summary = run_import(
-                    source, the_mapping, results=results.path, settings=settings, progress=progress
+                    source,
+                    the_mapping,
+                    results=results.path,
+                    settings=dataclasses.replace(settings, max_calls=budget),
+                    progress=progress,
                 )
-                if settings.max_calls is not None:  # the budget is for the batch
-                    used = summary.calls + summary.preflight_calls
-                    settings = dataclasses.replace(settings, max_calls=settings.max_calls - used)
                 outcome = FileOutcome(source, results.path, summary.exit_status, summary)
             except ImporterError as exc:
                 outcome = FileOutcome(source, results.path, exc.exit_status, message=str(exc))
+            else:
+                if budget is not None:
+                    budget -= summary.calls + summary.preflight_calls
         if archive is not None and outcome.exit_status is ExitStatus.SUCCESS:
             outcome.archived_to = _archive(source, archive)
         batch.files.append(outcome)

@@ -46,7 +46,7 @@ from _common import (
 )
 from aiolimiter import AsyncLimiter
 
-import importer.runner as runner
+import importer.leadsquared.connect as connect
 from importer import run_import
 from importer.leadsquared.client import ACTIVITY_TYPES_PATH, CREATE_PATH, make_session
 from importer.mapping import load_mapping
@@ -329,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         "--connections",
         type=int,
         help="experiment: let run_import open up to N HTTP connections (patches "
-        "importer.runner.make_session; default: as the importer does)",
+        "importer.leadsquared.connect.make_session; default: as the importer does)",
     )
     args = parser.parse_args(argv)
     if args.connections:
-        runner.make_session = functools.partial(make_session, connections=args.connections)
+        connect.make_session = functools.partial(make_session, connections=args.connections)
     config = QUICK if args.quick else FULL
     base, scaled = config["base"], config["scaled"]
     results: dict[str, Any] = {

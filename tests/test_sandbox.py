@@ -765,7 +765,7 @@ def test_state_and_reset_helpers() -> None:
 def test_latency_is_seeded_and_delays_responses() -> None:
     draws = [
         [
-            Sandbox(faults=FaultConfig(latency=0.1, jitter=0.05, seed=7))._latency_halves()
+            Sandbox(faults=FaultConfig(latency=0.1, jitter=0.05, seed=7)).draws.latency_halves()
             for _ in range(5)
         ]
         for _ in range(2)
@@ -790,14 +790,16 @@ def test_sandbox_thread_from_sync_code() -> None:
             return [(await post(s, body(f"t{i}@example.com")))[0] for i in range(3)]
 
     runner = SandboxThread(rate=2, per=60.0)
+    assert not runner.is_running
     with runner as sandbox:
+        assert runner.is_running
         assert sandbox.base_url.startswith("http://127.0.0.1:")
         statuses = asyncio.run(client(sandbox.base_url))
         snap = runner.snapshot()
     assert statuses == [200, 200, 429]
     assert len(snap["activities"]) == 2 and len(sandbox.activities) == 2
     assert json.loads(json.dumps(snap)) == snap
-    assert not runner._thread or not runner._thread.is_alive()
+    assert not runner.is_running
     with pytest.raises(aiohttp.ClientConnectionError):
         asyncio.run(client(sandbox.base_url))
 

@@ -136,7 +136,9 @@ class Sandbox:
 
     State (``calls``, ``leads``, ``activities``) is plain Python data that tests read directly;
     treat it as read-only and use :meth:`reset` (or ``POST /_sandbox/reset``) to clear it.
-    ``account`` is the :class:`SandboxAccount` behind the endpoints.
+    ``account`` is the :class:`SandboxAccount` behind the endpoints; ``draws`` the seeded
+    :class:`FaultDraws` that decide each call's latency and fault, public so a test can see
+    what a seed draws (a draw taken there is one that the next call does not get).
     """
 
     def __init__(
@@ -168,7 +170,7 @@ class Sandbox:
         self.faults.validate()
         self.count_rejected = count_rejected
         self._clock = clock
-        self._draws = FaultDraws(self.faults)
+        self.draws = FaultDraws(self.faults)
 
         self.calls: list[CallRecord] = []
         self.base_url = ""
@@ -318,7 +320,7 @@ class Sandbox:
         self._in_flight += 1
         try:
             body = await request.read()
-            up, down = self._latency_halves()
+            up, down = self.draws.latency_halves()
             if up:
                 await asyncio.sleep(up)
             record = CallRecord(arrived=self._clock(), method=request.method, path=request.path)
@@ -344,14 +346,11 @@ class Sandbox:
         finally:
             self._in_flight -= 1
 
-    def _latency_halves(self) -> tuple[float, float]:
-        return self._draws.latency_halves()
-
     def _draw_fault(self, request: web.Request) -> str:
         """One draw per arriving CreateCustom POST when faults are on (see FaultConfig)."""
         if request.method != "POST" or request.path.lower().rstrip("/") != _CREATE:
             return ""
-        return self._draws.fault()
+        return self.draws.fault()
 
     def _throttled(self, status: int) -> ApiError:
         return ApiError(
@@ -364,7 +363,7 @@ class Sandbox:
         """The answer of an injected server-side fault, or None to process the call."""
         if fault == "error_500_plain":
             # Both shapes seen in the wild: an IIS page, and an envelope without a type.
-            if self._draws.coin():
+            if self.draws.coin():
                 return web.Response(
                     status=500,
                     text="<html><body><h1>500 - Internal server error.</h1></body></html>",

@@ -35,6 +35,11 @@ class SandboxThread:
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
+    @property
+    def is_running(self) -> bool:
+        """Whether the server's thread is alive: False before ``__enter__`` and after stop."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)

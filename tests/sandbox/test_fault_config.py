@@ -1,4 +1,4 @@
-"""FaultConfig: the --faults spec, its round trip and its one-line errors."""
+"""FaultConfig (the --faults spec, its round trip, its one-line errors) and its seeded draws."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from importer.exceptions import ConfigError
-from importer.sandbox import FAULTS, FaultConfig, Sandbox
+from importer.sandbox import FAULTS, FaultConfig, FaultDraws, Sandbox
 
 
 def test_fault_spec_parses_round_trips_and_validates() -> None:
@@ -54,3 +54,22 @@ def test_bad_fault_spec_is_one_line_config_error(spec: str, in_message: str) -> 
 def test_bad_fault_config_built_in_python_is_refused() -> None:
     with pytest.raises(ConfigError, match="throttle_429"):
         Sandbox(faults=FaultConfig(throttle_429=2.0))
+
+
+def test_fault_draws_repeat_under_a_seed_and_take_nothing_when_off() -> None:
+    config = FaultConfig(latency=0.1, jitter=0.05, seed=7, error_500_plain=0.5, drop_after=0.2)
+
+    def sequence(draws: FaultDraws) -> list[object]:
+        return [(draws.latency_halves(), draws.fault(), draws.coin()) for _ in range(20)]
+
+    first = sequence(FaultDraws(config))
+    assert sequence(FaultDraws(config)) == first
+    assert {fault for _, fault, _ in first} == {"", "error_500_plain", "drop_after"}
+    assert all(0.025 <= up == down <= 0.075 for (up, down), _, _ in first)
+
+    # Latency and faults off: their draws leave the generator alone, so the coins a seed
+    # gives do not depend on how many calls came before.
+    off = FaultDraws(FaultConfig(seed=3))
+    assert [(off.latency_halves(), off.fault()) for _ in range(5)] == [((0.0, 0.0), "")] * 5
+    fresh = FaultDraws(FaultConfig(seed=3))
+    assert [off.coin() for _ in range(10)] == [fresh.coin() for _ in range(10)]

@@ -319,7 +319,7 @@ def setup_logging(log_file: Path | None, level: str) -> None:
     "--faults",
     default="",
     help="Inject faults, e.g. 'drop_after=0.02,error_500_plain=0.05,throttle_403=0.01' "
-    "(probabilities per CreateCustom call; see importer/sandbox.py for every name).",
+    "(probabilities per CreateCustom call; see importer/sandbox/faults.py for every name).",
 )
 @click.option(
     "--schema",

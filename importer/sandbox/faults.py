@@ -1,0 +1,201 @@
+"""Simulated network conditions and injected faults: what a bad night looks like, repeatably.
+
+:class:`FaultConfig` is the setting (``--faults`` and its compact spec); :class:`FaultDraws`
+makes a sandbox's seeded random draws from it, so a seed and an order of calls always give
+the same latency and the same faults. Which answer a fault gives is the server's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConfigError
+
+__all__ = ["FAULTS", "NETWORK_FAULTS", "FaultConfig", "FaultDraws"]
+
+# Fault names in the order a draw walks them (keep: a seed's faults depend on it).
+FAULTS = (
+    "error_500_plain",
+    "error_500_mx",
+    "error_200",
+    "throttle_429",
+    "throttle_403",
+    "throttle_200",
+    "proxy_502",
+    "drop_before",
+    "drop_after",
+)
+# Faults of the network in front of the API: they hit every CreateCustom call, before
+# authentication and the rate limiter (drop_before, proxy_502) or after the answer (drop_after).
+NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after"})
+_TRUE = {"1", "true", "yes", "on", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class FaultConfig:
+    """Simulated network conditions and injected faults, deterministic under ``seed``.
+
+    Latency: each ``/v2/`` call draws ``max(0, latency + uniform(-jitter, jitter))`` seconds:
+    half is spent before the arrival is recorded (uplink), half after the response is decided
+    (downlink). Jitter can reorder arrivals, as a real network does.
+
+    Faults (CreateCustom only; each a probability per call, 0..1, summing to at most 1): one
+    ``random()`` per arriving CreateCustom call picks at most one of them, walking
+    :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
+    and an order of calls always give the same faults. None of them creates anything except
+    ``drop_after``.
+
+    - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
+      ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
+    - ``error_500_mx``: HTTP 500 ``MXInvalidInputException`` "Something went wrong": LeadSquared's
+      way of reporting a row error, so permanent.
+    - ``error_200``: HTTP 200 with ``Status: Error`` and ``MXInvalidInputException``: permanent.
+    - ``throttle_429``/``throttle_403``/``throttle_200``: the rate-limit answer
+      (``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P
+      second(s)") with that status, even though the real limiter admitted the call.
+    - ``proxy_502``: a proxy's HTML 502 page; the API never saw the call (not metered).
+    - ``drop_before``: the connection is closed before the call is processed (not metered);
+      the client sees a disconnect, so it cannot know that nothing happened.
+    - ``drop_after``: the call is processed (lead and activity created, if valid), then the
+      connection is closed instead of answering: "response lost after the activity was
+      created".
+
+    ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
+    then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
+    do so; see :meth:`Sandbox.duplicate_leads`).
+
+    The compact form used by ``--faults`` is :meth:`from_spec`.
+    """
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    seed: int | None = None
+    error_500_plain: float = 0.0
+    error_500_mx: float = 0.0
+    error_200: float = 0.0
+    throttle_429: float = 0.0
+    throttle_403: float = 0.0
+    throttle_200: float = 0.0
+    proxy_502: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
+    nonatomic_upsert: bool = False
+    upsert_pause: float = 0.05
+
+    @classmethod
+    def from_spec(cls, spec: str) -> FaultConfig:
+        """Parse ``"drop_after=0.05,error_500_plain=0.1,seed=7"``: comma-separated
+        ``name=value`` items naming fields of this class; a bare ``nonatomic_upsert`` means
+        ``nonatomic_upsert=true``. An empty spec means no faults.
+
+        Raises ConfigError (one line, naming the bad item) on an unknown name, a bad value, a
+        repeated name, or probabilities outside 0..1 or summing to more than 1.
+        """
+        where = f"--faults {spec!r}"
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            name, _, raw = (s.strip() for s in item.partition("="))
+            if name not in known:
+                raise ConfigError(f"{where}: unknown fault {name!r}; use one of {', '.join(known)}")
+            if name in values:
+                raise ConfigError(f"{where}: {name!r} is given twice; give it once")
+            if name == "nonatomic_upsert":
+                if raw.lower() not in _TRUE | _FALSE:
+                    raise ConfigError(f"{where}: {name}={raw!r} must be true or false")
+                values[name] = raw.lower() in _TRUE
+                continue
+            try:
+                values[name] = int(raw) if name == "seed" else float(raw)
+            except ValueError:
+                kind = "a whole number" if name == "seed" else "a number"
+                raise ConfigError(f"{where}: {name}={raw!r} must be {kind}") from None
+        config = cls(**values)
+        config.validate(where)
+        return config
+
+    def to_spec(self) -> str:
+        """The compact form of this config (fields that differ from the defaults)."""
+        parts: list[str] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            if isinstance(value, bool):
+                parts.append(f"{f.name}={'true' if value else 'false'}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return ",".join(parts)
+
+    def validate(self, where: str = "sandbox faults") -> None:
+        """Raise ConfigError unless every setting is in range."""
+        for name in ("latency", "jitter", "upsert_pause"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"{where}: {name} must be a number of seconds >= 0, not {value!r}"
+                )
+        total = 0.0
+        for name in FAULTS:
+            p = getattr(self, name)
+            if not (isinstance(p, int | float) and 0 <= p <= 1):
+                raise ConfigError(f"{where}: {name} must be a probability from 0 to 1, not {p!r}")
+            total += p
+        if total > 1 + 1e-9:
+            raise ConfigError(
+                f"{where}: fault probabilities add up to {total:g}, more than 1; lower them"
+            )
+
+    @property
+    def any_fault(self) -> bool:
+        """Whether any fault has a chance to happen (else no fault is drawn at all)."""
+        return any(getattr(self, name) for name in FAULTS)
+
+    def pick(self, u: float) -> str:
+        """The fault that a uniform draw ``u`` in [0, 1) selects, or "" for none."""
+        edge = 0.0
+        for name in FAULTS:
+            edge += getattr(self, name)
+            if u < edge:
+                return name
+        return ""
+
+
+class FaultDraws:
+    """The seeded random draws of one sandbox under a :class:`FaultConfig`.
+
+    One ``random.Random(config.seed)`` serves every draw, in the order the calls make them,
+    so the same seed and call order give the same run. A draw that cannot matter (no
+    latency, no fault on) takes nothing from the generator, which keeps a seed's faults
+    independent of settings that are off.
+    """
+
+    def __init__(self, config: FaultConfig) -> None:
+        self.config = config
+        self._random = random.Random(config.seed)
+
+    def latency_halves(self) -> tuple[float, float]:
+        """The uplink and downlink delays of one call, in seconds (each half the draw)."""
+        f = self.config
+        if f.latency == 0 and f.jitter == 0:
+            return 0.0, 0.0
+        total = f.latency + (self._random.uniform(-f.jitter, f.jitter) if f.jitter else 0.0)
+        half = max(0.0, total) / 2
+        return half, half
+
+    def fault(self) -> str:
+        """The fault of one arriving CreateCustom call, "" for none."""
+        if not self.config.any_fault:
+            return ""
+        return self.config.pick(self._random.random())
+
+    def coin(self) -> bool:
+        """A fair coin, e.g. to pick one of the two shapes of a plain 500."""
+        return self._random.random() < 0.5

@@ -1,0 +1,470 @@
+"""The sandbox's HTTP face: an aiohttp server on loopback in front of a :class:`SandboxAccount`.
+
+Endpoints (paths match case-insensitively, like IIS/WCF):
+
+- ``POST /v2/ProspectActivity.svc/CreateCustom`` - upsert a lead by its ``SearchBy`` attribute,
+  then add one activity to it. 200 ``{"Status": "Success", "Message": {"Id": <activity id>,
+  "RelatedId": <lead id>}}``.
+- ``GET /v2/ProspectActivity.svc/ActivityTypes.Get`` - ``[{ActivityEvent, ActivityEventName,
+  DisplayName}]``.
+- ``GET /v2/ProspectActivity.svc/CustomActivity/GetActivitySetting?code=N`` - ``{Name,
+  DisplayName, Fields}``; an unknown code is a 500 ``MXInvalidInputException``.
+- ``GET /v2/LeadManagement.svc/LeadsMetaData.Get`` - the lead fields of the schema.
+- ``GET /_sandbox/state`` - JSON snapshot of calls, leads and activities (no auth, not recorded).
+- ``POST /_sandbox/reset`` - forget leads, activities and calls (no auth, not recorded).
+- Anything else: 404 with a plain-text body, like a real web server; a known ``/v2/`` path with
+  the wrong method: 405, plain text.
+
+Each ``/v2/`` request goes through, in order: the uplink half of the simulated latency; arrival
+(``clock()`` is read and a :class:`CallRecord` appended to :attr:`Sandbox.calls`); routing
+(404/405); authentication (401 ``MXUnAuthorizedAccessException``; keys come from the
+``x-LSQ-AccessKey``/``x-LSQ-SecretKey`` headers, or, when neither header is sent, from the
+``accessKey``/``secretKey`` query parameters); the rate limiter (429
+``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
+the endpoint itself (the account); the downlink half of the latency. Injected faults
+(:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
+(``drop_before``, ``proxy_502``) answer right after routing, server faults (500s,
+``error_200``, throttling) right after the real limiter admits the call, and ``drop_after``
+closes the connection once the call has been processed. Each :class:`CallRecord` names its
+fault and the activity it created.
+
+Keys are never echoed in a response, a log line or a call record (records keep the path
+without its query string, and the aiohttp access log is off).
+
+Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
+counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
+*metered*; with ``count_rejected=True`` (the default, like a real counter) refused calls count
+too, so a client that keeps hammering stays locked out. :meth:`Sandbox.max_in_window` reports
+the most metered arrivals (accepted or refused) in any window, so ``<= rate`` means the client
+never overran the limit.
+
+From the body being read to the answer being decided nothing awaits (unless
+``FaultConfig.nonatomic_upsert`` puts a pause into the upsert, to reproduce a racy one), so
+the limiter is exact and the account's upsert atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from ..exceptions import ConfigError
+from .account import SandboxAccount
+from .errors import ApiError, invalid_input
+from .faults import NETWORK_FAULTS, FaultConfig, FaultDraws
+from .schema import SandboxSchema
+
+__all__ = [
+    "DEFAULT_ACCESS_KEY",
+    "DEFAULT_SECRET_KEY",
+    "CallRecord",
+    "Sandbox",
+    "check_loopback",
+]
+
+# The package's name, not this module's: the logger was "importer.sandbox" before the
+# package was split, and a user's logging configuration may name it.
+log = logging.getLogger("importer.sandbox")
+
+DEFAULT_ACCESS_KEY = "sandbox-access-key"
+DEFAULT_SECRET_KEY = "sandbox-secret-key"
+
+_CREATE = "/v2/prospectactivity.svc/createcustom"
+_ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
+_ACTIVITY_SETTING = "/v2/prospectactivity.svc/customactivity/getactivitysetting"
+_LEADS_META = "/v2/leadmanagement.svc/leadsmetadata.get"
+
+_RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
+_BAD_GATEWAY = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+@dataclass
+class CallRecord:
+    """One request to a ``/v2/`` path, as the server saw it.
+
+    ``arrived`` is ``clock()`` at arrival; ``path`` has no query string (keys may be in it);
+    ``http_status`` is 0 until the response is decided (and stays 0 for ``drop_before``; for
+    ``drop_after`` it is the answer that was lost); ``exception_type`` is the ``MX...``
+    type of an error envelope, "" otherwise; ``metered`` says whether the rate limiter saw
+    the call (authenticated, known endpoint); ``fault`` names the injected fault (see
+    :class:`FaultConfig`), "" for none; ``activity_id`` is the activity this call created, ""
+    if none, so a test can reconcile what landed with what the client reported.
+    """
+
+    arrived: float
+    method: str
+    path: str
+    http_status: int = 0
+    exception_type: str = ""
+    metered: bool = False
+    fault: str = ""
+    activity_id: str = ""
+
+
+def check_loopback(host: str) -> None:
+    """The sandbox has well-known keys, so it must never listen beyond this machine."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"sandbox host {host!r} is not a loopback address; use 127.0.0.1, ::1 or localhost"
+    )
+
+
+class Sandbox:
+    """An emulated LeadSquared account served over HTTP on loopback.
+
+    State (``calls``, ``leads``, ``activities``) is plain Python data that tests read directly;
+    treat it as read-only and use :meth:`reset` (or ``POST /_sandbox/reset``) to clear it.
+    ``account`` is the :class:`SandboxAccount` behind the endpoints; ``draws`` the seeded
+    :class:`FaultDraws` that decide each call's latency and fault, public so a test can see
+    what a seed draws (a draw taken there is one that the next call does not get).
+    """
+
+    def __init__(
+        self,
+        *,
+        access_key: str = DEFAULT_ACCESS_KEY,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        rate: int = 25,
+        per: float = 5.0,
+        schema: SandboxSchema | None = None,
+        faults: FaultConfig | None = None,
+        count_rejected: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
+            raise ConfigError(f"sandbox rate must be a whole number of calls >= 1, not {rate!r}")
+        if not (isinstance(per, int | float) and math.isfinite(per) and per > 0):
+            raise ConfigError(
+                f"sandbox window 'per' must be a positive number of seconds, not {per!r}"
+            )
+        if not access_key or not secret_key:
+            raise ConfigError("sandbox access key and secret key must not be empty")
+        self._access_key = access_key.encode()
+        self._secret_key = secret_key.encode()
+        self.rate = rate
+        self.per = float(per)
+        self.account = SandboxAccount(schema, clock=clock)
+        self.faults = faults if faults is not None else FaultConfig()
+        self.faults.validate()
+        self.count_rejected = count_rejected
+        self._clock = clock
+        self.draws = FaultDraws(self.faults)
+
+        self.calls: list[CallRecord] = []
+        self.base_url = ""
+        self._in_flight = 0
+
+        self._window: deque[float] = deque()  # counted arrivals, oldest first
+        self._routes: dict[str, tuple[str, Callable[[web.Request, bytes], Any]]] = {
+            _CREATE: ("POST", self._create_custom),
+            _ACTIVITY_TYPES: ("GET", self._get_activity_types),
+            _ACTIVITY_SETTING: ("GET", self._get_activity_setting),
+            _LEADS_META: ("GET", self._get_leads_metadata),
+        }
+
+        self.app = web.Application()
+        self.app.router.add_get("/_sandbox/state", self._handle_state)
+        self.app.router.add_post("/_sandbox/reset", self._handle_reset)
+        self.app.router.add_route("*", "/{tail:[vV]2/.*}", self._handle_v2)
+        self._runner: web.AppRunner | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 picks a free port); return and set :attr:`base_url`."""
+        check_loopback(host)
+        if self._runner is not None:
+            raise RuntimeError("sandbox already started")
+        # access_log=None: the access log would print query strings, which may hold keys.
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"sandbox cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port"
+            ) from exc
+        self._runner = runner
+        bound = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening; state stays readable. Safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ---- state for tests --------------------------------------------------------------------
+
+    @property
+    def schema(self) -> SandboxSchema:
+        """The account's schema, normalised (defaults filled in)."""
+        return self.account.schema
+
+    @property
+    def leads(self) -> dict[str, dict[str, Any]]:
+        """The account's leads: lead id -> attributes (see :class:`SandboxAccount`)."""
+        return self.account.leads
+
+    @property
+    def activities(self) -> list[dict[str, Any]]:
+        """The account's activities, in creation order."""
+        return self.account.activities
+
+    def arrivals(self, path_suffix: str = "CreateCustom") -> list[float]:
+        """Arrival times of the calls whose path ends with ``path_suffix`` (any status)."""
+        suffix = path_suffix.lower()
+        return [c.arrived for c in self.calls if c.path.lower().endswith(suffix)]
+
+    def max_in_window(self, per: float | None = None) -> int:
+        """The most metered arrivals (accepted or refused) in any window ``(t - per, t]``.
+
+        ``<= rate`` means the client never overran the limit at the server.
+        """
+        width = self.per if per is None else per
+        times = sorted(c.arrived for c in self.calls if c.metered)
+        best = 0
+        lo = 0
+        for hi, t in enumerate(times):
+            while times[lo] <= t - width:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    def duplicate_leads(self) -> int:
+        """How many leads share a SearchBy value with another lead (0 unless an upsert raced).
+
+        Compared per attribute that calls have searched by, normalised as the lookup does.
+        """
+        return self.account.duplicate_leads()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled plus client connections still open.
+
+        0 means quiet: nothing more will land unless a client sends again. A test waits for it
+        after killing a client, since the server finishes requests whose client has gone.
+        """
+        server = self._runner.server if self._runner is not None else None
+        return self._in_flight + (len(server.connections) if server is not None else 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able deep copy of ``calls``, ``leads`` and ``activities``."""
+        return {
+            "calls": [dataclasses.asdict(c) for c in self.calls],
+            "leads": copy.deepcopy(self.leads),
+            "activities": copy.deepcopy(self.activities),
+        }
+
+    def reset(self) -> None:
+        """Forget leads, activities, calls and the rate-limit window."""
+        self.calls.clear()
+        self.account.reset()
+        self._window.clear()
+
+    # ---- helpers endpoints ------------------------------------------------------------------
+
+    async def _handle_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def _handle_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"Status": "Success"})
+
+    # ---- /v2/ -------------------------------------------------------------------------------
+
+    async def _handle_v2(self, request: web.Request) -> web.StreamResponse:
+        # The body is part of the uplink: read it before the arrival is stamped, so everything
+        # from arrival to the decision runs without an await (atomic upsert, exact limiter),
+        # unless FaultConfig.nonatomic_upsert asks for the race.
+        self._in_flight += 1
+        try:
+            body = await request.read()
+            up, down = self.draws.latency_halves()
+            if up:
+                await asyncio.sleep(up)
+            record = CallRecord(arrived=self._clock(), method=request.method, path=request.path)
+            self.calls.append(record)
+            fault = self._draw_fault(request)
+            try:
+                response = await self._dispatch(request, body, record, fault)
+            except Exception:  # a bug here must look like LeadSquared's bare 500, not kill a test
+                log.exception(
+                    "sandbox: unexpected error handling %s %s", request.method, request.path
+                )
+                response = web.Response(status=500, text="500 Internal Server Error")
+            if record.fault != "drop_before":
+                record.http_status = response.status
+            if record.fault in ("drop_before", "drop_after"):
+                # Close without answering: the client sees the server disconnect.
+                if request.transport is not None:
+                    request.transport.close()
+                return response  # aiohttp drops it quietly: the transport is closed
+            if down:
+                await asyncio.sleep(down)
+            return response
+        finally:
+            self._in_flight -= 1
+
+    def _draw_fault(self, request: web.Request) -> str:
+        """One draw per arriving CreateCustom POST when faults are on (see FaultConfig)."""
+        if request.method != "POST" or request.path.lower().rstrip("/") != _CREATE:
+            return ""
+        return self.draws.fault()
+
+    def _throttled(self, status: int) -> ApiError:
+        return ApiError(
+            status,
+            _RATE_LIMIT_TYPE,
+            f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
+        )
+
+    def _server_fault(self, fault: str) -> web.Response | None:
+        """The answer of an injected server-side fault, or None to process the call."""
+        if fault == "error_500_plain":
+            # Both shapes seen in the wild: an IIS page, and an envelope without a type.
+            if self.draws.coin():
+                return web.Response(
+                    status=500,
+                    text="<html><body><h1>500 - Internal server error.</h1></body></html>",
+                    content_type="text/html",
+                )
+            return web.json_response(
+                {"Status": "Error", "Message": "An error has occurred (sandbox fault)"},
+                status=500,
+            )
+        if fault == "error_500_mx":
+            raise invalid_input("Something went wrong (sandbox fault)")
+        if fault == "error_200":
+            raise invalid_input("Something went wrong (sandbox fault)", 200)
+        if fault.startswith("throttle_"):
+            raise self._throttled(int(fault.removeprefix("throttle_")))
+        return None
+
+    async def _dispatch(
+        self, request: web.Request, body: bytes, record: CallRecord, fault: str
+    ) -> web.Response:
+        route = self._routes.get(request.path.lower().rstrip("/"))
+        if route is None:
+            return web.Response(status=404, text="404: Not Found")
+        method, handler = route
+        if request.method != method:
+            return web.Response(status=405, text="405: Method Not Allowed")
+        if fault in NETWORK_FAULTS:
+            record.fault = fault
+        if fault == "drop_before":
+            return web.Response(status=500)  # never sent: _handle_v2 closes the connection
+        if fault == "proxy_502":
+            return web.Response(status=502, text=_BAD_GATEWAY, content_type="text/html")
+        try:
+            if not self._authorized(request):
+                raise ApiError(
+                    401,
+                    "MXUnAuthorizedAccessException",
+                    "Invalid access key or secret key, or keys of another region's account",
+                )
+            record.metered = True
+            if not self._admit(record.arrived):
+                raise self._throttled(429)
+            if fault and fault not in NETWORK_FAULTS:
+                record.fault = fault
+                injected = self._server_fault(fault)
+                if injected is not None:
+                    return injected
+            if handler == self._create_custom and self.faults.nonatomic_upsert:
+                payload = await self._create_custom_racy(request, body)
+            else:
+                payload = handler(request, body)
+        except ApiError as err:
+            record.exception_type = err.exception_type
+            return web.json_response(err.envelope(), status=err.status)
+        if handler == self._create_custom:
+            record.activity_id = payload["Message"]["Id"]
+        return web.json_response(payload)
+
+    def _authorized(self, request: web.Request) -> bool:
+        headers = request.headers  # case-insensitive
+        if "x-LSQ-AccessKey" in headers or "x-LSQ-SecretKey" in headers:
+            access = headers.get("x-LSQ-AccessKey", "")
+            secret = headers.get("x-LSQ-SecretKey", "")
+        else:
+            access = request.query.get("accessKey", "")
+            secret = request.query.get("secretKey", "")
+        # Constant-time, and both compared, so timing says nothing about which key was wrong.
+        ok_access = hmac.compare_digest(access.encode(), self._access_key)
+        ok_secret = hmac.compare_digest(secret.encode(), self._secret_key)
+        return ok_access and ok_secret
+
+    def _admit(self, now: float) -> bool:
+        """Rolling window: refuse if ``rate`` or more counted arrivals lie in (now - per, now]."""
+        window = self._window
+        cutoff = now - self.per
+        while window and window[0] <= cutoff:
+            window.popleft()
+        if len(window) >= self.rate:
+            if self.count_rejected:
+                window.append(now)
+            return False
+        window.append(now)
+        return True
+
+    # ---- endpoints: the account answers -----------------------------------------------------
+
+    def _create_custom(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        return self.account.create_custom(request.content_type, body)
+
+    async def _create_custom_racy(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        """FaultConfig.nonatomic_upsert: lookup, pause, insert, as a racy upsert would."""
+        call = self.account.parse_create(request.content_type, body)
+        lead_id = self.account.lookup(call)
+        await asyncio.sleep(self.faults.upsert_pause)
+        return self.account.store(call, lead_id)
+
+    def _get_activity_types(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
+        return self.account.get_activity_types()
+
+    def _get_activity_setting(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        return self.account.get_activity_setting(request.query.get("code", ""))
+
+    def _get_leads_metadata(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
+        return self.account.get_leads_metadata()

@@ -1,0 +1,145 @@
+"""Injected faults over HTTP: what each answers, what it creates, and that a seed repeats them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import aiohttp
+import pytest
+
+from importer.leadsquared.classify import ApiResponse, Kind, classify
+from importer.sandbox import FaultConfig, Sandbox
+
+from .helpers import AUTH, CREATE, FakeClock, body, post, run
+
+
+def classify_reply(status: int, text: str) -> Kind:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return classify(ApiResponse(status, parsed, text)).kind
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "exception_type", "kind", "metered"),
+    [
+        ("error_500_plain", 500, "", Kind.TRANSIENT, True),
+        ("error_500_mx", 500, "MXInvalidInputException", Kind.PERMANENT, True),
+        ("error_200", 200, "MXInvalidInputException", Kind.PERMANENT, True),
+        ("throttle_429", 429, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("throttle_403", 403, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("throttle_200", 200, "MXAPIRateLimitExceededException", Kind.RATE_LIMITED, True),
+        ("proxy_502", 502, "", Kind.TRANSIENT, False),
+    ],
+)
+def test_answering_faults_create_nothing_and_mean_what_the_fact_sheet_says(
+    fault: str, status: int, exception_type: str, kind: Kind, metered: bool
+) -> None:
+    replies: list[tuple[int, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(6):
+            async with s.post(CREATE, json=body(f"f{i}@example.com"), headers=AUTH) as r:
+                replies.append((r.status, await r.text()))
+        # Metadata calls never get faults.
+        async with s.get("/v2/ProspectActivity.svc/ActivityTypes.Get", headers=AUTH) as r:
+            assert r.status == 200
+
+    sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig(seed=1, **{fault: 1.0}))
+    assert sandbox.leads == {} and sandbox.activities == []
+    for got_status, text in replies:
+        assert got_status == status, text
+        assert classify_reply(got_status, text) is kind, text
+        if exception_type:
+            assert json.loads(text)["ExceptionType"] == exception_type
+        if kind is Kind.RATE_LIMITED:
+            assert "exceeded the limit of 100 in 1 second(s)" in text
+    creates = sandbox.calls[:6]
+    assert [(c.fault, c.http_status, c.metered, c.activity_id) for c in creates] == [
+        (fault, status, metered, "")
+    ] * 6
+    assert sandbox.calls[6].fault == ""
+    if fault == "error_500_plain":  # both shapes seen in the wild: an HTML page and bare JSON
+        shapes = {text.startswith("{") for _, text in replies}
+        assert shapes == {True, False}
+
+
+@pytest.mark.parametrize("fault", ["drop_before", "drop_after"])
+def test_dropped_connections(fault: str) -> None:
+    errors: list[BaseException] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            try:
+                await post(s, body(f"d{i}@example.com"))
+            except aiohttp.ClientError as exc:
+                errors.append(exc)
+
+    sandbox = run(fn, faults=FaultConfig(**{fault: 1.0}))
+    assert len(errors) == 3
+    assert all(isinstance(e, aiohttp.ServerDisconnectedError) for e in errors)
+    assert [c.fault for c in sandbox.calls] == [fault] * 3
+    if fault == "drop_before":  # closed before processing: nothing metered, nothing created
+        assert [(c.http_status, c.metered, c.activity_id) for c in sandbox.calls] == [
+            (0, False, "")
+        ] * 3
+        assert sandbox.activities == [] and sandbox.leads == {}
+    else:  # processed, then the answer was lost
+        assert [c.http_status for c in sandbox.calls] == [200] * 3
+        assert [c.activity_id for c in sandbox.calls] == [a["Id"] for a in sandbox.activities]
+        assert len(sandbox.leads) == 3
+
+
+def test_faults_are_the_same_for_the_same_seed_and_call_order() -> None:
+    config = "error_500_plain=0.2,error_500_mx=0.1,throttle_403=0.1,drop_before=0.1,drop_after=0.1"
+
+    def faults_seen(seed: int) -> list[str]:
+        async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+            for i in range(40):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with s.post(CREATE, json=body(f"s{i}@example.com"), headers=AUTH) as r:
+                        await r.read()
+
+        sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig.from_spec(f"{config},seed={seed}"))
+        created = {a["Id"] for a in sandbox.activities}
+        # Every activity was created by a call that says so: no fault, or drop_after.
+        assert created == {c.activity_id for c in sandbox.calls if c.activity_id}
+        assert all(c.fault in ("", "drop_after") for c in sandbox.calls if c.activity_id)
+        return [c.fault for c in sandbox.calls]
+
+    first = faults_seen(11)
+    assert faults_seen(11) == first
+    assert faults_seen(12) != first
+    assert {"", "error_500_plain", "drop_before", "drop_after"} <= set(first)
+
+
+def test_real_rate_limit_comes_before_injected_server_faults() -> None:
+    clock = FakeClock()
+    statuses: list[int] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            statuses.append((await post(s, body(f"r{i}@example.com")))[0])
+
+    sandbox = run(fn, rate=2, per=1.0, clock=clock, faults=FaultConfig(error_200=1.0))
+    assert statuses == [200, 200, 429]
+    assert [c.fault for c in sandbox.calls] == ["error_200", "error_200", ""]
+
+
+def test_nonatomic_upsert_doubles_a_new_lead_under_concurrency_only() -> None:
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        replies = await asyncio.gather(*(post(s, body("race@example.com")) for _ in range(5)))
+        assert {status for status, _ in replies} == {200}
+        for _ in range(3):  # one at a time: the lookup finds the lead
+            assert (await post(s, body("calm@example.com")))[0] == 200
+
+    sandbox = run(fn, faults=FaultConfig(nonatomic_upsert=True, upsert_pause=0.05))
+    emails = sorted(lead["EmailAddress"] for lead in sandbox.leads.values())
+    assert emails == ["calm@example.com"] + ["race@example.com"] * 5
+    assert sandbox.duplicate_leads() == 5
+    assert len(sandbox.activities) == 8
+    # The same calls against the atomic upsert make one lead per email.
+    assert run(fn).duplicate_leads() == 0

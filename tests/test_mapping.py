@@ -15,14 +15,8 @@ import pytest
 import yaml
 
 from importer.exceptions import MappingError
-from importer.mapping import (
-    Mapping,
-    Payload,
-    RowError,
-    RowSkipped,
-    _fast_parser,
-    load_mapping,
-)
+from importer.mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
+from importer.mapping.dates import fast_parser
 
 try:
     from importer.reader import Row
@@ -472,7 +466,7 @@ def test_fast_parser_agrees_with_strptime(fmt, text):
         expected: datetime | None = datetime.strptime(text, fmt)
     except ValueError:
         expected = None
-    parser = _fast_parser(fmt)
+    parser = fast_parser(fmt)
     assert parser is not None
     assert parser(text) == expected
 

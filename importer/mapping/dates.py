@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .text import show
-from .transforms import CACHE_LIMIT, Converter, Fail
+from .transforms import Converter, Fail, cached
 
 TIME_ZONE_HINT = "use an IANA name such as Asia/Kolkata, America/New_York or UTC"
 
@@ -172,13 +172,9 @@ def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Conver
     force before the change, an ambiguous one (fall-back) as its first occurrence (zoneinfo's
     fold=0): such a row is at worst an hour off, which beats rejecting it.
     """
-    cache: dict[str, str] = {}
     parse = _date_parser(formats)
 
     def convert(text: str) -> str:
-        result = cache.get(text)
-        if result is not None:
-            return result
         parsed = parse(text)
         if parsed is None:
             raise fail(_unparsed(text, formats))
@@ -186,13 +182,9 @@ def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Conver
             parsed = parsed.replace(tzinfo=zone)
         # isoformat zero-pads the year (strftime('%Y') does not before 1000 on glibc); the
         # first 19 characters drop microseconds and the '+00:00'.
-        result = parsed.astimezone(UTC).isoformat(" ")[:19]
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        cache[text] = result
-        return result
+        return parsed.astimezone(UTC).isoformat(" ")[:19]
 
-    return convert
+    return cached(convert)
 
 
 def date_converter(formats: list[str], fail: Fail) -> Converter:
@@ -201,20 +193,12 @@ def date_converter(formats: list[str], fail: Fail) -> Converter:
     No time zone is involved on purpose: a date of birth or a due date is a calendar day, and
     converting its midnight to UTC would move it to the previous day east of Greenwich.
     """
-    cache: dict[str, str] = {}
     parse = _date_parser(formats)
 
     def convert(text: str) -> str:
-        result = cache.get(text)
-        if result is not None:
-            return result
         parsed = parse(text)
         if parsed is None:
             raise fail(_unparsed(text, formats))
-        result = parsed.date().isoformat()
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        cache[text] = result
-        return result
+        return parsed.date().isoformat()
 
-    return convert
+    return cached(convert)

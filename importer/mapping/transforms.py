@@ -20,7 +20,24 @@ Fail = Callable[[str], RowError]
 
 # A cache of results per distinct text is bounded: a file of unique values must not grow it
 # without limit.
-CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 100_000
+
+
+def cached(convert: Converter) -> Converter:
+    """Remember results per distinct text: amounts, a lead's phone and date-times repeat
+    across rows. A text that fails is not remembered: it raises again on each row."""
+    cache: dict[str, str] = {}
+
+    def lookup(text: str) -> str:
+        result = cache.get(text)
+        if result is None:
+            result = convert(text)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[text] = result
+        return result
+
+    return lookup
 
 
 NOT_DIGITS = re.compile(r"[^0-9]")
@@ -215,22 +232,6 @@ _NO_TRUNK_PREFIX = frozenset({"39", "378", "379"})
 _MIN_NATIONAL_DIGITS = 6
 _MAX_PHONE_DIGITS = 15  # E.164
 _PHONE_SEPARATORS = re.compile(r"[\s\-./()]")
-
-
-def cached(convert: Converter) -> Converter:
-    """Remember results per distinct text: amounts and a lead's phone repeat across rows."""
-    cache: dict[str, str] = {}
-
-    def lookup(text: str) -> str:
-        result = cache.get(text)
-        if result is None:
-            result = convert(text)
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            cache[text] = result
-        return result
-
-    return lookup
 
 
 def phone_converter(step: Step, fail: Fail) -> Converter:

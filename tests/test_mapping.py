@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,7 @@ import yaml
 from importer.exceptions import MappingError
 from importer.mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
 from importer.mapping.dates import fast_parser
-
-try:
-    from importer.reader import Row
-except ImportError:  # reader.py is written in parallel; this is its documented row shape
-
-    @dataclass(frozen=True, slots=True)
-    class Row:  # type: ignore[no-redef]
-        number: int
-        values: dict[str, str]
-
+from importer.reader import Row
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "mappings" / "example.yaml"
 
@@ -518,20 +508,8 @@ def test_check_columns_passes_when_all_are_there(load):
 # --------------------------------------------------------------------------- reader row errors
 
 
-@dataclass(frozen=True, slots=True)
-class FlaggedRow:
-    """The reader's Row with its ``error`` field (used if reader.Row does not have it yet)."""
-
-    number: int
-    values: dict[str, str]
-    error: str = ""
-
-
-def flagged_row(number: int, error: str, **values: str) -> Any:
-    try:
-        return Row(number=number, values=values, error=error)  # type: ignore[call-arg]
-    except TypeError:
-        return FlaggedRow(number, values, error)
+def flagged_row(number: int, error: str, **values: str) -> Row:
+    return Row(number=number, values=values, error=error)
 
 
 def test_reader_row_error_is_raised_before_anything_else(load):

@@ -406,9 +406,8 @@ class Mapping:
         Raises RowError if the reader could not read the row or the row cannot be mapped, and
         RowSkipped if a ``filters.skip_if`` condition matches (checked before any mapping).
         """
-        error = getattr(row, "error", "")  # Row.error is new in the reader; tolerate its absence
-        if error:
-            raise RowError(error)
+        if row.error:
+            raise RowError(row.error)
         values = row.values
         for test in self._skip_tests:
             test(values)

@@ -114,8 +114,9 @@ def fast_parser(fmt: str) -> Callable[[str], datetime | None] | None:
         if found is None or found.end() != len(text):
             return None
         groups = (*found.groups(), "1", "0")
+        year, month, day, hour, minute, second = (int(groups[pick]) for pick in picks)
         try:
-            return datetime(*[int(groups[pick]) for pick in picks])
+            return datetime(year, month, day, hour, minute, second)
         except ValueError:
             return None
 

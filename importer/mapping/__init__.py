@@ -17,8 +17,16 @@ Example::
 from __future__ import annotations
 
 from ..exceptions import MappingError
-from .compile import Mapping
+from .compile import Mapping, Target
 from .load import load_mapping
 from .outcomes import Payload, RowError, RowSkipped
 
-__all__ = ["Mapping", "MappingError", "Payload", "RowError", "RowSkipped", "load_mapping"]
+__all__ = [
+    "Mapping",
+    "MappingError",
+    "Payload",
+    "RowError",
+    "RowSkipped",
+    "Target",
+    "load_mapping",
+]

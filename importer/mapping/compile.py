@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from ..exceptions import MappingError
@@ -213,6 +214,65 @@ def _field_set_entry(name_key: str, name: str, fields: list[tuple[str, _Value]])
     return entry
 
 
+Section = Literal["lead", "activity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One entry the mapping sends, described for a check against the account's fields.
+
+    ``section`` says whether ``name`` is a lead attribute or an activity field; ``parent`` is
+    the custom field set ``name`` is a sub-field of, or None. ``key`` is the mapping key
+    (``lead.attributes.mx_KYC.fields.Status``) and ``column`` the input column feeding it, if
+    one does.
+
+    ``fixed`` holds the non-empty texts known without reading the file, worked out by the
+    compiled value exactly as :meth:`Mapping.build` would: a constant, the default sent for an
+    empty cell, each value-map output (after the transforms, dates converted); a value that
+    fails there is left out, as its row would fail. A template lists none, not even its
+    default. ``free`` says whether a cell's own text can reach the API: a column or template
+    without a map, or one whose map keeps unmapped values.
+
+    A custom field set is a target itself (``field_set``), with no column and nothing fixed;
+    its sub-fields follow it.
+    """
+
+    section: Section
+    parent: str | None
+    name: str
+    key: str
+    column: str | None
+    fixed: tuple[str, ...]
+    free: bool
+    field_set: bool = False
+
+
+def _target(
+    section: Section, parent: str | None, name: str, spec: BaseSpec, value: _Value
+) -> Target:
+    """The target of one compiled value (``spec`` is what it was compiled from)."""
+    free = spec.map is None or spec.unmapped == "keep"
+    if spec.template is not None:
+        # Its default is knowable too, but the preflight check has never listed one: listing it
+        # here would change what that check reports.
+        return Target(section, parent, name, value.key, None, (), free)
+    if spec.column is None:  # a constant
+        text = _sent(value, {})
+        return Target(section, parent, name, value.key, None, (text,) if text else (), False)
+    inputs = ["", *(spec.map or ())]
+    sent = (_sent(value, {spec.column: given}) for given in inputs)
+    fixed = tuple(dict.fromkeys(text for text in sent if text))
+    return Target(section, parent, name, value.key, spec.column, fixed, free)
+
+
+def _sent(value: _Value, cells: dict[str, str]) -> str:
+    """What build() sends for these cells; "" when it sends nothing or refuses the row."""
+    try:
+        return value.resolve(cells) or ""
+    except Exception:  # the row that has this cell fails the same way, and says so there
+        return ""
+
+
 SkipTest = Callable[[dict[str, str]], None]
 
 
@@ -276,9 +336,9 @@ def _key_normaliser(search_by: str) -> Callable[[str], str]:
 class Mapping:
     """A loaded, validated and compiled mapping file. Build one with :func:`load_mapping`.
 
-    Besides :meth:`build`, it tells a preflight check what it will send: ``activity_event``,
-    ``lead_attributes`` (with ``lead_cfs_fields``), ``activity_fields`` (with
-    ``activity_cfs_fields``) and ``validate_dropdown_options``.
+    Besides :meth:`build`, it tells a preflight check what it will send: :meth:`targets`,
+    ``activity_event``, ``lead_attributes`` (with ``lead_cfs_fields``), ``activity_fields``
+    (with ``activity_cfs_fields``) and ``validate_dropdown_options``.
     """
 
     def __init__(self, path: Path, label: str, model: MappingFile) -> None:
@@ -292,6 +352,7 @@ class Mapping:
 
         # Every compiled value, in mapping order: for columns() and check_columns().
         self._all: list[_Value] = []
+        self._targets: list[Target] = []
         # Lead entries before and after the search attribute, whose value build() resolves
         # first because an empty one rejects the row.
         self._lead_before: list[Entry] = []
@@ -302,16 +363,17 @@ class Mapping:
         for name, spec in model.lead.attributes.items():
             self._lead_names.append(name)
             key = f"lead.attributes.{name}"
-            target = self._lead_before if search is None else self._lead_after
+            entries = self._lead_before if search is None else self._lead_after
             if spec.fields is not None:
                 self.lead_cfs_fields[name] = tuple(spec.fields)
-                target.append(self._field_set("Attribute", name, key, spec.fields, zone))
+                entries.append(self._field_set("lead", "Attribute", name, key, spec.fields, zone))
             else:
                 value = self._value(key, spec, zone)
+                self._targets.append(_target("lead", None, name, spec, value))
                 if name == self.search_by:
                     search = value
                 else:
-                    target.append(_entry("Attribute", name, value))
+                    entries.append(_entry("Attribute", name, value))
         assert search is not None  # load_mapping checked search_by
         self._search = search
 
@@ -330,9 +392,12 @@ class Mapping:
             self._field_names.append(name)
             if spec.fields is not None:
                 self.activity_cfs_fields[name] = tuple(spec.fields)
-                self._fields.append(self._field_set(cfs_key, name, key, spec.fields, zone))
+                entry = self._field_set("activity", cfs_key, name, key, spec.fields, zone)
             else:
-                self._fields.append(_entry("SchemaName", name, self._value(key, spec, zone)))
+                value = self._value(key, spec, zone)
+                self._targets.append(_target("activity", None, name, spec, value))
+                entry = _entry("SchemaName", name, value)
+            self._fields.append(entry)
 
         self._filter_columns = [
             (condition.column, f"filters.skip_if[{i}]")
@@ -348,13 +413,27 @@ class Mapping:
         return value
 
     def _field_set(
-        self, name_key: str, name: str, key: str, fields: dict[str, Spec], zone: str | None
+        self,
+        section: Section,
+        name_key: str,
+        name: str,
+        key: str,
+        fields: dict[str, Spec],
+        zone: str | None,
     ) -> Entry:
-        compiled = [
-            (sub, self._value(f"{key}.fields.{sub}", sub_spec, zone))
-            for sub, sub_spec in fields.items()
-        ]
+        self._targets.append(Target(section, None, name, key, None, (), False, field_set=True))
+        compiled = []
+        for sub, sub_spec in fields.items():
+            value = self._value(f"{key}.fields.{sub}", sub_spec, zone)
+            self._targets.append(_target(section, name, sub, sub_spec, value))
+            compiled.append((sub, value))
         return _field_set_entry(name_key, name, compiled)
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every lead attribute and activity field the mapping sends, custom field sets and
+        their sub-fields included, in mapping order (lead first): see :class:`Target`. The
+        activity note and date-time are not among them."""
+        return tuple(self._targets)
 
     @property
     def lead_attributes(self) -> tuple[str, ...]:

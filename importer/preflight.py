@@ -36,8 +36,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-import yaml
-
 from .exceptions import FatalApiError, ImporterError
 from .leadsquared.classify import ApiResponse, Kind, classify
 from .leadsquared.client import (
@@ -48,7 +46,7 @@ from .leadsquared.client import (
     TransportError,
 )
 from .leadsquared.connect import Endpoint, connect, refused_message, resolve_endpoint
-from .mapping import Mapping, RowError
+from .mapping import Mapping, RowError, Target
 from .sending.attempt import attempt
 from .sending.pacer import Pacer
 from .sending.retry import RetryPolicy
@@ -173,133 +171,26 @@ def _near(name: str, known: Iterable[str]) -> str:
 
 
 @dataclass
-class _Target:
-    """One value the mapping sends: its mapping key, column, and fixed outputs."""
-
-    key: str  # e.g. lead.attributes.mx_KYC.fields.Status
-    column: str | None
-    fixed: list[str]  # values known without reading the file (constants, defaults, map outputs)
-    free: bool  # a column's cells can reach the API as written (not only fixed values)
-
-
-def _raw_mapping(mapping: Mapping) -> dict[str, Any]:
-    """The mapping file as YAML data: value-map inputs are only visible there."""
-    try:
-        data = yaml.safe_load(mapping.path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _section(data: Any, *keys: str) -> dict[str, Any]:
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data if isinstance(data, dict) else {}
-
-
-def _target(key: str, spec: Any, compiled: Any) -> _Target:
-    """Work out a value's fixed outputs, through the compiled value where possible.
-
-    The compiled value (``Mapping._all``) applies defaults, maps and transforms exactly as
-    ``build`` does: a constant is ``resolve({})``, a map output ``resolve({column: input})``.
-    """
-    if isinstance(spec, str | int) and not isinstance(spec, bool):
-        spec = {"column": str(spec)}
-    if not isinstance(spec, dict):
-        spec = {}
-    column = spec.get("column")
-    column = str(column) if column is not None else None
-    value_map = spec.get("map") if isinstance(spec.get("map"), dict) else None
-    resolve = getattr(compiled, "resolve", None)
-    fixed: list[str] = []
-    if column is None and spec.get("template") is None:  # a constant
-        text = _resolved(resolve, {}) if resolve else _text(spec.get("value"))
-        return _Target(key, None, [text] if text else [], free=False)
-    if column is not None:
-        inputs = [""] + [str(k) for k in value_map or ()]
-        for given in inputs:
-            if resolve is not None:
-                text = _resolved(resolve, {column: given})
-            elif given == "":
-                text = _text(spec.get("default"))
-            else:
-                text = _text(value_map.get(given) if value_map else None)
-            if text:
-                fixed.append(text)
-    # A map lets only its outputs through, unless unmapped cells are kept as written.
-    free = value_map is None or spec.get("unmapped") == "keep"
-    return _Target(key, column, list(dict.fromkeys(fixed)), free=free)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None or isinstance(value, dict | list) else str(value)
-
-
-def _resolved(resolve: Callable[[dict[str, str]], Any], values: dict[str, str]) -> str:
-    try:
-        text = resolve(values)
-    except Exception:  # a value that fails here is a row problem, reported per row
-        return ""
-    return text if isinstance(text, str) else ""
-
-
-@dataclass
 class _Sends:
-    lead: dict[str, _Target]  # attribute -> value (plain attributes)
-    field_sets: dict[str, dict[str, _Target]]  # attribute -> sub-field -> value
-    activity: dict[str, _Target]
-    activity_sets: dict[str, dict[str, _Target]]  # activity custom field set -> sub -> value
+    lead: dict[str, Target]  # attribute -> value (plain attributes)
+    field_sets: dict[str, dict[str, Target]]  # attribute -> sub-field -> value
+    activity: dict[str, Target]  # activity custom field sets included
+    activity_sets: dict[str, dict[str, Target]]  # activity custom field set -> sub -> value
     event: int
     skip_activity_dropdowns: bool
 
     @classmethod
     def of(cls, mapping: Mapping) -> _Sends:
-        raw = _raw_mapping(mapping)
-        compiled = {getattr(v, "key", None): v for v in getattr(mapping, "_all", ())}
-        raw_attributes = _section(raw, "lead", "attributes")
-        raw_fields = _section(raw, "activity", "fields")
-        cfs = mapping.lead_cfs_fields
-        lead: dict[str, _Target] = {}
-        field_sets: dict[str, dict[str, _Target]] = {}
-        for name in mapping.lead_attributes:
-            key = f"lead.attributes.{name}"
-            if name in cfs:
-                subs = _section(raw_attributes, name, "fields")
-                field_sets[name] = {
-                    sub: _target(
-                        f"{key}.fields.{sub}", subs.get(sub), compiled.get(f"{key}.fields.{sub}")
-                    )
-                    for sub in cfs[name]
-                }
-            else:
-                lead[name] = _target(key, raw_attributes.get(name), compiled.get(key))
-        activity = {
-            name: _target(
-                f"activity.fields.{name}",
-                raw_fields.get(name),
-                compiled.get(f"activity.fields.{name}"),
-            )
-            for name in mapping.activity_fields
-        }
-        activity_sets = {
-            name: {
-                sub: _target(
-                    f"activity.fields.{name}.fields.{sub}",
-                    _section(raw_fields, name, "fields").get(sub),
-                    compiled.get(f"activity.fields.{name}.fields.{sub}"),
-                )
-                for sub in subs
-            }
-            for name, subs in mapping.activity_cfs_fields.items()
-        }
-        return cls(
-            lead,
-            field_sets,
-            activity,
-            activity_sets,
-            int(mapping.activity_event),
-            bool(mapping.validate_dropdown_options),
-        )
+        sends = cls({}, {}, {}, {}, mapping.activity_event, mapping.validate_dropdown_options)
+        for target in mapping.targets():
+            if target.parent is not None:  # a sub-field of a custom field set
+                sets = sends.field_sets if target.section == "lead" else sends.activity_sets
+                sets.setdefault(target.parent, {})[target.name] = target
+            elif target.section == "activity":  # a field set too: its name is checked here
+                sends.activity[target.name] = target
+            elif not target.field_set:  # a lead field set is checked through field_sets
+                sends.lead[target.name] = target
+        return sends
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,7 +484,7 @@ def _check_activity_fields(
 def _check_activity_set(
     name: str,
     f: _Field,
-    subs: dict[str, _Target],
+    subs: dict[str, Target],
     what: str,
     sends: _Sends,
     report: PreflightReport,
@@ -620,7 +511,7 @@ def _check_activity_set(
         )
 
 
-def _check_fixed(target: _Target, f: _Field, report: PreflightReport, problems: list[str]) -> None:
+def _check_fixed(target: Target, f: _Field, report: PreflightReport, problems: list[str]) -> None:
     for value in target.fixed:
         report.fixed_values_checked += 1
         if not f.accepts(value):
@@ -645,10 +536,10 @@ def _check_lead_fields(
             continue
         report.lead_fields_checked += 1
         if f.is_field_set:
-            subs = _listed(f.sub_fields) if f.sub_fields else "see the account"
+            listed = _listed(f.sub_fields) if f.sub_fields else "see the account"
             problems.append(
                 f"{target.key}: is a custom field set in the account; map its fields under "
-                f"'fields:' ({subs})"
+                f"'fields:' ({listed})"
             )
             continue
         if f.options is not None:

@@ -5,7 +5,7 @@ Why: the first mapping is the hardest step of a migration. Guessing the obvious 
 SearchBy attribute gets a user to a mapping that loads and validates at once; what cannot be
 guessed (the activity code, columns with no obvious field) is left as a TODO comment.
 
-    from importer.scaffold import write_mapping_skeleton
+    from importer.mapping.scaffold import write_mapping_skeleton
     made = write_mapping_skeleton("leads.csv", "leads.mapping.yaml")
     print(made.to_text())
 
@@ -210,8 +210,8 @@ class _AccountFields:
             subs = {s.get("SchemaName"): s for s in f.get("Fields") or () if isinstance(s, dict)}
             f = subs.get(sub, {})
         text = f"account field '{f.get('DisplayName') or name}' ({f.get('DataType') or '?'})"
-        options = [o.get("Value") if isinstance(o, dict) else o for o in f.get("Options") or ()]
-        options = [o for o in options if isinstance(o, str)]
+        values = [o.get("Value") if isinstance(o, dict) else o for o in f.get("Options") or ()]
+        options = [o for o in values if isinstance(o, str)]
         if options:
             text += f", dropdown: {', '.join(options[:10])}" + (
                 ", ..." if len(options) > 10 else ""

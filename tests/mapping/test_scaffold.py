@@ -13,7 +13,7 @@ from importer.cli import cli
 from importer.mapping import load_mapping
 from importer.mapping.scaffold import guess_datetime_formats, skeleton_text
 
-from .conftest import SAMPLE_CSV, SAMPLE_XLSX, SANDBOX_KEYS
+from ..conftest import SAMPLE_CSV, SAMPLE_XLSX, SANDBOX_KEYS
 
 KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
 

@@ -97,6 +97,11 @@ class Pacer:
         self.calls = 0
         self.throttled = 0
 
+    @property
+    def closed_until(self) -> float:
+        """Clock time before which no slot is handed out after a refusal (0: not closed)."""
+        return self._closed_until
+
     def slot(self) -> _Slot:
         """A context manager holding one slot for one call."""
         return _Slot(self)

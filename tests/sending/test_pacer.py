@@ -65,7 +65,7 @@ def test_many_429s_of_one_episode_close_for_one_window_not_more() -> None:
             await grant.__aexit__(None, None, None)
             pacer.penalize()
         # The pacer's own reopening time, read at once: no timer is involved in the check.
-        closed_for = pacer._closed_until - loop.time()
+        closed_for = pacer.closed_until - loop.time()
         closed_at = loop.time()
         async with pacer.slot() as slot:
             reopened = loop.time() - closed_at

@@ -36,6 +36,13 @@ class ResultsFileError(ImporterError):
     """The results file cannot be read or written."""
 
 
+class JournalWriteError(ResultsFileError):
+    """Writing the results file failed mid-run (disk full, file size limit, I/O error): the run
+    stops at once; what was written stays, and the next run resumes from it."""
+
+    exit_status = ExitStatus.INTERRUPTED
+
+
 class FatalApiError(ImporterError):
     """LeadSquared refused the whole run (401 bad keys or wrong region, 404 bad host/path)."""
 

@@ -18,12 +18,13 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, Unpack
 
-from .exceptions import InputFileError
+from .exceptions import ImporterError, InputFileError, JournalWriteError
 from .exitcodes import ExitStatus
 from .leadsquared.classify import Outcome
 from .leadsquared.connect import Endpoint, connect, refused_message, resolve_endpoint
@@ -34,6 +35,7 @@ from .reader import Row, open_input
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
+from .results.report import read_report
 from .results.status import Status
 from .sending.pacer import Pacer
 from .sending.pool import StopReason, WorkerPool
@@ -153,7 +155,15 @@ def run_import(
             finally:
                 observer.finished()
                 run.summary.elapsed = time.monotonic() - started
-                if results_file.journal.opened:
+                if results_file.journal.failed is not None:
+                    # It could not be written: leave it as it is (a valid journal) and report it.
+                    with contextlib.suppress(JournalWriteError):
+                        results_file.journal.close()
+                    run.summary.report = read_report(results_file.path)
+                    run.summary.by_status = Counter(
+                        {Status(s): n for s, n in run.summary.report.by_status.items()}
+                    )
+                elif results_file.journal.opened:
                     run.summary.by_status, run.summary.report = results_file.finish()
         if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
             results_file.mark_complete(fingerprints)
@@ -259,6 +269,10 @@ class _Run:
             _handle_signals(pool, stack)
             try:
                 await pool.run(self.rows_to_send())
+            except ImporterError as exc:
+                # Rows were sent already (a file that breaks off mid-way, a full disk): not
+                # "bad input, nothing sent" but a stop; every outcome so far is kept.
+                self.summary.error_message = str(exc)
             finally:
                 summary = self.summary
                 summary.calls = pool.pacer.calls - summary.preflight_calls

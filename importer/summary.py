@@ -39,6 +39,8 @@ class Summary:
     stop_reason: StopReason = StopReason.NONE
     """``NONE`` when every row was attempted; why the run stopped early otherwise."""
     fatal_message: str = ""
+    error_message: str = ""
+    """Why the run stopped mid-way (``stop_reason`` ERROR): e.g. the disk filled up."""
     report: ResultsReport | None = None
     """The results file's own account (errors grouped, timeline), read after the run."""
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -83,6 +85,7 @@ class Summary:
             "calls_per_second": round(self.calls_per_second, 3),
             "stop_reason": self.stop_reason.value,
             "fatal_message": self.fatal_message,
+            "error_message": self.error_message,
             "exit_status": int(self.exit_status),
             "errors": report.get("errors", []),
             "unknown_rows": report.get("unknown_rows", []),
@@ -126,6 +129,12 @@ class Summary:
             lines.append(
                 f"stopped at the call budget ({self.calls} calls): run the same command again"
                 " (e.g. tomorrow) to continue"
+            )
+        elif self.error_message:
+            lines.append(
+                f"stopped: {self.error_message}"
+                if "run the same command again" in self.error_message
+                else f"stopped: {self.error_message}; run the same command again to resume"
             )
         elif self.stop_reason:
             lines.append(

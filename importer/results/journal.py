@@ -3,8 +3,13 @@
 While a run goes, every event is *appended* and flushed: first a ``sending`` line written
 before a call leaves (the intent), then the outcome line when the answer is in. A crash
 therefore loses nothing already decided, and a row whose last line is ``sending`` is known to
-be ``unknown`` (it may have landed) rather than silently sent twice. Lines are fsynced every
-``fsync_interval`` seconds and at the end.
+be ``unknown`` (it may have landed) rather than silently sent twice. An intent is on disk
+(fsynced) before its call leaves: :meth:`Journal.durable` waits for that, and one fsync serves
+every intent written meanwhile (group commit), so calls that start together cost one fsync, run
+in a worker thread so the event loop keeps going. Outcome lines are fsynced every
+``fsync_interval`` seconds and at the end (losing one to a power cut leaves the row
+``unknown``, never sent twice). Any write error raises :class:`JournalWriteError`: the run
+stops at once.
 
 When the run ends, the file is rewritten atomically (temporary file, fsync, rename) to hold
 exactly one line per attempted input row, its latest outcome, in input (row-number) order, so
@@ -17,6 +22,8 @@ written with a leading apostrophe, and a cell that starts with an apostrophe get
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -29,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ..exceptions import ResultsFileError
+from ..exceptions import JournalWriteError, ResultsFileError
 from .status import FINAL_STATUSES, Status
 
 COLUMNS = (
@@ -224,6 +231,11 @@ class Journal:
         self._handle: io.TextIOWrapper | None = None
         self._writer: csv.writer | None = None  # type: ignore[valid-type]
         self._last_sync = 0.0
+        self._written = 0  # lines appended so far
+        self._synced = 0  # lines known to be on disk
+        self._syncing: asyncio.Future[None] | None = None
+        self.failed: JournalWriteError | None = None
+        """The write error that stopped the run, if any (the file is left as written)."""
         self.opened = False
 
     def open(self) -> None:
@@ -239,9 +251,15 @@ class Journal:
             raise ResultsFileError(
                 f"{self.path}: cannot write the results file ({exc.strerror})"
             ) from None
-        if handle.tell() == 0:
-            handle.write(_header_line())
-            handle.flush()
+        try:
+            if handle.tell() == 0:
+                handle.write(_header_line())
+                handle.flush()
+        except OSError as exc:
+            handle.close()
+            raise ResultsFileError(
+                f"{self.path}: cannot write the results file ({exc.strerror})"
+            ) from None
         self._handle = handle
         self._writer = csv.writer(handle, lineterminator="\n")
         self.opened = True
@@ -270,23 +288,70 @@ class Journal:
             handle.truncate(0)
 
     def record(self, result: Result) -> None:
-        """Append one event and flush it to the OS (fsync at intervals)."""
+        """Append one event and flush it to the OS (outcomes are fsynced at intervals)."""
         assert self._handle is not None and self._writer is not None, "journal not open"
-        self._writer.writerow(result.cells())
-        self._handle.flush()
-        now = self._clock()
-        if now - self._last_sync >= self.fsync_interval:
-            os.fsync(self._handle.fileno())
-            self._last_sync = now
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self._writer.writerow(result.cells())
+            self._handle.flush()
+            self._written += 1
+            now = self._clock()
+            if now - self._last_sync >= self.fsync_interval:
+                os.fsync(self._handle.fileno())
+                self._synced = self._written
+                self._last_sync = now
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    async def durable(self) -> None:
+        """Return once every line appended so far is on disk (an intent before its call).
+
+        Group commit: callers that arrive while an fsync runs wait for the next one, which
+        covers all their lines; the fsync itself runs in a worker thread.
+        """
+        target = self._written
+        while self._synced < target:
+            if self.failed is not None:
+                raise self.failed
+            if self._syncing is None:
+                self._syncing = asyncio.ensure_future(self._sync_once())
+            await asyncio.shield(self._syncing)
+
+    async def _sync_once(self) -> None:
+        assert self._handle is not None, "journal not open"
+        upto = self._written
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._handle.fileno())
+        except OSError as exc:
+            raise self._failure(exc) from None
+        finally:
+            self._syncing = None
+        self._synced = max(self._synced, upto)
+        self._last_sync = self._clock()
+
+    def _failure(self, exc: OSError) -> JournalWriteError:
+        if self.failed is None:
+            self.failed = JournalWriteError(
+                f"{self.path}: cannot write the results file ({exc.strerror or exc}): the run "
+                "stopped; what it recorded is kept: free space (or fix the error) and run the "
+                "same command again to resume"
+            )
+        return self.failed
 
     def close(self) -> None:
         """Flush and fsync; the file stays a valid journal even without :meth:`finalize`."""
         if self._handle is None:
             return
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        self._handle = self._writer = None
+        handle, self._handle, self._writer = self._handle, None, None
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self._failure(exc) from None
+        finally:
+            with contextlib.suppress(OSError):  # unwritten buffer: the error above says so
+                handle.close()
 
     def finalize(self) -> Counter[Status]:
         """Rewrite the file atomically: one line per row, latest outcome, in row order.

@@ -29,26 +29,27 @@ async def attempt(
     pacer: Pacer | None,
     judge: Callable[[ApiResponse], J],
     lost: Callable[[TransportError], J],
-    intent: Callable[[], None] | None = None,
+    intent: Callable[[], Awaitable[None]] | None = None,
 ) -> J:
     """Make one call under ``pacer`` and return what ``judge`` (an answer) or ``lost`` (no
     answer) makes of it.
 
-    ``intent`` runs once the slot is taken, right before the call leaves: the pool journals
-    the row's ``sending`` line there, so a crash during the call leaves the row ``unknown``.
+    ``intent`` is awaited once the slot is taken, right before the call leaves: the pool
+    journals the row's ``sending`` line there and waits until it is on disk, so a crash or a
+    power cut during the call leaves the row ``unknown``, never forgotten.
     A slot is released as "answered" unless the request may still be on its way (a lost
     answer), which holds the slot an extra window (see :mod:`importer.sending.pacer`).
     """
     if pacer is None:
         if intent is not None:
-            intent()
+            await intent()
         try:
             return judge(await send())
         except TransportError as exc:
             return lost(exc)
     async with pacer.slot() as slot:
         if intent is not None:
-            intent()
+            await intent()
         try:
             answer = await send()
         except TransportError as exc:

@@ -159,7 +159,13 @@ class WorkerPool:
                 self._in_flight_keys.add(key)
             current: Payload | None = payload
             while current is not None:
-                await self._send_until_settled(current)
+                try:
+                    await self._send_until_settled(current)
+                except Exception as exc:  # noqa: BLE001 - e.g. the journal failed: re-raised by run()
+                    # Stop everything, but keep draining the queue: a worker that died here
+                    # would leave the feeder blocked on a full queue, and the run hanging.
+                    self._error = self._error or exc
+                    self.stop(StopReason.ERROR)
                 current = self._next_of(key)
 
     def _next_of(self, key: str) -> Payload | None:
@@ -210,12 +216,13 @@ class WorkerPool:
             self._settle(payload, outcome, attempts)
             return
 
-    def _intent(self, payload: Payload, attempts: int) -> None:
+    async def _intent(self, payload: Payload, attempts: int) -> None:
         self.journal.record(
             Result(
                 payload.row, payload.key, Status.SENDING, attempts=attempts, finished_at=utc_now()
             )
         )
+        await self.journal.durable()
 
     def _take_call(self) -> bool:
         """Count one call against ``max_calls``; at the budget, stop the pool instead."""

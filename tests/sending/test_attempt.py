@@ -23,11 +23,12 @@ def test_intent_is_recorded_after_the_slot_and_before_the_call() -> None:
         events.append("send")
         return OK
 
+    async def intent() -> None:
+        events.append("intent")
+
     async def main() -> Kind:
         pacer = Pacer(2, 0.2)
-        outcome = await attempt(
-            send, pacer=pacer, judge=classify, lost=lost, intent=lambda: events.append("intent")
-        )
+        outcome = await attempt(send, pacer=pacer, judge=classify, lost=lost, intent=intent)
         assert pacer.calls == 1
         return outcome.kind
 

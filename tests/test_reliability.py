@@ -1,0 +1,69 @@
+"""Reliability II: a full disk, a deleted lock, a cut results file, keys that look alike,
+a changed input without metadata. Each test reproduces a hole an attack found."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
+
+
+def keys_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key,
+        "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key,
+    }
+
+
+def run_import_process(
+    source: Path, results: Path, host: str, *extra: str, file_size_limit: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:  # in the child: its files may not grow past the limit (EFBIG)
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    return subprocess.run(
+        [
+            sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING),
+            "--results", str(results), "--host", host, "--rate", "100", "--per", "1",
+            "--quiet", *extra,
+        ],
+        capture_output=True, text=True, env=keys_env(), timeout=120, preexec_fn=limit,
+    )  # fmt: skip
+
+
+def test_a_full_disk_stops_the_run_at_once_with_exit_4_and_loses_nothing(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(120), tmp_path / "r.csv"
+    # The file may not grow past 8 KiB: about 60 journal lines, in the middle of the run.
+    first = run_import_process(source, results, sandbox.base_url, file_size_limit=8192)
+    assert first.returncode == 4, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
+    assert f"{results}: cannot write the results file (File too large)" in first.stdout
+    assert "run the same command again to resume" in first.stdout
+    recorded = {int(line["row"]): line for line in read_results(results)}
+    ids = {a["Id"] for a in sandbox.activities}
+    for line in recorded.values():  # every success it managed to record is real
+        if line["status"] == "success":
+            assert line["activity_id"] in ids
+    assert 0 < len(sandbox.activities) < 120
+
+    second = run_import_process(source, results, sandbox.base_url)
+    assert second.returncode in (0, 1), second.stdout + second.stderr
+    final = read_results(results)
+    assert len(final) == 120
+    statuses = {line["status"] for line in final}
+    assert statuses <= {"success", "unknown"}
+    # Nothing sent twice: one activity per success row, at most one per unknown row.
+    successes = [line for line in final if line["status"] == "success"]
+    unknown = [line for line in final if line["status"] == "unknown"]
+    assert len({line["activity_id"] for line in successes}) == len(successes)
+    assert len(successes) <= len(sandbox.activities) <= len(successes) + len(unknown)

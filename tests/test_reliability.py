@@ -67,3 +67,51 @@ def test_a_full_disk_stops_the_run_at_once_with_exit_4_and_loses_nothing(
     unknown = [line for line in final if line["status"] == "unknown"]
     assert len({line["activity_id"] for line in successes}) == len(successes)
     assert len(successes) <= len(sandbox.activities) <= len(successes) + len(unknown)
+
+
+def start_import(source: Path, results: Path, host: str, rate: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING),
+            "--results", str(results), "--host", host, "--rate", str(rate), "--per", "1",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=keys_env(),
+    )  # fmt: skip
+
+
+def wait_for_successes(results: Path, n: int, proc: subprocess.Popen[str]) -> None:
+    """Poll the journal (not a fixed sleep) until ``n`` rows succeeded."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count(",success,") >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the import did not reach {n} rows: {proc.poll()}")
+
+
+def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(60), tmp_path / "r.csv"
+    first = start_import(source, results, sandbox.base_url, rate=20)
+    try:
+        wait_for_successes(results, 5, first)
+        (tmp_path / "r.csv.lock").unlink()
+        second = run_import_process(source, results, sandbox.base_url)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "is in use by another lsq-import run" in second.stderr
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err
+    assert len(sandbox.activities) == 60  # each row once
+    assert {line["status"] for line in read_results(results)} == {"success"}
+
+
+def test_a_results_path_that_is_not_a_file_is_refused(tmp_path, sample_rows) -> None:
+    outcome = run_import_process(sample_rows(3), Path("/dev/full"), "http://127.0.0.1:9")
+    assert outcome.returncode == 2, outcome.stdout + outcome.stderr
+    assert "/dev/full: not a regular file" in outcome.stderr

@@ -66,6 +66,11 @@ class ResultsFile:
             raise ResultsFileError(
                 f"{self.path}: the folder {str(self.path.parent)!r} does not exist"
             )
+        if self.path.exists() and not self.path.is_file():
+            # A device or a pipe (/dev/full reads zeros for ever): never a results file.
+            raise ResultsFileError(
+                f"{self.path}: not a regular file; pass a file name for --results"
+            )
 
     def is_complete(self, input_path: str | os.PathLike[str]) -> bool:
         """Whether this file records every row of this very input file as ``success``."""
@@ -93,7 +98,7 @@ class ResultsFile:
 
     def finish(self) -> tuple[Counter[Status], ResultsReport]:
         """Rewrite the journal to one line per row; the counts and the report of the file."""
-        counts = self.journal.finalize()
+        counts = self.journal.finalize(lock=self._lock.adopt if self._lock else None)
         return counts, read_report(self.path)
 
     def mark_complete(self, current: Fingerprints) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import fcntl
 import io
 import os
 import time
@@ -353,9 +354,11 @@ class Journal:
             with contextlib.suppress(OSError):  # unwritten buffer: the error above says so
                 handle.close()
 
-    def finalize(self) -> Counter[Status]:
+    def finalize(self, lock: Callable[[int], None] | None = None) -> Counter[Status]:
         """Rewrite the file atomically: one line per row, latest outcome, in row order.
 
+        ``lock`` is given the rewritten file's descriptor, already ``flock``ed, before the file
+        takes the results file's name, so the results file is never unlocked during a run.
         Returns the count of rows by final status.
         """
         self.close()
@@ -368,6 +371,10 @@ class Journal:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             with open(self.path, "rb") as src, open(tmp, "wb") as out:
+                if lock is not None:
+                    held = os.dup(out.fileno())
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                    lock(held)
                 out.write(_header_line().encode())
                 for row, offset in enumerate(offsets):
                     if offset < 0:

@@ -1,10 +1,18 @@
-"""One run per results file: an advisory lock on ``<results>.lock``.
+"""One run per results file: advisory locks on ``<results>.lock`` and on the results file.
 
 Two runs appending to one results file would both send the rows neither has recorded yet. The
-lock is an ``flock`` on a small file next to the results file, so the kernel releases it when
-its process dies (``kill -9``, a crash, a reboot): a lock left by a dead run is simply taken
-over. The file also holds the owner's pid and host, for the message the second run prints and
-to report a takeover.
+lock is an ``flock``, so the kernel releases it when its process dies (``kill -9``, a crash, a
+reboot): a lock left by a dead run is simply taken over. It is held on two files:
+
+- ``<results>.lock`` holds the owner's pid and host, for the message the second run prints and
+  to report a takeover;
+- the results file itself (its inode). A lock file can be deleted from under a run, and a
+  second run would then lock a new one; the results file cannot be swapped without the first
+  run noticing nothing: whoever opens that name gets the inode the first run holds. The final
+  rewrite replaces the inode, so the new one is locked before it takes the name
+  (:meth:`ResultsLock.adopt`).
+
+A results file created only to be locked is removed again if the run never wrote to it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ class ResultsLock:
         self.results = results
         self.took_over_from: int | None = None
         self._fd: int | None = None
+        self._results_fd: int | None = None
+        self._created = False
 
     def acquire(self) -> None:
         try:
@@ -50,6 +60,11 @@ class ResultsLock:
                 f"{self.results} is in use by another lsq-import run ({who}); wait for it to "
                 "finish or stop it, or pass another --results file"
             ) from None
+        try:
+            self._lock_results()
+        except BaseException:
+            os.close(fd)
+            raise
         previous = _read_owner(fd)
         if previous and previous.get("pid") != os.getpid():
             self.took_over_from = int(previous["pid"])  # it died without releasing
@@ -59,7 +74,39 @@ class ResultsLock:
         )
         self._fd = fd
 
+    def _lock_results(self) -> None:
+        existed = self.results.exists()
+        try:
+            fd = os.open(self.results, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsFileError(
+                f"{self.results}: cannot open the results file ({exc.strerror})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ResultsFileError(
+                f"{self.results} is in use by another lsq-import run (its lock file "
+                f"{self.path.name} was removed or replaced); wait for it to finish or stop it, or "
+                "pass another --results file"
+            ) from None
+        self._results_fd, self._created = fd, not existed
+
+    def adopt(self, fd: int) -> None:
+        """Hold the lock through ``fd`` (the rewritten results file, locked by the caller,
+        about to replace the old one) instead of the old results inode."""
+        old, self._results_fd, self._created = self._results_fd, fd, False
+        if old is not None:
+            os.close(old)
+
     def release(self) -> None:
+        if self._results_fd is not None:
+            with contextlib.suppress(OSError):
+                if self._created and os.fstat(self._results_fd).st_size == 0:
+                    os.unlink(self.results)  # made only to be locked: leave nothing behind
+            os.close(self._results_fd)
+            self._results_fd = None
         if self._fd is None:
             return
         with contextlib.suppress(OSError):

@@ -19,6 +19,7 @@ import asyncio
 import enum
 import functools
 import logging
+import re
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,25 @@ class StopReason(enum.StrEnum):
     """An error mid-run (a callback or the row feed failed)."""
     BUDGET = "budget"
     """The ``max_calls`` budget was reached."""
+
+
+_PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]+")
+_NOT_DIGITS = re.compile(r"\D")
+
+
+def ordering_key(key: str) -> str:
+    """The key two rows must not share while in flight: the SearchBy value as the server
+    might compare it. Whether LeadSquared compares a custom unique field with or without case
+    is not documented (database collations usually ignore it), so case and surrounding spaces
+    never tell two keys apart, and a phone-like value is compared by its digits. Serialising
+    two rows that turn out to be different leads costs nothing; sending them together when
+    the server sees one lead makes a duplicate."""
+    text = key.strip().casefold()
+    if _PHONE_LIKE.fullmatch(text):
+        digits = _NOT_DIGITS.sub("", text)
+        if digits:
+            return digits
+    return text
 
 
 def _lost(exc: TransportError) -> Outcome:
@@ -151,7 +171,7 @@ class WorkerPool:
                 return
             if self._stopping:
                 continue  # never started: no journal line, the next run sends it
-            key = payload.key
+            key = ordering_key(payload.key)
             if key:
                 if key in self._in_flight_keys:
                     self._parked.setdefault(key, deque()).append(payload)

@@ -262,3 +262,34 @@ def test_pacer_reopens_a_slot_only_a_window_after_its_answer() -> None:
     # The third call waits for the second slot: answered at ~t0, reopened at ~t0 + 0.2.
     assert starts[2] - starts[0] >= 0.2
     assert starts[1] - starts[0] < 0.05
+
+
+def test_keys_the_server_may_treat_as_one_lead_are_never_in_flight_together(
+    tmp_path: Path,
+) -> None:
+    """CODE1 and code1 went out concurrently and made 40 duplicate leads: a custom unique
+    field may be compared without case, so case, spaces and phone punctuation don't count."""
+    spellings = ["CODE1", "code1", " Code1 ", "+91 98765-43210", "919876543210", "(91) 98765 43210"]
+
+    class OneLeadPerLookalike(FakeApi):
+        def __init__(self) -> None:
+            super().__init__(latency=(0.01, 0.03))
+            self.active: Counter[str] = Counter()
+            self.together: list[str] = []
+
+        async def create_lead_and_activity(self, body: dict[str, Any]) -> ApiResponse:
+            lead = "".join(ch for ch in body["key"].casefold() if ch.isalnum())
+            self.active[lead] += 1
+            if self.active[lead] > 1:
+                self.together.append(body["key"])
+            try:
+                return await super().create_lead_and_activity({**body, "key": ""})
+            finally:
+                self.active[lead] -= 1
+
+    api = OneLeadPerLookalike()
+    items = payloads(36, key=lambda i: spellings[i % len(spellings)])
+    asyncio.run(run_pool(tmp_path, api, items, rate=50, per=0.5))
+    assert api.together == []
+    lines = final_lines(tmp_path / "r.csv")
+    assert len(lines) == 36 and {line["status"] for line in lines} == {"success"}

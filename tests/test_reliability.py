@@ -115,3 +115,24 @@ def test_a_results_path_that_is_not_a_file_is_refused(tmp_path, sample_rows) -> 
     outcome = run_import_process(sample_rows(3), Path("/dev/full"), "http://127.0.0.1:9")
     assert outcome.returncode == 2, outcome.stdout + outcome.stderr
     assert "/dev/full: not a regular file" in outcome.stderr
+
+
+def test_a_results_file_cut_short_is_refused_not_resent(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(30), tmp_path / "r.csv"
+    assert run_import_process(source, results, sandbox.base_url).returncode == 0
+    whole = results.read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 3):  # half the rows gone; a torn last line
+        results.write_bytes(whole[:cut])
+        again = run_import_process(source, results, sandbox.base_url)
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert f"{results} is shorter ({cut} bytes) than when lsq-import last wrote it" in (
+            again.stderr
+        )
+        assert "restore it from a backup" in again.stderr
+        assert len(sandbox.activities) == 30  # nothing sent again
+    results.write_bytes(whole)
+    assert run_import_process(source, results, sandbox.base_url).returncode == 0
+    assert len(sandbox.activities) == 30

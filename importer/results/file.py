@@ -93,17 +93,30 @@ class ResultsFile:
                 self._lock = None
 
     def check_resume(self, current: Fingerprints, *, force: bool) -> None:
-        """Refuse to resume with another input or a changed mapping, unless ``force``."""
+        """Refuse to resume with another input or a changed mapping, unless ``force``; refuse
+        a results file shorter than lsq-import last wrote it."""
         check_resume(self.path, current, started=len(self.previous) > 0, force=force)
 
     def finish(self) -> tuple[Counter[Status], ResultsReport]:
-        """Rewrite the journal to one line per row; the counts and the report of the file."""
+        """Rewrite the journal to one line per row; the counts and the report of the file.
+
+        The rewritten file's size is recorded beside it, so a later resume can tell a file that
+        was cut short from one that was not (see :func:`check_resume`).
+        """
         counts = self.journal.finalize(lock=self._lock.adopt if self._lock else None)
+        recorded = Fingerprints.load(self.path)
+        if recorded is not None:
+            dataclasses.replace(
+                recorded,
+                written_bytes=self.path.stat().st_size,
+                written_rows=sum(counts.values()),
+            ).save(self.path)
         return counts, read_report(self.path)
 
     def mark_complete(self, current: Fingerprints) -> None:
         """Every row of the input succeeded: a scheduled run may skip this input from now on."""
-        dataclasses.replace(current, complete=True).save(self.path)
+        recorded = Fingerprints.load(self.path) or current
+        dataclasses.replace(recorded, complete=True).save(self.path)
 
     def open_for_validation(self) -> Journal:
         """A fresh file for ``validate``, which must never destroy a run's results: an

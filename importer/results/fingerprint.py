@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..exceptions import ResultsFileError
@@ -39,6 +39,10 @@ class Fingerprints:
     mapping_digest: str
     complete: bool = False
     """Every row of this input ended ``success``: a scheduled run may skip the file."""
+    written_bytes: int = 0
+    written_rows: int = 0
+    """The results file's size and rows when lsq-import last rewrote it: a resume refuses a
+    file that is shorter (cut, or edited), whose missing rows would be sent again."""
 
     @classmethod
     def of(
@@ -69,6 +73,8 @@ class Fingerprints:
             return cls(
                 **{k: str(data[k]) for k in ("input", "input_digest", "mapping", "mapping_digest")},
                 complete=data.get("complete") is True,
+                written_bytes=int(data.get("written_bytes") or 0),
+                written_rows=int(data.get("written_rows") or 0),
             )
         except FileNotFoundError:
             return None
@@ -85,6 +91,16 @@ def check_resume(results: Path, current: Fingerprints, *, started: bool, force: 
     when the check passes, so the next resume compares against this run's files.
     """
     recorded = Fingerprints.load(results) if started else None
+    if recorded is not None and recorded.written_bytes:
+        size = results.stat().st_size if results.exists() else 0
+        if size < recorded.written_bytes:
+            raise ResultsFileError(
+                f"{results} is shorter ({size} bytes) than when lsq-import last wrote it "
+                f"({recorded.written_bytes} bytes, {recorded.written_rows} rows): it was cut or "
+                "edited, and the rows it lost would be sent again; restore it from a backup, or "
+                f"delete {meta_path(results).name} to resume from what it still lists (rows it "
+                "no longer lists are then sent again)"
+            )
     if recorded is not None and not force:
         if recorded.input_digest != current.input_digest:
             raise ResultsFileError(
@@ -103,4 +119,7 @@ def check_resume(results: Path, current: Fingerprints, *, started: bool, force: 
         current.input_digest,
         current.mapping_digest,
     ):
-        current.save(results)
+        kept = recorded or current  # what was written stays recorded
+        replace(current, written_bytes=kept.written_bytes, written_rows=kept.written_rows).save(
+            results
+        )

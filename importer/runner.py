@@ -132,6 +132,7 @@ def run_import(
             fingerprints = Fingerprints.of(input_path, the_mapping.path)
             results_file.check_resume(fingerprints, force=settings.force_resume)
             run = _Run(
+                last_written=results_file.last_written(),
                 rows=itertools.chain([first], rows),
                 mapping=the_mapping,
                 journal=results_file.journal,
@@ -182,6 +183,8 @@ class _Run:
     observer: RunObserver
     on_result: Callable[[Result], None] | None
     settings: ImportSettings
+    last_written: float | None = None
+    """When an earlier run last wrote the results file (wall clock), or None."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -249,6 +252,12 @@ class _Run:
                 )
             )
             pacer = Pacer(settings.rate, settings.per)
+            if self.last_written is not None:
+                # An earlier run (stopped or killed just now) may have calls in the server's
+                # window: they arrived before its last write, so one window after that is safe.
+                ago = time.time() - self.last_written
+                if ago < settings.per:
+                    pacer.hold_until(time.monotonic() + settings.per - ago + pacer.margin)
             if settings.preflight_check:
                 # Before the journal exists: a mapping the account can't take costs no row.
                 found = await preflight(client, self.mapping, pacer=pacer)

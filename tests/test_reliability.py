@@ -136,3 +136,30 @@ def test_a_results_file_cut_short_is_refused_not_resent(
     results.write_bytes(whole)
     assert run_import_process(source, results, sandbox.base_url).returncode == 0
     assert len(sandbox.activities) == 30
+
+
+def test_a_resume_right_after_a_run_stays_under_the_limit_across_both(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """Every run used to start with all slots free: a resume right after a run that filled
+    the window sent a second window's worth into it (26 arrivals at 25 per 5 s)."""
+    from .conftest import import_into
+
+    sandbox = sandbox_thread(rate=20, per=1.0)
+    source, results = sample_rows(60), tmp_path / "r.csv"
+    first = import_into(sandbox, source, results, rate=20, per=1.0, limit=25)
+    second = import_into(sandbox, source, results, rate=20, per=1.0)
+    assert first.this_run["success"] == 25 and second.this_run["success"] == 35
+    assert [c.http_status for c in sandbox.calls if c.http_status != 200] == []
+    assert sandbox.max_in_window(1.0) <= 20
+
+
+def test_a_stale_temporary_rewrite_is_removed(tmp_path, sample_rows, sandbox_thread) -> None:
+    from .conftest import import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(5), tmp_path / "r.csv"
+    stale = tmp_path / ".r.csv.tmp"  # left by a kill during the final rewrite
+    stale.write_text("row,key,status\n2,half-writ")
+    assert import_into(sandbox, source, results).exit_status == 0
+    assert not stale.exists()

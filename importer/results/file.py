@@ -15,6 +15,7 @@ atomic rewrite). The runner, the batch and ``validate`` talk to this object only
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections import Counter
@@ -86,11 +87,22 @@ class ResultsFile:
         lock = ResultsLock(self.path)
         with lock:
             self._lock = lock
+            # A rewrite that a kill interrupted leaves its temporary file: the journal it was
+            # made from is intact, so the half-written copy goes.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.journal.tmp_path)
             try:
                 self.previous = read_outcomes(self.path)
                 yield self
             finally:
                 self._lock = None
+
+    def last_written(self) -> float | None:
+        """When a run last wrote this file (``time.time()``), or None for a new file."""
+        try:
+            return self.path.stat().st_mtime if self.path.stat().st_size else None
+        except OSError:
+            return None
 
     def check_resume(self, current: Fingerprints, *, force: bool) -> None:
         """Refuse to resume with another input or a changed mapping, unless ``force``; refuse

@@ -239,6 +239,11 @@ class Journal:
         """The write error that stopped the run, if any (the file is left as written)."""
         self.opened = False
 
+    @property
+    def tmp_path(self) -> Path:
+        """Where :meth:`finalize` writes the rewrite before it takes the file's name."""
+        return self.path.with_name(f".{self.path.name}.tmp")
+
     def open(self) -> None:
         """Open for appending; writes the header into a new file, drops a torn last line."""
         if not self.path.parent.is_dir():
@@ -368,7 +373,7 @@ class Journal:
                 offsets.extend([-1] * (row + 1 - len(offsets) + 1024))
             offsets[row] = offset
         counts: Counter[Status] = Counter()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp = self.tmp_path
         try:
             with open(self.path, "rb") as src, open(tmp, "wb") as out:
                 if lock is not None:

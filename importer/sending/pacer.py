@@ -97,6 +97,12 @@ class Pacer:
         self.calls = 0
         self.throttled = 0
 
+    def hold_until(self, when: float) -> None:
+        """Use no slot before ``when`` (this pacer's clock): calls another process made into
+        the same window (a run that just stopped, or died) must leave it first."""
+        self._ready = [max(ready, when) for ready in self._ready]
+        heapq.heapify(self._ready)
+
     @property
     def closed_until(self) -> float:
         """Clock time before which no slot is handed out after a refusal (0: not closed)."""

@@ -50,6 +50,13 @@ def reports_errors(func: F) -> F:
             raise CliError(str(exc), int(exc.exit_status)) from None
         except KeyboardInterrupt:
             raise CliError("interrupted", int(ExitStatus.INTERRUPTED)) from None
+        except OSError as exc:  # e.g. a full disk or a file size limit while writing output
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise CliError(
+                f"{where}{exc.strerror or exc}; free space (or fix the error) and run the same "
+                "command again",
+                int(ExitStatus.INTERRUPTED),
+            ) from None
         except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as exc:  # a bug: still one line, and a code that says so
@@ -248,6 +255,7 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
+    check_output_path("--summary-json", summary_json)
     setup_logging(log_file, log_level)
     settings = ImportSettings(**options)
     progress = ProgressBar() if wants_bar(quiet) else False
@@ -277,6 +285,22 @@ def run(
         batch.write_json(summary_json)
     click.echo(batch.to_text())
     sys.exit(int(batch.exit_status))
+
+
+def check_output_path(option: str, path: Path | None) -> None:
+    """Refuse, before anything is sent, an output file that could not be written at the end."""
+    if path is None:
+        return
+    folder = path.parent
+    problem = ""
+    if not folder.is_dir():
+        problem = f"the folder {str(folder)!r} does not exist"
+    elif path.exists() and not path.is_file():
+        problem = "not a regular file"
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        problem = "not writable"
+    if problem:
+        raise CliError(f"{option} {path}: {problem}", int(ExitStatus.BAD_INPUT))
 
 
 def setup_logging(log_file: Path | None, level: str) -> None:
@@ -401,6 +425,8 @@ def report(
         for line in rows_with_status(results, status):
             click.echo(line)
         return
+    check_output_path("--json", json_file)
+    check_output_path("--html", html_file)
     found = read_report(results)
     if json_file:
         write_json(found, json_file)

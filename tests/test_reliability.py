@@ -163,3 +163,54 @@ def test_a_stale_temporary_rewrite_is_removed(tmp_path, sample_rows, sandbox_thr
     stale.write_text("row,key,status\n2,half-writ")
     assert import_into(sandbox, source, results).exit_status == 0
     assert not stale.exists()
+
+
+def cli(*args: object, env: dict[str, str] | None = None):
+    from click.testing import CliRunner
+
+    from importer.cli import cli as command
+
+    return CliRunner().invoke(command, [str(a) for a in args], env=env)
+
+
+def test_a_summary_json_that_cannot_be_written_is_refused_before_any_call(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    outcome = cli(
+        "run", sample_rows(5), "-m", EXAMPLE_MAPPING, "--results", tmp_path / "r.csv",
+        "--host", sandbox.base_url, "--summary-json", tmp_path / "missing" / "s.json",
+        env=keys_env(),
+    )  # fmt: skip
+    assert outcome.exit_code == 2, outcome.output
+    assert "--summary-json" in outcome.output and "does not exist" in outcome.output
+    assert sandbox.calls == []
+
+
+def test_report_on_a_binary_file_is_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "r.csv"
+    junk.write_bytes(b"row,key,status,activity_id,lead_id,http_status,error_type,error_message,"
+                     b"attempts,finished_at\n\xff\xfe\x00\x81garbage\n")  # fmt: skip
+    outcome = cli("report", junk)
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.output.startswith(f"Error: {junk}: ") and outcome.output.count("\n") == 1
+    assert "internal error" not in outcome.output
+    (tmp_path / "b.csv").write_bytes(bytes(range(256)) * 4)
+    outcome = cli("report", tmp_path / "b.csv")
+    assert outcome.exit_code == 2, outcome.output
+    assert "not an lsq-import results file" in outcome.output
+
+
+def test_a_huge_row_number_in_a_results_file_is_a_damaged_line(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(3), tmp_path / "r.csv"
+    assert run_import_process(source, results, sandbox.base_url).returncode == 0
+    with results.open("a") as handle:  # would make resume planning allocate ~100 GB
+        handle.write("99999999999,x@y,success,a,,200,,,1,2026-01-01T00:00:00Z\n")
+    for args in (("report", results), ("run", source, "-m", EXAMPLE_MAPPING, "--results",
+                                        results, "--host", sandbox.base_url)):  # fmt: skip
+        outcome = cli(*args, env=keys_env())
+        assert outcome.exit_code == 2, outcome.output
+        assert "line 5 is damaged" in outcome.output

@@ -56,6 +56,18 @@ COLUMNS = (
 
 NO_ANSWER = "sent, but no outcome was recorded (the run stopped while the call was in flight)"
 
+MAX_ROW = 100_000_000
+"""The highest row number lsq-import handles: resume keeps a byte per row, so a damaged line
+naming row 99999999999 must not make it allocate 100 GB."""
+
+
+def check_row_number(row: int) -> int:
+    """``row`` if it can be an input row's number, else ValueError (a damaged line)."""
+    if not 2 <= row <= MAX_ROW:
+        raise ValueError(f"row {row} is out of range")
+    return row
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
@@ -137,7 +149,7 @@ def _row_and_status(path: Path, number: int, raw: bytes) -> tuple[int, Status]:
     try:
         line = raw.decode("utf-8")
         first = line.index(",")
-        row = int(line[:first])
+        row = check_row_number(int(line[:first]))
         if line.startswith('"', first + 1):  # a quoted key may hold commas: parse properly
             cells = next(csv.reader([line]))
             if len(cells) != len(COLUMNS):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ResultsFileError
-from .journal import COLUMNS, unescape_cell
+from .journal import COLUMNS, check_row_number, unescape_cell
 from .status import FINAL_STATUSES, Status
 
 EXAMPLES_PER_ERROR = 5
@@ -147,15 +147,18 @@ def _records(file: Path) -> Iterator[list[str]]:
         raise ResultsFileError(f"{file}: cannot read the results file ({exc.strerror})") from None
     with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError):
+            header = None
         if header is None or tuple(header) != COLUMNS:
             raise ResultsFileError(f"{file}: not an lsq-import results file (unexpected header)")
         try:
             for cells in reader:
                 if len(cells) == len(COLUMNS):  # else a torn last line of a journal
-                    int(cells[0])
+                    check_row_number(int(cells[0]))
                     yield cells
-        except (csv.Error, ValueError):
+        except (csv.Error, ValueError, UnicodeDecodeError):
             raise ResultsFileError(
                 f"{file}: line {reader.line_num} is damaged; fix or remove it"
             ) from None

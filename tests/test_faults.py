@@ -341,3 +341,76 @@ def _latest(path: Path) -> list[dict[str, str]]:
     for line in csv.DictReader(complete.splitlines()):
         latest[line["row"]] = line
     return list(latest.values())
+
+
+# ---- the lock file deleted, the disk full -----------------------------------------------------
+
+
+def _command(source: Path, results: Path, host: str) -> list[str]:
+    return [
+        sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING),
+        "--results", str(results), "--host", host, "--rate", str(RATE), "--per", str(PER),
+        "--max-attempts", str(MAX_ATTEMPTS), "--quiet",
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    env = {
+        **os.environ,
+        "LSQ_ACCESS_KEY": DEFAULT_ACCESS_KEY,
+        "LSQ_SECRET_KEY": DEFAULT_SECRET_KEY,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("LSQ_HOST", None)
+    return env
+
+
+def test_deleting_the_lock_mid_run_under_faults_lets_no_second_run_in(
+    faulty_sandbox, tmp_path: Path
+) -> None:
+    source, results = tmp_path / "leads.csv", tmp_path / "r.csv"
+    expected = write_input(source, rows=200, keys=60)
+    runner = faulty_sandbox(f"{MIXED},seed=5")
+    command = _command(source, results, runner.sandbox.base_url)
+    first = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: final_lines(results) >= 30 or first.poll() is not None, "progress")
+        assert first.poll() is None, "finished before the lock was deleted"
+        (tmp_path / "r.csv.lock").unlink()
+        second = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "in use by another lsq-import run" in second.stderr
+    finally:
+        out, err = first.communicate(timeout=120)
+    assert first.returncode in (0, 1), (out, err)
+    check_invariants(read_results(results), expected, runner.snapshot())
+    assert duplicate_leads(runner) == 0
+
+
+def test_a_disk_that_fills_mid_run_under_faults_stops_cleanly_and_resumes(
+    faulty_sandbox, tmp_path: Path
+) -> None:
+    import resource
+
+    source, results = tmp_path / "leads.csv", tmp_path / "r.csv"
+    expected = write_input(source, rows=200, keys=60)
+    runner = faulty_sandbox(f"{MIXED},seed=6")
+    command = _command(source, results, runner.sandbox.base_url)
+
+    def small_disk() -> None:  # in the child: files may not grow past 12 KiB (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12288, 12288))
+
+    full = subprocess.run(
+        command, env=_env(), capture_output=True, text=True, timeout=120, preexec_fn=small_disk
+    )
+    assert full.returncode == 4, full.stdout + full.stderr
+    assert "cannot write the results file (File too large)" in full.stdout
+    assert "Traceback" not in full.stderr
+    wait_until(lambda: runner.call(lambda: runner.sandbox.in_flight) == 0, "a quiet sandbox")
+    again = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode in (0, 1), again.stdout + again.stderr
+    lines = read_results(results)
+    check_invariants(lines, expected, runner.snapshot())
+    assert Counter(line["status"] for line in lines)["success"] >= 120
+    assert duplicate_leads(runner) == 0
+    assert runner.sandbox.max_in_window(PER) <= RATE

@@ -57,3 +57,39 @@ def test_refused_message_names_the_host_and_what_to_check() -> None:
     assert "MXUnAuthorizedAccessException" in keys and "LSQ_ACCESS_KEY" in keys
     path = refused_message(404, "https://x.example")
     assert "answered HTTP 404" in path and "check --host" in path
+
+
+@pytest.mark.parametrize("bad", ["abc\r\nX-Injected: 1", "abc\n", "\rabc", "ab\x00c", "a\tb"])
+@pytest.mark.parametrize("variable", ["LSQ_ACCESS_KEY", "LSQ_SECRET_KEY"])
+def test_a_key_that_cannot_be_a_header_is_refused_naming_the_variable(
+    variable: str, bad: str
+) -> None:
+    # Whitespace around a key is stripped (a pasted newline at the end is harmless); inside
+    # it, a CR/LF would split the header, so it is refused before anything is sent.
+    key = "KEYHEAD" + bad + "KEYTAIL"
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(environ={**KEYS, variable: key})
+    message = str(info.value)
+    assert "\n" not in message and variable in message
+    assert "KEYHEAD" not in message and "KEYTAIL" not in message
+
+
+def test_an_env_file_with_crlf_line_endings_is_fine_but_a_bad_key_in_it_is_named(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile\r\nLSQ_SECRET_KEY=filesecret\r\n")
+    env_file.chmod(0o600)
+    found = resolve_endpoint(env_file=env_file, environ={})
+    assert found.credentials == Credentials("fromfile", "filesecret")
+    env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile\nLSQ_SECRET_KEY=file\x1bsecret\n")
+    with pytest.raises(ConfigError, match="^LSQ_SECRET_KEY contains a control character"):
+        resolve_endpoint(env_file=env_file, environ={})
+
+
+def test_credentials_given_in_code_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="^the secret key contains a line break") as info:
+        Credentials("u$rkey", "secret\r\nX-Injected: 1")
+    assert "X-Injected" not in str(info.value)
+    with pytest.raises(ConfigError, match="^the access key"):
+        Credentials("u$r\nkey", "secret")

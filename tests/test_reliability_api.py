@@ -14,8 +14,11 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
+from importer.sandbox import FaultConfig
 
-from .conftest import EXAMPLE_MAPPING
+from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, read_results
+
+KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
 
 
 def run_cli(*args: object, env: dict[str, str]) -> Result:
@@ -61,3 +64,34 @@ def test_a_key_with_a_line_break_is_a_one_line_config_error(
     assert message.count("\n") == 0 and "LSQ_SECRET_KEY" in message, message
     assert "line break" in message and "X-Injected" not in outcome.output
     assert sandbox.calls == []
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Redirects
+
+
+def test_a_redirect_stops_the_run_and_no_key_follows_it(
+    sandbox_thread, sample_rows, tmp_path
+) -> None:
+    """Before: aiohttp followed the 302 with both key headers to the other host, as a GET,
+    and recorded that server's fake Id as the row's activity (exit 0). Now: exit 3, one line
+    naming where it pointed, and nothing arrived there."""
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(redirect=1.0))
+    results = tmp_path / "r.csv"
+    outcome = run_cli(*run_args(sample_rows(5), results, sandbox.base_url), env=KEYS_ENV)
+    assert outcome.exit_code == 3, outcome.output
+    assert sandbox.redirected == []  # no request, so no key, reached the redirect target
+    assert sandbox.activities == []
+    port = sandbox.base_url.rsplit(":", 1)[1]
+    stopped = [line for line in outcome.output.splitlines() if line.startswith("stopped:")]
+    assert stopped == [
+        f"stopped: {sandbox.base_url} answered HTTP 302 redirecting to "
+        f"http://localhost:{port}/_sandbox/redirected/v2/ProspectActivity.svc/CreateCustom: "
+        "lsq-import never follows redirects with your keys; check --host "
+        "(e.g. api-in21.leadsquared.com)"
+    ]
+    lines = read_results(results)
+    assert lines and {line["status"] for line in lines} == {"failed"}
+    assert {line["http_status"] for line in lines} == {"302"}
+    assert all(line["activity_id"] == "" for line in lines)
+    assert all("redirecting to http://localhost:" in line["error_message"] for line in lines)

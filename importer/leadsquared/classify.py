@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _RATE_LIMIT_TEXT = re.compile(r"exceeded the limit", re.IGNORECASE)
@@ -43,6 +44,7 @@ class ApiResponse:
     status: int
     body: Any  # parsed JSON, or None when the body was not JSON
     text: str = ""  # the raw body, shortened, for messages about non-JSON answers
+    location: str = ""  # where a 3xx answer pointed (absolute URL; never followed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class Outcome:
     lead_id: str = ""
     error_type: str = ""
     error_message: str = ""
+    redirect_to: str = ""
+    """Where a 3xx answer pointed, shortened for messages (see :func:`shown_url`)."""
 
 
 def _envelope(body: Any) -> tuple[str, str, str]:
@@ -88,8 +92,20 @@ def _has_mx_type(resp: ApiResponse) -> bool:
 
 Rule = tuple[str, Callable[[ApiResponse], bool], Kind]
 
+
+def _is_redirect(resp: ApiResponse) -> bool:
+    return 300 <= resp.status < 400
+
+
 # Order matters: the first rule that matches decides.
 RULES: tuple[Rule, ...] = (
+    (
+        # Never followed (the keys would go along); the host answering them is not the API
+        # host it was configured as, so no row can succeed: a configuration error.
+        "3xx: a redirect (--host is not the API host, or something in between redirects)",
+        _is_redirect,
+        Kind.FATAL,
+    ),
     (
         "rate limit (429, or any status with the MX rate-limit body)",
         _is_rate_limited,
@@ -126,10 +142,37 @@ def classify(resp: ApiResponse) -> Outcome:
             activity_id=str(msg.get("Id") or ""),
             lead_id=str(msg.get("RelatedId") or msg.get("LeadId") or ""),
         )
+    if kind is Kind.FATAL and _is_redirect(resp):
+        shown = shown_url(resp.location) or "nowhere (no Location)"
+        return Outcome(
+            kind,
+            resp.status,
+            error_type=etype,
+            error_message=f"HTTP {resp.status} redirecting to {shown}: not followed",
+            redirect_to=shown_url(resp.location),
+        )
     if not message and resp.body is None:
         text = " ".join(resp.text.split())[:200]
         message = f"HTTP {resp.status}: {text}" if text else f"HTTP {resp.status}"
     return Outcome(kind, resp.status, error_type=etype, error_message=message)
+
+
+def shown_url(url: str, limit: int = 200) -> str:
+    """``url`` for a one-line message: scheme, host, port and path (no user info, query or
+    fragment: they may hold anything the other server likes), whitespace folded, shortened."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        parts, host, port = None, "", None
+    if parts is not None and parts.scheme and host:
+        host = f"[{host}]" if ":" in host else host
+        url = f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    url = " ".join(url.split())
+    return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
 def transport_outcome(exc: BaseException, *, maybe_sent: bool) -> Outcome:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .. import __version__
 from ..settings import Credentials
@@ -47,11 +48,19 @@ def make_session(
 
 
 class LeadSquaredClient:
-    """Calls LeadSquared's API through a session made by :func:`make_session`."""
+    """Calls LeadSquared's API through a session made by :func:`make_session`.
+
+    Redirects are never followed: the session's key headers would go along to whatever host
+    ``Location`` names (aiohttp re-sends session headers across hosts, even from https to
+    http), and a 302 turns the POST into a GET whose "answer" comes from that other server.
+    A 3xx comes back as an :class:`ApiResponse` with its ``location``; ``classify`` makes it
+    fatal. :attr:`refused_redirect` keeps the latest target, for the run's one-line message.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self.refused_redirect = ""
 
     async def create_lead_and_activity(self, body: dict[str, Any]) -> ApiResponse:
         """``POST /v2/ProspectActivity.svc/CreateCustom`` with one row's payload."""
@@ -73,10 +82,16 @@ class LeadSquaredClient:
         headers = {"Content-Type": "application/json"} if data is not None else None
         try:
             async with self.session.request(
-                method, self.base_url + path, data=data, params=params, headers=headers
+                method,
+                self.base_url + path,
+                data=data,
+                params=params,
+                headers=headers,
+                allow_redirects=False,  # see the class docstring: the keys must not follow
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
+                location = _redirect_target(resp) if 300 <= status < 400 else ""
         except aiohttp.ClientConnectorError as exc:
             # The TCP/TLS connection never opened: nothing reached the server.
             raise TransportError(exc, maybe_sent=False) from None
@@ -87,4 +102,17 @@ class LeadSquaredClient:
             body = json.loads(text) if text.strip() else None
         except ValueError:
             body = None
-        return ApiResponse(status, body, text[:500])
+        if location:
+            self.refused_redirect = location
+        return ApiResponse(status, body, text[:500], location=location)
+
+
+def _redirect_target(resp: aiohttp.ClientResponse) -> str:
+    """Where a 3xx answer points, as an absolute URL ("" when it names nowhere)."""
+    location = resp.headers.get("Location", "").strip()
+    if not location:
+        return ""
+    try:
+        return str(resp.url.join(URL(location)))
+    except ValueError:  # not a URL at all: show it as it came
+        return location

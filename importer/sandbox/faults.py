@@ -28,10 +28,13 @@ FAULTS = (
     "proxy_502",
     "drop_before",
     "drop_after",
+    # New faults go at the end: inserting one would shift what an old seed draws.
+    "redirect",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
-# authentication and the rate limiter (drop_before, proxy_502) or after the answer (drop_after).
-NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after"})
+# authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
+# (drop_after).
+NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -64,6 +67,12 @@ class FaultConfig:
     - ``drop_after``: the call is processed (lead and activity created, if valid), then the
       connection is closed instead of answering: "response lost after the activity was
       created".
+    - ``redirect``: a ``302 Found`` (not metered, nothing created) whose ``Location`` is the
+      same path under ``/_sandbox/redirected/`` on the other loopback name (``localhost``
+      for ``127.0.0.1`` and the reverse), as a hijacked DNS name or a misconfigured proxy
+      would send. The sandbox serves that target: it answers a fake success (an ``Id`` that
+      is no activity) and records each arrival in :attr:`Sandbox.redirected`, with whether
+      it carried the keys, so a test can prove that a client never followed with them.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -84,6 +93,7 @@ class FaultConfig:
     proxy_502: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
+    redirect: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

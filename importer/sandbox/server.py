@@ -12,6 +12,8 @@ Endpoints (paths match case-insensitively, like IIS/WCF):
 - ``GET /v2/LeadManagement.svc/LeadsMetaData.Get`` - the lead fields of the schema.
 - ``GET /_sandbox/state`` - JSON snapshot of calls, leads and activities (no auth, not recorded).
 - ``POST /_sandbox/reset`` - forget leads, activities and calls (no auth, not recorded).
+- ``* /_sandbox/redirected/...`` - where the ``redirect`` fault points: a fake success,
+  and a :class:`RedirectedRecord` in :attr:`Sandbox.redirected` (no key is stored).
 - Anything else: 404 with a plain-text body, like a real web server; a known ``/v2/`` path with
   the wrong method: 405, plain text.
 
@@ -23,7 +25,7 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 ``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
 the endpoint itself (the account); the downlink half of the latency. Injected faults
 (:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
-(``drop_before``, ``proxy_502``) answer right after routing, server faults (500s,
+(``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
 ``error_200``, throttling) right after the real limiter admits the call, and ``drop_after``
 closes the connection once the call has been processed. Each :class:`CallRecord` names its
 fault and the activity it created.
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "CallRecord",
+    "RedirectedRecord",
     "Sandbox",
     "check_loopback",
 ]
@@ -86,6 +89,11 @@ _CREATE = "/v2/prospectactivity.svc/createcustom"
 _ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
 _ACTIVITY_SETTING = "/v2/prospectactivity.svc/customactivity/getactivitysetting"
 _LEADS_META = "/v2/leadmanagement.svc/leadsmetadata.get"
+
+_REDIRECTED = "/_sandbox/redirected"
+# What the redirect target answers: a success with an Id that is no activity, as a server
+# that a client should never have reached would (a client that follows records it).
+_NOT_AN_ACTIVITY = "not-a-leadsquared-activity"
 
 _RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _BAD_GATEWAY = (
@@ -115,6 +123,22 @@ class CallRecord:
     metered: bool = False
     fault: str = ""
     activity_id: str = ""
+
+
+@dataclass
+class RedirectedRecord:
+    """One request that arrived at the ``redirect`` fault's target: it should never happen.
+
+    ``carried_keys`` says whether it had either key header or key query parameter (their
+    values are never stored); ``body_bytes`` how much body came along (0 after a 302 turned
+    the POST into a GET).
+    """
+
+    arrived: float
+    method: str
+    path: str
+    carried_keys: bool
+    body_bytes: int
 
 
 def check_loopback(host: str) -> None:
@@ -173,6 +197,7 @@ class Sandbox:
         self.draws = FaultDraws(self.faults)
 
         self.calls: list[CallRecord] = []
+        self.redirected: list[RedirectedRecord] = []
         self.base_url = ""
         self._in_flight = 0
 
@@ -187,6 +212,7 @@ class Sandbox:
         self.app = web.Application()
         self.app.router.add_get("/_sandbox/state", self._handle_state)
         self.app.router.add_post("/_sandbox/reset", self._handle_reset)
+        self.app.router.add_route("*", _REDIRECTED + "/{tail:.*}", self._handle_redirected)
         self.app.router.add_route("*", "/{tail:[vV]2/.*}", self._handle_v2)
         self._runner: web.AppRunner | None = None
 
@@ -289,16 +315,18 @@ class Sandbox:
         return self._in_flight + (len(server.connections) if server is not None else 0)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able deep copy of ``calls``, ``leads`` and ``activities``."""
+        """A JSON-able deep copy of ``calls``, ``leads``, ``activities`` and ``redirected``."""
         return {
             "calls": [dataclasses.asdict(c) for c in self.calls],
             "leads": copy.deepcopy(self.leads),
             "activities": copy.deepcopy(self.activities),
+            "redirected": [dataclasses.asdict(r) for r in self.redirected],
         }
 
     def reset(self) -> None:
-        """Forget leads, activities, calls and the rate-limit window."""
+        """Forget leads, activities, calls, redirected arrivals and the rate-limit window."""
         self.calls.clear()
+        self.redirected.clear()
         self.account.reset()
         self._window.clear()
 
@@ -310,6 +338,29 @@ class Sandbox:
     async def _handle_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"Status": "Success"})
+
+    async def _handle_redirected(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        names = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
+        carried = any(name in request.headers for name in names) or any(
+            name in request.query for name in ("accessKey", "secretKey")
+        )
+        self.redirected.append(
+            RedirectedRecord(self._clock(), request.method, request.path, carried, len(body))
+        )
+        return web.json_response({"Status": "Success", "Message": {"Id": _NOT_AN_ACTIVITY}})
+
+    def _redirect(self, request: web.Request) -> web.Response:
+        """The ``redirect`` fault: 302 to this path on the other loopback name."""
+        url = request.url
+        other = "127.0.0.1" if url.host == "localhost" else "localhost"
+        target = url.with_host(other).with_path(_REDIRECTED + request.path).with_query(None)
+        return web.Response(
+            status=302,
+            headers={"Location": str(target)},
+            text="<html><body>Object moved</body></html>",
+            content_type="text/html",
+        )
 
     # ---- /v2/ -------------------------------------------------------------------------------
 
@@ -396,6 +447,8 @@ class Sandbox:
             return web.Response(status=500)  # never sent: _handle_v2 closes the connection
         if fault == "proxy_502":
             return web.Response(status=502, text=_BAD_GATEWAY, content_type="text/html")
+        if fault == "redirect":
+            return self._redirect(request)
         try:
             if not self._authorized(request):
                 raise ApiError(

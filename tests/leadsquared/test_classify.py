@@ -84,3 +84,20 @@ def test_transport_failure_after_sending_is_ambiguous() -> None:
 
 def test_connection_never_made_is_transient() -> None:
     assert transport_outcome(OSError("refused"), maybe_sent=False).kind is Kind.TRANSIENT
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 304, 307, 308])
+def test_a_redirect_is_fatal_and_says_where_it_pointed(status: int) -> None:
+    where = "https://user:pw@other.example:8443/v2/x?token=abc#frag"
+    outcome = classify(ApiResponse(status, None, "<html>moved</html>", location=where))
+    assert outcome.kind is Kind.FATAL
+    assert outcome.redirect_to == "https://other.example:8443/v2/x"
+    assert outcome.error_message == (
+        f"HTTP {status} redirecting to https://other.example:8443/v2/x: not followed"
+    )
+
+
+def test_a_redirect_with_a_rate_limit_body_is_still_a_redirect() -> None:
+    # A 3xx is never LeadSquared's own answer, whatever its body says: stop, don't slow down.
+    outcome = classify(ApiResponse(302, RATE, location="http://x.example/"))
+    assert outcome.kind is Kind.FATAL and outcome.redirect_to == "http://x.example/"

@@ -124,3 +124,34 @@ def test_base_url(given: str | None, expected: str) -> None:
 def test_base_url_refuses(bad: str) -> None:
     with pytest.raises(ConfigError, match="--host"):
         base_url(bad)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed(status: int) -> None:
+    """Following would re-send the key headers to the other host (and a 302 would turn the
+    POST into a GET whose answer is recorded as the row's activity)."""
+    other = "http://other.example/v2/ProspectActivity.svc/CreateCustom"
+
+    async def go():
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(URL, status=status, headers={"Location": other})
+        mocked.post(other, payload={"Status": "Success", "Message": {"Id": "theirs"}})
+        mocked.get(other, payload={"Status": "Success", "Message": {"Id": "theirs"}})
+        answer = asyncio.run(go())
+        assert [str(url) for _, url in mocked.requests] == [URL]  # nothing went to `other`
+    assert answer.status == status and answer.location == other
+
+
+def test_a_relative_redirect_is_reported_as_an_absolute_url() -> None:
+    async def go():
+        async with make_session(CREDS) as session:
+            client = LeadSquaredClient(session, BASE)
+            return await client.get("/v2/x"), client.refused_redirect
+
+    with aioresponses() as mocked:
+        mocked.get(BASE + "/v2/x", status=302, headers={"Location": "/login?next=/v2/x"})
+        answer, remembered = asyncio.run(go())
+    assert answer.location == BASE + "/login?next=/v2/x" == remembered

@@ -93,3 +93,44 @@ def test_credentials_given_in_code_are_checked_too() -> None:
     assert "X-Injected" not in str(info.value)
     with pytest.raises(ConfigError, match="^the access key"):
         Credentials("u$r\nkey", "secret")
+
+
+def test_refused_message_for_a_redirect_names_its_target_and_why_it_stops() -> None:
+    said = refused_message(
+        302, "https://api.leadsquared.com", redirect_to="http://other.example/v2/x?k=1"
+    )
+    assert said == (
+        "https://api.leadsquared.com answered HTTP 302 redirecting to http://other.example/v2/x:"
+        " lsq-import never follows redirects with your keys; check --host"
+        " (e.g. api-in21.leadsquared.com)"
+    )
+    assert "another address" in refused_message(307, "https://api.leadsquared.com")
+
+
+def test_preflight_stops_at_a_redirect_naming_its_target() -> None:
+    from aioresponses import aioresponses
+
+    from importer.exceptions import FatalApiError
+    from importer.leadsquared.client import LEAD_METADATA_PATH, LeadSquaredClient, make_session
+    from importer.mapping import load_mapping
+    from importer.preflight import preflight
+
+    from ..conftest import EXAMPLE_MAPPING
+
+    base = "https://api-in21.leadsquared.com"
+    target = "https://login.example/sso"
+
+    async def main() -> None:
+        async with make_session(Credentials("u$rkey", "secret")) as session:
+            await preflight(LeadSquaredClient(session, base), load_mapping(EXAMPLE_MAPPING))
+
+    with aioresponses() as mocked:
+        for path in (ACTIVITY_TYPES_PATH, LEAD_METADATA_PATH):
+            mocked.get(base + path, status=302, headers={"Location": target}, repeat=True)
+        mocked.get(target, payload=[], repeat=True)
+        with pytest.raises(FatalApiError) as info:
+            asyncio.run(main())
+        assert all(not str(url).startswith(target) for _, url in mocked.requests)
+    message = str(info.value)
+    assert "\n" not in message and "redirecting to https://login.example/sso" in message
+    assert "never follows redirects" in message

@@ -143,3 +143,37 @@ def test_nonatomic_upsert_doubles_a_new_lead_under_concurrency_only() -> None:
     assert len(sandbox.activities) == 8
     # The same calls against the atomic upsert make one lead per email.
     assert run(fn).duplicate_leads() == 0
+
+
+def test_redirect_points_at_the_other_loopback_name_and_records_what_arrives_there() -> None:
+    seen: list[tuple[int, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        async with s.post(CREATE, json=body(), headers=AUTH, allow_redirects=False) as r:
+            seen.append((r.status, r.headers["Location"]))
+        assert sandbox.redirected == []
+        # What the fault rehearses: a client that follows takes the keys to the target,
+        # which answers a success with an Id that is no activity.
+        async with s.post(CREATE, json=body(), headers=AUTH) as r:
+            assert r.status == 200 and r.url.host == "localhost"
+            assert (await r.json())["Message"]["Id"] == "not-a-leadsquared-activity"
+
+    sandbox = run(fn, faults=FaultConfig(redirect=1.0))
+    status, location = seen[0]
+    port = sandbox.base_url.rsplit(":", 1)[1]
+    assert status == 302
+    assert location == f"http://localhost:{port}/_sandbox/redirected{CREATE}"
+    assert [(c.fault, c.http_status, c.metered) for c in sandbox.calls] == [
+        ("redirect", 302, False)
+    ] * 2
+    assert sandbox.activities == [] and sandbox.leads == {}
+    [arrival] = sandbox.redirected
+    assert (arrival.method, arrival.path, arrival.carried_keys, arrival.body_bytes) == (
+        "GET",  # a 302 turns the POST into a GET: the body stays behind, the keys don't
+        "/_sandbox/redirected" + CREATE,
+        True,
+        0,
+    )
+    assert sandbox.snapshot()["redirected"][0]["carried_keys"] is True
+    sandbox.reset()
+    assert sandbox.redirected == []

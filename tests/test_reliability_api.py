@@ -9,8 +9,11 @@ key in any output).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
@@ -23,6 +26,20 @@ KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX
 
 def run_cli(*args: object, env: dict[str, str]) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+@pytest.fixture
+def log_handlers() -> Iterator[None]:
+    """``--log-file`` adds a handler to the process-wide ``lsq_import`` logger: remove the
+    ones a test added, so later tests do not write into this test's files."""
+    logger = logging.getLogger("lsq_import")
+    before, level = list(logger.handlers), logger.level
+    yield
+    for handler in logger.handlers[:]:
+        if handler not in before:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
 
 
 def run_args(source: Path, results: Path, host: str, *extra: object) -> list[object]:
@@ -95,3 +112,58 @@ def test_a_redirect_stops_the_run_and_no_key_follows_it(
     assert {line["http_status"] for line in lines} == {"302"}
     assert all(line["activity_id"] == "" for line in lines)
     assert all("redirecting to http://localhost:" in line["error_message"] for line in lines)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Keys echoed by the server
+
+
+def test_keys_echoed_by_the_server_reach_no_output(
+    sandbox_thread, sample_rows, tmp_path, capfd, log_handlers
+) -> None:
+    """Before: the error message with both keys went into the results file, the summary
+    JSON, the debug log and the HTML report. Now each has the message with <hidden>."""
+    access, secret = "u$rECHOEDACCESSKEY0001", "ECHOEDSECRETKEY0002"
+    sandbox = sandbox_thread(
+        rate=100,
+        per=1.0,
+        access_key=access,
+        secret_key=secret,
+        faults=FaultConfig(echo_headers=1.0),
+    )
+    results, summary, log, html = (
+        tmp_path / name for name in ("r.csv", "summary.json", "debug.log", "report.html")
+    )
+    env = {"LSQ_ACCESS_KEY": access, "LSQ_SECRET_KEY": secret}
+    extra = ("--summary-json", summary, "--log-file", log, "--log-level", "debug")
+    ran = run_cli(*run_args(sample_rows(5), results, sandbox.base_url, *extra), env=env)
+    assert ran.exit_code == 1, ran.output
+    reported = run_cli("report", results, "--html", html, env={})
+    assert reported.exit_code == 0, reported.output
+    assert [c.fault for c in sandbox.calls if c.path.endswith("CreateCustom")] == [
+        "echo_headers"
+    ] * 5  # the server did echo the keys, to every row
+
+    captured = capfd.readouterr()
+    outputs = {
+        "results": results.read_text(encoding="utf-8"),
+        "summary json": summary.read_text(encoding="utf-8"),
+        "debug log": log.read_text(encoding="utf-8"),
+        "html report": html.read_text(encoding="utf-8"),
+        "run output": ran.output + ran.stderr,
+        "report output": reported.output + reported.stderr,
+        "stdout/stderr": captured.out + captured.err,
+    }
+    for where, text in outputs.items():
+        for key in (access, secret):
+            assert key not in text, f"{where} shows a key"
+    # ... yet the message is kept, with the keys hidden.
+    lines = read_results(results)
+    assert {line["status"] for line in lines} == {"failed"} and len(lines) == 5
+    assert all(
+        "x-LSQ-AccessKey: <hidden>" in line["error_message"]
+        and "x-LSQ-SecretKey: <hidden>" in line["error_message"]
+        for line in lines
+    )
+    assert "&lt;hidden&gt;" in outputs["html report"] or "<hidden>" in outputs["html report"]
+    assert "<hidden>" in outputs["debug log"] and "<hidden>" in outputs["summary json"]

@@ -181,8 +181,13 @@ def transport_outcome(exc: BaseException, *, maybe_sent: bool) -> Outcome:
     ``maybe_sent`` is False only when the request provably never left (the connection could
     not be made); then a retry is safe. Otherwise the server may have acted on it.
     """
-    name = type(exc).__name__
-    text = " ".join(str(exc).split())[:200]
+    return lost_outcome(type(exc).__name__, str(exc), maybe_sent=maybe_sent)
+
+
+def lost_outcome(name: str, detail: str, *, maybe_sent: bool) -> Outcome:
+    """:func:`transport_outcome` from an exception's class name and (scrubbed) text, as the
+    client's ``TransportError`` gives them."""
+    text = " ".join(detail.split())[:200]
     message = f"{name}: {text}" if text else name
     return Outcome(
         Kind.AMBIGUOUS if maybe_sent else Kind.TRANSIENT,

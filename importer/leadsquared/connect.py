@@ -78,7 +78,7 @@ async def connect(
         session = await stack.enter_async_context(
             make_session(credentials, timeout=timeout, connections=connections)
         )
-        yield LeadSquaredClient(session, url)
+        yield LeadSquaredClient(session, url, credentials=credentials)
 
 
 def refused_message(

@@ -30,6 +30,7 @@ FAULTS = (
     "drop_after",
     # New faults go at the end: inserting one would shift what an old seed draws.
     "redirect",
+    "echo_headers",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
@@ -73,6 +74,9 @@ class FaultConfig:
       would send. The sandbox serves that target: it answers a fake success (an ``Id`` that
       is no activity) and records each arrival in :attr:`Sandbox.redirected`, with whether
       it carried the keys, so a test can prove that a client never followed with them.
+    - ``echo_headers``: HTTP 500 ``MXInvalidInputException`` whose ExceptionMessage echoes
+      the request headers, both keys included, as a careless (or hostile) server's error
+      page would: permanent, and the keys must not reach any output.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -94,6 +98,7 @@ class FaultConfig:
     drop_before: float = 0.0
     drop_after: float = 0.0
     redirect: float = 0.0
+    echo_headers: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

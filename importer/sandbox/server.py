@@ -30,8 +30,9 @@ the endpoint itself (the account); the downlink half of the latency. Injected fa
 closes the connection once the call has been processed. Each :class:`CallRecord` names its
 fault and the activity it created.
 
-Keys are never echoed in a response, a log line or a call record (records keep the path
-without its query string, and the aiohttp access log is off).
+Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
+do so), a log line or a call record (records keep the path without its query string, and the
+aiohttp access log is off).
 
 Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
 counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
@@ -56,7 +57,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -410,7 +411,7 @@ class Sandbox:
             f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
         )
 
-    def _server_fault(self, fault: str) -> web.Response | None:
+    def _server_fault(self, fault: str, headers: Mapping[str, str]) -> web.Response | None:
         """The answer of an injected server-side fault, or None to process the call."""
         if fault == "error_500_plain":
             # Both shapes seen in the wild: an IIS page, and an envelope without a type.
@@ -428,6 +429,11 @@ class Sandbox:
             raise invalid_input("Something went wrong (sandbox fault)")
         if fault == "error_200":
             raise invalid_input("Something went wrong (sandbox fault)", 200)
+        if fault == "echo_headers":
+            raise invalid_input(
+                "Invalid request (sandbox fault); request headers: "
+                + "; ".join(f"{name}: {value}" for name, value in headers.items())
+            )
         if fault.startswith("throttle_"):
             raise self._throttled(int(fault.removeprefix("throttle_")))
         return None
@@ -461,7 +467,7 @@ class Sandbox:
                 raise self._throttled(429)
             if fault and fault not in NETWORK_FAULTS:
                 record.fault = fault
-                injected = self._server_fault(fault)
+                injected = self._server_fault(fault, request.headers)
                 if injected is not None:
                     return injected
             if handler == self._create_custom and self.faults.nonatomic_upsert:

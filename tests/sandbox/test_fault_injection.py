@@ -177,3 +177,28 @@ def test_redirect_points_at_the_other_loopback_name_and_records_what_arrives_the
     assert sandbox.snapshot()["redirected"][0]["carried_keys"] is True
     sandbox.reset()
     assert sandbox.redirected == []
+
+
+def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_included() -> None:
+    replies: list[tuple[int, dict]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        keys = {"x-LSQ-AccessKey": "u$rECHOACCESS", "x-LSQ-SecretKey": "ECHOSECRET"}
+        replies.append(await post(s, body(), headers=keys))
+
+    sandbox = run(
+        fn,
+        access_key="u$rECHOACCESS",
+        secret_key="ECHOSECRET",
+        faults=FaultConfig(echo_headers=1.0),
+    )
+    [(status, data)] = replies
+    assert status == 500 and data["ExceptionType"] == "MXInvalidInputException"
+    message = data["ExceptionMessage"]
+    assert "x-LSQ-AccessKey: u$rECHOACCESS" in message
+    assert "x-LSQ-SecretKey: ECHOSECRET" in message
+    assert classify_reply(status, json.dumps(data)) is Kind.PERMANENT
+    assert [(c.fault, c.metered, c.activity_id) for c in sandbox.calls] == [
+        ("echo_headers", True, "")
+    ]
+    assert sandbox.activities == []

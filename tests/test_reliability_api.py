@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
+from importer.exitcodes import ExitStatus
 from importer.sandbox import FaultConfig
 
-from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, read_results
+from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, import_into, read_results
 
 KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
 
@@ -167,3 +168,30 @@ def test_keys_echoed_by_the_server_reach_no_output(
     )
     assert "&lt;hidden&gt;" in outputs["html report"] or "<hidden>" in outputs["html report"]
     assert "<hidden>" in outputs["debug log"] and "<hidden>" in outputs["summary json"]
+
+
+# --------------------------------------------------------------------------------------------
+# 5. A 2xx answer that cannot be read
+
+
+@pytest.mark.parametrize("fault", ["html_200", "empty_200", "truncated_200"])
+def test_an_unreadable_200_after_the_activity_was_created_is_never_sent_again(
+    sandbox_thread, sample_rows, tmp_path, fault
+) -> None:
+    """Before: retried as transient, each retry creating another activity (5 rows became 25
+    activities, rows 'failed'). Now: each row is sent once and ends 'unknown'."""
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(**{fault: 1.0}))
+    source, results = sample_rows(5), tmp_path / "r.csv"
+    summary = import_into(sandbox, source, results)
+    assert summary.exit_status is ExitStatus.ROWS_FAILED, summary.to_text()
+    assert summary.by_status == {"unknown": 5} and summary.retries == 0
+    assert len(sandbox.activities) == 5  # one each: the server did create them
+    assert len(sandbox.arrivals("CreateCustom")) == 5
+    lines = read_results(results)
+    assert [line["status"] for line in lines] == ["unknown"] * 5
+    assert all(line["http_status"] == "200" and line["attempts"] == "1" for line in lines)
+    assert all("may have been processed" in line["error_message"] for line in lines)
+    # The same command again leaves them alone (they are listed for a check, not resent).
+    again = import_into(sandbox, source, results)
+    assert again.by_status == {"unknown": 5} and again.calls == 0
+    assert len(sandbox.activities) == 5

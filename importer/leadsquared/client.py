@@ -136,7 +136,7 @@ class LeadSquaredClient:
             body, text = clean, json.dumps(clean, ensure_ascii=False)
         if location:
             self.refused_redirect = location
-        return ApiResponse(status, body, text[:500], location=location)
+        return ApiResponse(status, body, text[:500], location=location, method=method)
 
 
 def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:

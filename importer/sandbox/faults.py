@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["FAULTS", "NETWORK_FAULTS", "FaultConfig", "FaultDraws"]
+__all__ = ["FAULTS", "GARBLED_ANSWER_FAULTS", "NETWORK_FAULTS", "FaultConfig", "FaultDraws"]
 
 # Fault names in the order a draw walks them (keep: a seed's faults depend on it).
 FAULTS = (
@@ -31,11 +31,17 @@ FAULTS = (
     # New faults go at the end: inserting one would shift what an old seed draws.
     "redirect",
     "echo_headers",
+    "html_200",
+    "empty_200",
+    "truncated_200",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
 # (drop_after).
 NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
+# Faults that let the call be processed (lead and activity created) and then replace its
+# success answer with one the client cannot read.
+GARBLED_ANSWER_FAULTS = frozenset({"html_200", "empty_200", "truncated_200"})
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -52,7 +58,7 @@ class FaultConfig:
     ``random()`` per arriving CreateCustom call picks at most one of them, walking
     :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
     and an order of calls always give the same faults. None of them creates anything except
-    ``drop_after``.
+    ``drop_after`` and the garbled answers (``html_200``, ``empty_200``, ``truncated_200``).
 
     - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
       ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
@@ -77,6 +83,11 @@ class FaultConfig:
     - ``echo_headers``: HTTP 500 ``MXInvalidInputException`` whose ExceptionMessage echoes
       the request headers, both keys included, as a careless (or hostile) server's error
       page would: permanent, and the keys must not reach any output.
+    - ``html_200``, ``empty_200``, ``truncated_200``: the call is processed (lead and
+      activity created, like ``drop_after``), then its success answer is replaced by an
+      HTTP 200 with an HTML page, with an empty body, or with the success JSON cut in half.
+      The client cannot tell whether the activity exists: the row must end ``unknown``, not
+      be sent again. A call the account refuses (an invalid row) gets its error as usual.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -99,6 +110,9 @@ class FaultConfig:
     drop_after: float = 0.0
     redirect: float = 0.0
     echo_headers: float = 0.0
+    html_200: float = 0.0
+    empty_200: float = 0.0
+    truncated_200: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

@@ -26,9 +26,10 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 the endpoint itself (the account); the downlink half of the latency. Injected faults
 (:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
-``error_200``, throttling) right after the real limiter admits the call, and ``drop_after``
-closes the connection once the call has been processed. Each :class:`CallRecord` names its
-fault and the activity it created.
+``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
+``drop_after`` closes the connection once the call has been processed, and the garbled
+answers (``html_200``, ``empty_200``, ``truncated_200``) replace a processed call's success.
+Each :class:`CallRecord` names its fault and the activity it created.
 
 Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
 do so), a log line or a call record (records keep the path without its query string, and the
@@ -53,6 +54,7 @@ import copy
 import dataclasses
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import time
@@ -67,7 +69,7 @@ from aiohttp import web
 from ..exceptions import ConfigError
 from .account import SandboxAccount
 from .errors import ApiError, invalid_input
-from .faults import NETWORK_FAULTS, FaultConfig, FaultDraws
+from .faults import GARBLED_ANSWER_FAULTS, NETWORK_FAULTS, FaultConfig, FaultDraws
 from .schema import SandboxSchema
 
 __all__ = [
@@ -95,6 +97,12 @@ _REDIRECTED = "/_sandbox/redirected"
 # What the redirect target answers: a success with an Id that is no activity, as a server
 # that a client should never have reached would (a client that follows records it).
 _NOT_AN_ACTIVITY = "not-a-leadsquared-activity"
+
+# html_200's page: what a proxy or web-application firewall may send in place of the answer.
+_RECEIVED_PAGE = (
+    "<html><head><title>Request received</title></head>"
+    "<body><h1>Thank you</h1><p>Your request has been received.</p></body></html>"
+)
 
 _RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _BAD_GATEWAY = (
@@ -479,7 +487,21 @@ class Sandbox:
             return web.json_response(err.envelope(), status=err.status)
         if handler == self._create_custom:
             record.activity_id = payload["Message"]["Id"]
+            if fault in GARBLED_ANSWER_FAULTS:
+                return self._garbled(fault, payload)
         return web.json_response(payload)
+
+    @staticmethod
+    def _garbled(fault: str, payload: dict[str, Any]) -> web.Response:
+        """A processed call's success answer, replaced as the fault says (see FaultConfig)."""
+        if fault == "html_200":
+            return web.Response(status=200, text=_RECEIVED_PAGE, content_type="text/html")
+        if fault == "empty_200":
+            return web.Response(status=200, content_type="application/json")
+        text = json.dumps(payload)  # truncated_200
+        return web.Response(
+            status=200, text=text[: len(text) // 2], content_type="application/json"
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         headers = request.headers  # case-insensitive

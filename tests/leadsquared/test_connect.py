@@ -134,3 +134,47 @@ def test_preflight_stops_at_a_redirect_naming_its_target() -> None:
     message = str(info.value)
     assert "\n" not in message and "redirecting to https://login.example/sso" in message
     assert "never follows redirects" in message
+
+
+def test_preflight_still_retries_a_metadata_get_whose_200_it_cannot_read() -> None:
+    """The AMBIGUOUS rule for unreadable 2xx answers is for POSTs; a GET is safe to repeat,
+    so the preflight keeps treating an HTML 200 as transient and tries again."""
+    import re
+
+    from aioresponses import CallbackResult, aioresponses
+
+    from importer.leadsquared.client import LeadSquaredClient, make_session
+    from importer.mapping import load_mapping
+    from importer.preflight import preflight
+    from importer.sandbox import SandboxAccount
+
+    from ..conftest import EXAMPLE_MAPPING
+
+    base = "https://api-in21.leadsquared.com"
+    account = SandboxAccount()
+    tries: dict[str, int] = {}
+
+    def answer(url, **kwargs) -> CallbackResult:
+        path = url.path.lower()
+        tries[path] = tries.get(path, 0) + 1
+        if tries[path] == 1:
+            return CallbackResult(status=200, body="<html>maintenance</html>")
+        if path.endswith("activitytypes.get"):
+            return CallbackResult(payload=account.get_activity_types())
+        if path.endswith("leadsmetadata.get"):
+            return CallbackResult(payload=account.get_leads_metadata())
+        return CallbackResult(payload=account.get_activity_setting(url.query["code"]))
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async def main():
+        async with make_session(Credentials("u$rkey", "secret")) as session:
+            client = LeadSquaredClient(session, base)
+            return await preflight(client, load_mapping(EXAMPLE_MAPPING), sleep=no_sleep)
+
+    with aioresponses() as mocked:
+        mocked.get(re.compile(re.escape(base) + r"/v2/.*"), callback=answer, repeat=True)
+        report = asyncio.run(main())
+    assert report.event == 105 and report.lead_fields_checked > 0
+    assert tries and set(tries.values()) == {2}  # each GET: the HTML 200, then the data

@@ -202,3 +202,37 @@ def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_inclu
         ("echo_headers", True, "")
     ]
     assert sandbox.activities == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "content_type", "looks"),
+    [
+        ("html_200", "text/html", lambda text: text.startswith("<html>")),
+        ("empty_200", "application/json", lambda text: text == ""),
+        (
+            "truncated_200",
+            "application/json",
+            lambda text: text.startswith('{"Status": "Success"') and not text.endswith("}"),
+        ),
+    ],
+)
+def test_garbled_answers_come_after_the_activity_was_created(fault, content_type, looks) -> None:
+    replies: list[tuple[int, str, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            async with s.post(CREATE, json=body(f"g{i}@example.com"), headers=AUTH) as r:
+                replies.append((r.status, r.content_type, await r.text()))
+        # A call the account refuses gets its error, not a garbled success.
+        bad = body("not-an-email")
+        assert (await post(s, bad))[0] == 500
+
+    sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig(**{fault: 1.0}))
+    for status, got_type, text in replies:
+        assert (status, got_type) == (200, content_type) and looks(text), text
+        assert classify_reply(status, text) is Kind.AMBIGUOUS  # "it may exist": never resent
+    creates = sandbox.calls[:3]
+    assert [(c.fault, c.http_status, c.metered) for c in creates] == [(fault, 200, True)] * 3
+    assert [c.activity_id for c in creates] == [a["Id"] for a in sandbox.activities]
+    assert len(sandbox.leads) == 3
+    assert sandbox.calls[3].http_status == 500 and sandbox.calls[3].activity_id == ""

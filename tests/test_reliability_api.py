@@ -195,3 +195,23 @@ def test_an_unreadable_200_after_the_activity_was_created_is_never_sent_again(
     again = import_into(sandbox, source, results)
     assert again.by_status == {"unknown": 5} and again.calls == 0
     assert len(sandbox.activities) == 5
+
+
+# --------------------------------------------------------------------------------------------
+# 15 (part). An answer larger than the cap
+
+
+def test_a_huge_answer_is_not_read_whole_and_the_row_ends_unknown(
+    sandbox_thread, sample_rows, tmp_path
+) -> None:
+    """Before: the 2 MiB body was read whole (a hostile server could stream gigabytes), and
+    parsed as a success. Now: reading stops at 1 MiB, a lost answer after the call was
+    processed: 'unknown', sent once."""
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(huge_body=1.0))
+    results = tmp_path / "r.csv"
+    summary = import_into(sandbox, sample_rows(5), results)
+    assert summary.by_status == {"unknown": 5}, summary.to_text()
+    assert summary.retries == 0 and len(sandbox.activities) == 5
+    lines = read_results(results)
+    assert {line["error_type"] for line in lines} == {"AnswerTooLarge"}
+    assert all("larger than 1048576 bytes" in line["error_message"] for line in lines)

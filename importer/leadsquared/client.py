@@ -42,6 +42,14 @@ class TransportError(Exception):
 
 
 KEY_HEADERS = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
+MAX_BODY = 1024 * 1024
+"""The most bytes of an answer body read (after decompression). LeadSquared's answers are a
+few hundred bytes; a server that sends more is broken or hostile (unbounded, it could fill
+the memory), so a larger body is a transport error."""
+
+
+class AnswerTooLarge(Exception):
+    """An answer body over the cap: not read further."""
 
 
 def make_session(
@@ -76,9 +84,11 @@ class LeadSquaredClient:
         base_url: str,
         *,
         credentials: Credentials | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self.max_body = max_body
         self.refused_redirect = ""
         # Everything the server says is scrubbed of the keys before anyone sees it (see
         # .scrub). Without ``credentials``, the keys are the ones the session sends.
@@ -116,13 +126,15 @@ class LeadSquaredClient:
                 headers=headers,
                 allow_redirects=False,  # see the class docstring: the keys must not follow
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, self.max_body)
                 status = resp.status
                 location = _redirect_target(resp, self.scrub) if 300 <= status < 400 else ""
         except aiohttp.ClientConnectorError as exc:
             # The TCP/TLS connection never opened: nothing reached the server.
             raise TransportError(exc, maybe_sent=False, scrub=self.scrub) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, AnswerTooLarge) as exc:
+            # The request went out (for an oversized body, the server even answered): the
+            # call may have been processed.
             raise TransportError(exc, maybe_sent=True, scrub=self.scrub) from None
         # Scrubbed before parsing, so the parsed body is clean, and before shortening, so no
         # key is cut in two halves that each escape the replacement.
@@ -137,6 +149,23 @@ class LeadSquaredClient:
         if location:
             self.refused_redirect = location
         return ApiResponse(status, body, text[:500], location=location, method=method)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or AnswerTooLarge once it is known to exceed ``cap`` bytes: from its
+    Content-Length before reading, else while reading (chunked, or compressed: the cap is on
+    the decompressed bytes)."""
+    too_large = f"the answer body is larger than {cap} bytes: not read"
+    if resp.content_length is not None and resp.content_length > cap:
+        raise AnswerTooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise AnswerTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:

@@ -28,7 +28,8 @@ the endpoint itself (the account); the downlink half of the latency. Injected fa
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
 ``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
 ``drop_after`` closes the connection once the call has been processed, and the garbled
-answers (``html_200``, ``empty_200``, ``truncated_200``) replace a processed call's success.
+answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``) replace a processed
+call's success.
 Each :class:`CallRecord` names its fault and the activity it created.
 
 Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
@@ -69,7 +70,13 @@ from aiohttp import web
 from ..exceptions import ConfigError
 from .account import SandboxAccount
 from .errors import ApiError, invalid_input
-from .faults import GARBLED_ANSWER_FAULTS, NETWORK_FAULTS, FaultConfig, FaultDraws
+from .faults import (
+    GARBLED_ANSWER_FAULTS,
+    HUGE_BODY_BYTES,
+    NETWORK_FAULTS,
+    FaultConfig,
+    FaultDraws,
+)
 from .schema import SandboxSchema
 
 __all__ = [
@@ -498,6 +505,14 @@ class Sandbox:
             return web.Response(status=200, text=_RECEIVED_PAGE, content_type="text/html")
         if fault == "empty_200":
             return web.Response(status=200, content_type="application/json")
+        if fault == "huge_body":
+            head = json.dumps({**payload, "Padding": ""})[:-2]  # open the Padding string
+            padding = "x" * (HUGE_BODY_BYTES - len(head) - 2)
+            response = web.Response(
+                status=200, text=head + padding + '"}', content_type="application/json"
+            )
+            response.enable_chunked_encoding()  # no Content-Length: the client must count
+            return response
         text = json.dumps(payload)  # truncated_200
         return web.Response(
             status=200, text=text[: len(text) // 2], content_type="application/json"

@@ -155,3 +155,34 @@ def test_a_relative_redirect_is_reported_as_an_absolute_url() -> None:
         mocked.get(BASE + "/v2/x", status=302, headers={"Location": "/login?next=/v2/x"})
         answer, remembered = asyncio.run(go())
     assert answer.location == BASE + "/login?next=/v2/x" == remembered
+
+
+def test_answers_are_read_up_to_1_mib() -> None:
+    from importer.leadsquared.client import MAX_BODY
+
+    assert MAX_BODY == 1024 * 1024
+
+
+@pytest.mark.parametrize("announced", [False, True])  # chunked, or a Content-Length
+def test_a_body_over_the_cap_is_a_lost_answer_not_memory(announced: bool) -> None:
+    """Unbounded, a hostile server could stream gigabytes into memory; the call went out
+    (and was answered), so it may have been processed: maybe_sent."""
+    from importer.leadsquared.classify import Kind
+    from importer.sending.pool import _lost
+
+    async def go(cap: int):
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE, max_body=cap).create_lead_and_activity({})
+
+    text = json.dumps({"Status": "Success", "Message": {"Id": "x" * 80}})
+    headers = {"Content-Length": str(len(text))} if announced else {}
+    with aioresponses() as mocked:
+        mocked.post(URL, body=text, headers=headers, repeat=True)
+        assert asyncio.run(go(len(text))).body["Status"] == "Success"  # at the cap: read
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go(len(text) - 1))
+    error = info.value
+    assert error.maybe_sent and error.name == "AnswerTooLarge"
+    outcome = _lost(error)
+    assert outcome.kind is Kind.AMBIGUOUS and outcome.error_type == "AnswerTooLarge"
+    assert f"larger than {len(text) - 1} bytes" in outcome.error_message

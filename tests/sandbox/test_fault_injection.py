@@ -236,3 +236,32 @@ def test_garbled_answers_come_after_the_activity_was_created(fault, content_type
     assert [c.activity_id for c in creates] == [a["Id"] for a in sandbox.activities]
     assert len(sandbox.leads) == 3
     assert sandbox.calls[3].http_status == 500 and sandbox.calls[3].activity_id == ""
+
+
+def test_huge_body_streams_a_2_mib_success_without_content_length_after_creating() -> None:
+    from importer.sandbox.faults import HUGE_BODY_BYTES
+
+    seen: list[tuple[int, str | None, str | None, bytes]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        async with s.post(CREATE, json=body(), headers=AUTH) as r:
+            seen.append(
+                (
+                    r.status,
+                    r.headers.get("Content-Length"),
+                    r.headers.get("Transfer-Encoding"),
+                    await r.read(),
+                )
+            )
+
+    sandbox = run(fn, faults=FaultConfig(huge_body=1.0))
+    [(status, length, encoding, raw)] = seen
+    assert (status, length, encoding) == (200, None, "chunked")
+    assert len(raw) == HUGE_BODY_BYTES == 2 * 1024 * 1024
+    # A client without a cap reads it all and finds a success: the activity exists.
+    answer = json.loads(raw)
+    [activity] = sandbox.activities
+    assert answer["Status"] == "Success" and answer["Message"]["Id"] == activity["Id"]
+    assert [(c.fault, c.http_status, c.activity_id) for c in sandbox.calls] == [
+        ("huge_body", 200, activity["Id"])
+    ]

@@ -44,6 +44,7 @@ class JournalWriteError(ResultsFileError):
 
 
 class FatalApiError(ImporterError):
-    """LeadSquared refused the whole run (401 bad keys or wrong region, 404 bad host/path)."""
+    """LeadSquared refused the whole run (401 bad keys or wrong region, 404 bad host/path,
+    a 3xx redirect, never followed)."""
 
     exit_status = ExitStatus.API_FATAL

@@ -15,7 +15,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2
     """Bad command line, mapping, input file, results file or credentials: nothing was sent."""
     API_FATAL = 3
-    """LeadSquared refused the whole run (bad keys, wrong regional host, bad path)."""
+    """LeadSquared refused the whole run (bad keys, wrong regional host, bad path, a redirect)."""
     INTERRUPTED = 4
     """Stopped early (Ctrl-C, SIGTERM): what was not attempted can be resumed."""
     BUDGET_REACHED = 5

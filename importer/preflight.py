@@ -306,7 +306,9 @@ class _Metadata:
             )
             kind = found.kind
             if kind is Kind.FATAL:
-                raise FatalApiError(refused_message(found.status, url))
+                raise FatalApiError(
+                    refused_message(found.status, url, redirect_to=self.client.refused_redirect)
+                )
             if kind in (Kind.SUCCESS, Kind.PERMANENT) or not self.retry.should_retry(
                 kind, attempts
             ):

@@ -291,7 +291,10 @@ class _Run:
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:
                     summary.fatal_message = refused_message(
-                        fatal.http_status, client.base_url, fatal.error_type
+                        fatal.http_status,
+                        client.base_url,
+                        fatal.error_type,
+                        redirect_to=fatal.redirect_to,
                     )
 
 

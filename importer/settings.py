@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,13 +26,38 @@ DEFAULT_HOST = "api.leadsquared.com"
 
 logger = logging.getLogger("lsq_import")
 
+# A key travels in a header: a CR or LF in it would split the header (aiohttp refuses it with
+# a ValueError mid-run, exit 70), and no real key holds any control character at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_key(name: str, value: str) -> None:
+    """Raise ConfigError (one line naming ``name``, never the value) unless ``value`` can be
+    sent as a header: no line break or other control character."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return
+    what = "a line break" if found.group() in "\r\n" else "a control character"
+    raise ConfigError(
+        f"{name} contains {what} at position {found.start() + 1}: "
+        "copy the key again from Settings > API and Webhooks"
+    )
+
 
 @dataclass(frozen=True)
 class Credentials:
-    """An access key and secret key pair. ``repr`` and ``str`` never show them."""
+    """An access key and secret key pair. ``repr`` and ``str`` never show them.
+
+    Raises ConfigError when a key cannot travel in a header (a CR, LF or other control
+    character), so keys given in code are checked like keys read from the environment.
+    """
 
     access_key: str = field(repr=False)
     secret_key: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        check_key("the access key", self.access_key)
+        check_key("the secret key", self.secret_key)
 
     def __str__(self) -> str:
         return "Credentials(<hidden>)"
@@ -53,6 +79,9 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
             f"{' and '.join(missing)} not set: export your LeadSquared API keys "
             "(Settings > API and Webhooks) or use --sandbox to try the local sandbox"
         )
+    # Checked here too, to name the variable (Credentials can only say which key).
+    check_key(ENV_ACCESS_KEY, access)
+    check_key(ENV_SECRET_KEY, secret)
     return Credentials(access, secret)
 
 

@@ -2,7 +2,8 @@
 
 - :mod:`.client`: one aiohttp session, keys in headers, answers parsed into ``ApiResponse``;
 - :mod:`.classify`: the ordered table of error classes (status *and* body);
-- :mod:`.connect`: host and keys (or a throwaway sandbox) into a connected client.
+- :mod:`.connect`: host and keys (or a throwaway sandbox) into a connected client;
+- :mod:`.scrub`: the keys hidden in whatever the server says back.
 """
 
 from .classify import ApiResponse, Kind, Outcome, classify

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _RATE_LIMIT_TEXT = re.compile(r"exceeded the limit", re.IGNORECASE)
@@ -30,7 +31,8 @@ class Kind(enum.Enum):
     TRANSIENT = "transient"
     """The server answered with a failure that says nothing about the row: retry."""
     AMBIGUOUS = "ambiguous"
-    """The request may have been processed but no answer came back: retrying could create a
+    """The request may have been processed but no readable answer came back (a lost
+    connection, or a 2xx whose body is not LeadSquared's success): retrying could create a
     second activity, so the row ends ``unknown`` rather than being sent again."""
     FATAL = "fatal"
     """Bad keys, wrong regional host or path: no row can succeed. Stop the run."""
@@ -43,6 +45,8 @@ class ApiResponse:
     status: int
     body: Any  # parsed JSON, or None when the body was not JSON
     text: str = ""  # the raw body, shortened, for messages about non-JSON answers
+    location: str = ""  # where a 3xx answer pointed (absolute URL; never followed)
+    method: str = ""  # the request's method; "" (unknown) counts as not safe to repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class Outcome:
     lead_id: str = ""
     error_type: str = ""
     error_message: str = ""
+    redirect_to: str = ""
+    """Where a 3xx answer pointed, shortened for messages (see :func:`shown_url`)."""
 
 
 def _envelope(body: Any) -> tuple[str, str, str]:
@@ -77,9 +83,42 @@ def _is_rate_limited(resp: ApiResponse) -> bool:
     )
 
 
+def _activity_id(body: Any) -> str:
+    """``Message.Id`` of a success body when it is a non-empty string, else ""."""
+    msg = body.get("Message") if isinstance(body, dict) else None
+    found = msg.get("Id") if isinstance(msg, dict) else None
+    return found if isinstance(found, str) and found.strip() else ""
+
+
 def _is_success(resp: ApiResponse) -> bool:
     status, _, _ = _envelope(resp.body)
-    return resp.status == 200 and status.lower() == "success"
+    return resp.status == 200 and status.lower() == "success" and bool(_activity_id(resp.body))
+
+
+def _is_2xx(resp: ApiResponse) -> bool:
+    return 200 <= resp.status < 300
+
+
+def _is_safe_to_repeat(resp: ApiResponse) -> bool:
+    return resp.method.upper() in ("GET", "HEAD")
+
+
+def _unreadable(resp: ApiResponse) -> str:
+    """What is wrong with a 2xx body that is not a usable answer (for messages)."""
+    body = resp.body
+    if body is None:
+        text = resp.text.strip()
+        if not text:
+            return "an empty body"
+        if text[0] in "{[":
+            return "JSON that does not parse (cut short?)"
+        return f"a body that is not JSON: {' '.join(text.split())[:80]}"
+    if not isinstance(body, dict):
+        return f"a JSON {type(body).__name__}, not LeadSquared's answer object"
+    status, _, _ = _envelope(body)
+    if status.lower() == "success":
+        return "Status Success but no activity Id (Message.Id missing or not a string)"
+    return f"an answer without a known Status ({status or 'none'})"
 
 
 def _has_mx_type(resp: ApiResponse) -> bool:
@@ -88,14 +127,26 @@ def _has_mx_type(resp: ApiResponse) -> bool:
 
 Rule = tuple[str, Callable[[ApiResponse], bool], Kind]
 
+
+def _is_redirect(resp: ApiResponse) -> bool:
+    return 300 <= resp.status < 400
+
+
 # Order matters: the first rule that matches decides.
 RULES: tuple[Rule, ...] = (
+    (
+        # Never followed (the keys would go along); the host answering them is not the API
+        # host it was configured as, so no row can succeed: a configuration error.
+        "3xx: a redirect (--host is not the API host, or something in between redirects)",
+        _is_redirect,
+        Kind.FATAL,
+    ),
     (
         "rate limit (429, or any status with the MX rate-limit body)",
         _is_rate_limited,
         Kind.RATE_LIMITED,
     ),
-    ("HTTP 200 with Status Success", _is_success, Kind.SUCCESS),
+    ("HTTP 200 with Status Success and an activity Id", _is_success, Kind.SUCCESS),
     ("401: bad keys or wrong regional host", lambda r: r.status == 401, Kind.FATAL),
     ("404: bad host or path", lambda r: r.status == 404, Kind.FATAL),
     ("400: bad request body", lambda r: r.status == 400, Kind.PERMANENT),
@@ -105,11 +156,24 @@ RULES: tuple[Rule, ...] = (
         Kind.PERMANENT,
     ),
     (
-        "HTTP 200 with Status Error and no type",
-        lambda r: r.status == 200 and r.body is not None,
+        "HTTP 2xx with Status Error and no type",
+        lambda r: _is_2xx(r) and _envelope(r.body)[0].lower() == "error",
         Kind.PERMANENT,
     ),
-    ("5xx without an MX body, non-JSON bodies (proxies)", lambda r: True, Kind.TRANSIENT),
+    (
+        # The server took the call and said "OK" in a way we cannot read (an HTML page, an
+        # empty or truncated body, a list, a success without an Id): it may well have created
+        # the activity, so sending it again could make a second one. A GET is safe to repeat
+        # and falls through to the next rule.
+        "HTTP 2xx that is not a readable answer, to a call not safe to repeat (a POST)",
+        lambda r: _is_2xx(r) and not _is_safe_to_repeat(r),
+        Kind.AMBIGUOUS,
+    ),
+    (
+        "5xx without an MX body, non-JSON bodies (proxies), a GET's unreadable 2xx",
+        lambda r: True,
+        Kind.TRANSIENT,
+    ),
 )
 
 
@@ -118,18 +182,53 @@ def classify(resp: ApiResponse) -> Outcome:
     _, etype, message = _envelope(resp.body)
     kind = next(k for _, matches, k in RULES if matches(resp))
     if kind is Kind.SUCCESS:
-        msg = resp.body.get("Message") if isinstance(resp.body, dict) else None
-        msg = msg if isinstance(msg, dict) else {}
+        msg = resp.body["Message"]  # a dict with a string Id: _is_success checked it
+        lead_id = next(
+            (v for v in (msg.get("RelatedId"), msg.get("LeadId")) if isinstance(v, str) and v),
+            "",
+        )
+        return Outcome(kind, resp.status, activity_id=_activity_id(resp.body), lead_id=lead_id)
+    if kind is Kind.AMBIGUOUS:
         return Outcome(
             kind,
             resp.status,
-            activity_id=str(msg.get("Id") or ""),
-            lead_id=str(msg.get("RelatedId") or msg.get("LeadId") or ""),
+            error_type=etype,
+            error_message=(
+                f"HTTP {resp.status} with {_unreadable(resp)}; the call may have been "
+                "processed, so it is not sent again"
+            ),
+        )
+    if kind is Kind.FATAL and _is_redirect(resp):
+        shown = shown_url(resp.location) or "nowhere (no Location)"
+        return Outcome(
+            kind,
+            resp.status,
+            error_type=etype,
+            error_message=f"HTTP {resp.status} redirecting to {shown}: not followed",
+            redirect_to=shown_url(resp.location),
         )
     if not message and resp.body is None:
         text = " ".join(resp.text.split())[:200]
         message = f"HTTP {resp.status}: {text}" if text else f"HTTP {resp.status}"
     return Outcome(kind, resp.status, error_type=etype, error_message=message)
+
+
+def shown_url(url: str, limit: int = 200) -> str:
+    """``url`` for a one-line message: scheme, host, port and path (no user info, query or
+    fragment: they may hold anything the other server likes), whitespace folded, shortened."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        parts, host, port = None, "", None
+    if parts is not None and parts.scheme and host:
+        host = f"[{host}]" if ":" in host else host
+        url = f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    url = " ".join(url.split())
+    return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
 def transport_outcome(exc: BaseException, *, maybe_sent: bool) -> Outcome:
@@ -138,8 +237,13 @@ def transport_outcome(exc: BaseException, *, maybe_sent: bool) -> Outcome:
     ``maybe_sent`` is False only when the request provably never left (the connection could
     not be made); then a retry is safe. Otherwise the server may have acted on it.
     """
-    name = type(exc).__name__
-    text = " ".join(str(exc).split())[:200]
+    return lost_outcome(type(exc).__name__, str(exc), maybe_sent=maybe_sent)
+
+
+def lost_outcome(name: str, detail: str, *, maybe_sent: bool) -> Outcome:
+    """:func:`transport_outcome` from an exception's class name and (scrubbed) text, as the
+    client's ``TransportError`` gives them."""
+    text = " ".join(detail.split())[:200]
     message = f"{name}: {text}" if text else name
     return Outcome(
         Kind.AMBIGUOUS if maybe_sent else Kind.TRANSIENT,

@@ -10,10 +10,12 @@ import json
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .. import __version__
 from ..settings import Credentials
 from .classify import ApiResponse
+from .scrub import Scrubber
 
 CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
 ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"
@@ -22,12 +24,32 @@ LEAD_METADATA_PATH = "/v2/LeadManagement.svc/LeadsMetaData.Get"
 
 
 class TransportError(Exception):
-    """No HTTP answer. ``maybe_sent`` is False only if the request provably never left."""
+    """No HTTP answer. ``maybe_sent`` is False only if the request provably never left.
 
-    def __init__(self, cause: BaseException, *, maybe_sent: bool) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
+    ``name`` is the cause's class name and ``detail`` its text with the keys hidden (an
+    exception's text may quote URLs or headers); ``str()`` is ``"name: detail"``. Show those,
+    never ``cause`` itself, which is kept as it was raised, for debugging.
+    """
+
+    def __init__(
+        self, cause: BaseException, *, maybe_sent: bool, scrub: Scrubber | None = None
+    ) -> None:
+        self.name = type(cause).__name__
+        self.detail = scrub.text(str(cause)) if scrub is not None else str(cause)
+        super().__init__(f"{self.name}: {self.detail}")
         self.cause = cause
         self.maybe_sent = maybe_sent
+
+
+KEY_HEADERS = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
+MAX_BODY = 1024 * 1024
+"""The most bytes of an answer body read (after decompression). LeadSquared's answers are a
+few hundred bytes; a server that sends more is broken or hostile (unbounded, it could fill
+the memory), so a larger body is a transport error."""
+
+
+class AnswerTooLarge(Exception):
+    """An answer body over the cap: not read further."""
 
 
 def make_session(
@@ -36,8 +58,8 @@ def make_session(
     """A session carrying the keys as headers (never as query parameters: URLs end up in logs)."""
     return aiohttp.ClientSession(
         headers={
-            "x-LSQ-AccessKey": credentials.access_key,
-            "x-LSQ-SecretKey": credentials.secret_key,
+            KEY_HEADERS[0]: credentials.access_key,
+            KEY_HEADERS[1]: credentials.secret_key,
             "User-Agent": f"lsq-import/{__version__}",
         },
         timeout=aiohttp.ClientTimeout(total=timeout),
@@ -47,11 +69,35 @@ def make_session(
 
 
 class LeadSquaredClient:
-    """Calls LeadSquared's API through a session made by :func:`make_session`."""
+    """Calls LeadSquared's API through a session made by :func:`make_session`.
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    Redirects are never followed: the session's key headers would go along to whatever host
+    ``Location`` names (aiohttp re-sends session headers across hosts, even from https to
+    http), and a 302 turns the POST into a GET whose "answer" comes from that other server.
+    A 3xx comes back as an :class:`ApiResponse` with its ``location``; ``classify`` makes it
+    fatal. :attr:`refused_redirect` keeps the latest target, for the run's one-line message.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        credentials: Credentials | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self.max_body = max_body
+        self.refused_redirect = ""
+        # Everything the server says is scrubbed of the keys before anyone sees it (see
+        # .scrub). Without ``credentials``, the keys are the ones the session sends.
+        secrets = (
+            credentials.secrets()
+            if credentials is not None
+            else tuple(session.headers.get(name, "") for name in KEY_HEADERS)
+        )
+        self.scrub = Scrubber(secrets)
 
     async def create_lead_and_activity(self, body: dict[str, Any]) -> ApiResponse:
         """``POST /v2/ProspectActivity.svc/CreateCustom`` with one row's payload."""
@@ -73,18 +119,64 @@ class LeadSquaredClient:
         headers = {"Content-Type": "application/json"} if data is not None else None
         try:
             async with self.session.request(
-                method, self.base_url + path, data=data, params=params, headers=headers
+                method,
+                self.base_url + path,
+                data=data,
+                params=params,
+                headers=headers,
+                allow_redirects=False,  # see the class docstring: the keys must not follow
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, self.max_body)
                 status = resp.status
+                location = _redirect_target(resp, self.scrub) if 300 <= status < 400 else ""
         except aiohttp.ClientConnectorError as exc:
             # The TCP/TLS connection never opened: nothing reached the server.
-            raise TransportError(exc, maybe_sent=False) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransportError(exc, maybe_sent=True) from None
-        text = raw.decode("utf-8", errors="replace")
+            raise TransportError(exc, maybe_sent=False, scrub=self.scrub) from None
+        except (TimeoutError, aiohttp.ClientError, AnswerTooLarge) as exc:
+            # The request went out (for an oversized body, the server even answered): the
+            # call may have been processed.
+            raise TransportError(exc, maybe_sent=True, scrub=self.scrub) from None
+        # Scrubbed before parsing, so the parsed body is clean, and before shortening, so no
+        # key is cut in two halves that each escape the replacement.
+        text = self.scrub.text(raw.decode("utf-8", errors="replace"))
         try:
             body = json.loads(text) if text.strip() else None
         except ValueError:
             body = None
-        return ApiResponse(status, body, text[:500])
+        clean = self.scrub.value(body)
+        if clean != body:  # a key in an escaped form the raw text did not show plainly
+            body, text = clean, json.dumps(clean, ensure_ascii=False)
+        if location:
+            self.refused_redirect = location
+        return ApiResponse(status, body, text[:500], location=location, method=method)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or AnswerTooLarge once it is known to exceed ``cap`` bytes: from its
+    Content-Length before reading, else while reading (chunked, or compressed: the cap is on
+    the decompressed bytes)."""
+    too_large = f"the answer body is larger than {cap} bytes: not read"
+    if resp.content_length is not None and resp.content_length > cap:
+        raise AnswerTooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise AnswerTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:
+    """Where a 3xx answer points, as an absolute URL in its readable (decoded) form, keys
+    hidden; "" when it names nowhere."""
+    # Scrubbed as it came and once resolved: resolving re-encodes parts of it, decoding
+    # for display may reveal a form the raw header hid.
+    location = scrub.text(resp.headers.get("Location", "").strip())
+    if not location:
+        return ""
+    try:
+        return scrub.text(resp.url.join(URL(location)).human_repr())
+    except ValueError:  # not a URL at all: show it as it came
+        return location

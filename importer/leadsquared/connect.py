@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from ..settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
+from .classify import shown_url
 from .client import LeadSquaredClient, make_session
 
 
@@ -77,11 +78,20 @@ async def connect(
         session = await stack.enter_async_context(
             make_session(credentials, timeout=timeout, connections=connections)
         )
-        yield LeadSquaredClient(session, url)
+        yield LeadSquaredClient(session, url, credentials=credentials)
 
 
-def refused_message(status: int | None, url: str, detail: str = "") -> str:
-    """The one line for an answer that refuses the whole run (401 keys, 404 path)."""
+def refused_message(
+    status: int | None, url: str, detail: str = "", *, redirect_to: str = ""
+) -> str:
+    """The one line for an answer that refuses the whole run (401 keys, 404 path, a 3xx
+    redirect to ``redirect_to``, which is never followed)."""
+    if status is not None and 300 <= status < 400:
+        where = shown_url(redirect_to) or "another address"
+        return (
+            f"{url} answered HTTP {status} redirecting to {where}: lsq-import never follows "
+            "redirects with your keys; check --host (e.g. api-in21.leadsquared.com)"
+        )
     said = f"HTTP {status}{' ' + detail if detail else ''}"
     if status == 401:
         return (

@@ -45,7 +45,13 @@ from .account import SandboxAccount
 from .errors import ApiError
 from .faults import FAULTS, FaultConfig, FaultDraws
 from .schema import SandboxSchema
-from .server import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, CallRecord, Sandbox
+from .server import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
+    CallRecord,
+    RedirectedRecord,
+    Sandbox,
+)
 from .thread import SandboxThread, serve
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "FAULTS",
     "ApiError",
     "CallRecord",
+    "RedirectedRecord",
     "FaultConfig",
     "FaultDraws",
     "Sandbox",

@@ -15,7 +15,14 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["FAULTS", "NETWORK_FAULTS", "FaultConfig", "FaultDraws"]
+__all__ = [
+    "FAULTS",
+    "GARBLED_ANSWER_FAULTS",
+    "HUGE_BODY_BYTES",
+    "NETWORK_FAULTS",
+    "FaultConfig",
+    "FaultDraws",
+]
 
 # Fault names in the order a draw walks them (keep: a seed's faults depend on it).
 FAULTS = (
@@ -28,10 +35,24 @@ FAULTS = (
     "proxy_502",
     "drop_before",
     "drop_after",
+    # New faults go at the end: inserting one would shift what an old seed draws.
+    "redirect",
+    "echo_headers",
+    "html_200",
+    "empty_200",
+    "truncated_200",
+    "huge_body",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
-# authentication and the rate limiter (drop_before, proxy_502) or after the answer (drop_after).
-NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after"})
+# authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
+# (drop_after).
+NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
+# Faults that let the call be processed (lead and activity created) and then replace its
+# success answer with one the client cannot read.
+GARBLED_ANSWER_FAULTS = frozenset({"html_200", "empty_200", "truncated_200", "huge_body"})
+# huge_body's answer size: twice lsq-import's cap on an answer body (1 MiB), and far more
+# than any LeadSquared answer (a few hundred bytes).
+HUGE_BODY_BYTES = 2 * 1024 * 1024
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -48,7 +69,8 @@ class FaultConfig:
     ``random()`` per arriving CreateCustom call picks at most one of them, walking
     :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
     and an order of calls always give the same faults. None of them creates anything except
-    ``drop_after``.
+    ``drop_after`` and the garbled answers (``html_200``, ``empty_200``, ``truncated_200``,
+    ``huge_body``).
 
     - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
       ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
@@ -64,6 +86,24 @@ class FaultConfig:
     - ``drop_after``: the call is processed (lead and activity created, if valid), then the
       connection is closed instead of answering: "response lost after the activity was
       created".
+    - ``redirect``: a ``302 Found`` (not metered, nothing created) whose ``Location`` is the
+      same path under ``/_sandbox/redirected/`` on the other loopback name (``localhost``
+      for ``127.0.0.1`` and the reverse), as a hijacked DNS name or a misconfigured proxy
+      would send. The sandbox serves that target: it answers a fake success (an ``Id`` that
+      is no activity) and records each arrival in :attr:`Sandbox.redirected`, with whether
+      it carried the keys, so a test can prove that a client never followed with them.
+    - ``echo_headers``: HTTP 500 ``MXInvalidInputException`` whose ExceptionMessage echoes
+      the request headers, both keys included, as a careless (or hostile) server's error
+      page would: permanent, and the keys must not reach any output.
+    - ``html_200``, ``empty_200``, ``truncated_200``: the call is processed (lead and
+      activity created, like ``drop_after``), then its success answer is replaced by an
+      HTTP 200 with an HTML page, with an empty body, or with the success JSON cut in half.
+      The client cannot tell whether the activity exists: the row must end ``unknown``, not
+      be sent again. A call the account refuses (an invalid row) gets its error as usual.
+    - ``huge_body``: likewise processed, then answered with the success JSON padded to
+      :data:`HUGE_BODY_BYTES` (2 MiB), sent chunked (no Content-Length to check first), as a
+      broken or hostile server that streams without end would: a client must stop reading
+      at its cap, and since the call was processed, the row ends ``unknown``.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -84,6 +124,12 @@ class FaultConfig:
     proxy_502: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
+    redirect: float = 0.0
+    echo_headers: float = 0.0
+    html_200: float = 0.0
+    empty_200: float = 0.0
+    truncated_200: float = 0.0
+    huge_body: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

@@ -12,6 +12,8 @@ Endpoints (paths match case-insensitively, like IIS/WCF):
 - ``GET /v2/LeadManagement.svc/LeadsMetaData.Get`` - the lead fields of the schema.
 - ``GET /_sandbox/state`` - JSON snapshot of calls, leads and activities (no auth, not recorded).
 - ``POST /_sandbox/reset`` - forget leads, activities and calls (no auth, not recorded).
+- ``* /_sandbox/redirected/...`` - where the ``redirect`` fault points: a fake success,
+  and a :class:`RedirectedRecord` in :attr:`Sandbox.redirected` (no key is stored).
 - Anything else: 404 with a plain-text body, like a real web server; a known ``/v2/`` path with
   the wrong method: 405, plain text.
 
@@ -23,13 +25,16 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 ``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
 the endpoint itself (the account); the downlink half of the latency. Injected faults
 (:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
-(``drop_before``, ``proxy_502``) answer right after routing, server faults (500s,
-``error_200``, throttling) right after the real limiter admits the call, and ``drop_after``
-closes the connection once the call has been processed. Each :class:`CallRecord` names its
-fault and the activity it created.
+(``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
+``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
+``drop_after`` closes the connection once the call has been processed, and the garbled
+answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``) replace a processed
+call's success.
+Each :class:`CallRecord` names its fault and the activity it created.
 
-Keys are never echoed in a response, a log line or a call record (records keep the path
-without its query string, and the aiohttp access log is off).
+Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
+do so), a log line or a call record (records keep the path without its query string, and the
+aiohttp access log is off).
 
 Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
 counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
@@ -50,11 +55,12 @@ import copy
 import dataclasses
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -64,13 +70,20 @@ from aiohttp import web
 from ..exceptions import ConfigError
 from .account import SandboxAccount
 from .errors import ApiError, invalid_input
-from .faults import NETWORK_FAULTS, FaultConfig, FaultDraws
+from .faults import (
+    GARBLED_ANSWER_FAULTS,
+    HUGE_BODY_BYTES,
+    NETWORK_FAULTS,
+    FaultConfig,
+    FaultDraws,
+)
 from .schema import SandboxSchema
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "CallRecord",
+    "RedirectedRecord",
     "Sandbox",
     "check_loopback",
 ]
@@ -86,6 +99,17 @@ _CREATE = "/v2/prospectactivity.svc/createcustom"
 _ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
 _ACTIVITY_SETTING = "/v2/prospectactivity.svc/customactivity/getactivitysetting"
 _LEADS_META = "/v2/leadmanagement.svc/leadsmetadata.get"
+
+_REDIRECTED = "/_sandbox/redirected"
+# What the redirect target answers: a success with an Id that is no activity, as a server
+# that a client should never have reached would (a client that follows records it).
+_NOT_AN_ACTIVITY = "not-a-leadsquared-activity"
+
+# html_200's page: what a proxy or web-application firewall may send in place of the answer.
+_RECEIVED_PAGE = (
+    "<html><head><title>Request received</title></head>"
+    "<body><h1>Thank you</h1><p>Your request has been received.</p></body></html>"
+)
 
 _RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _BAD_GATEWAY = (
@@ -115,6 +139,22 @@ class CallRecord:
     metered: bool = False
     fault: str = ""
     activity_id: str = ""
+
+
+@dataclass
+class RedirectedRecord:
+    """One request that arrived at the ``redirect`` fault's target: it should never happen.
+
+    ``carried_keys`` says whether it had either key header or key query parameter (their
+    values are never stored); ``body_bytes`` how much body came along (0 after a 302 turned
+    the POST into a GET).
+    """
+
+    arrived: float
+    method: str
+    path: str
+    carried_keys: bool
+    body_bytes: int
 
 
 def check_loopback(host: str) -> None:
@@ -173,6 +213,7 @@ class Sandbox:
         self.draws = FaultDraws(self.faults)
 
         self.calls: list[CallRecord] = []
+        self.redirected: list[RedirectedRecord] = []
         self.base_url = ""
         self._in_flight = 0
 
@@ -187,6 +228,7 @@ class Sandbox:
         self.app = web.Application()
         self.app.router.add_get("/_sandbox/state", self._handle_state)
         self.app.router.add_post("/_sandbox/reset", self._handle_reset)
+        self.app.router.add_route("*", _REDIRECTED + "/{tail:.*}", self._handle_redirected)
         self.app.router.add_route("*", "/{tail:[vV]2/.*}", self._handle_v2)
         self._runner: web.AppRunner | None = None
 
@@ -289,16 +331,18 @@ class Sandbox:
         return self._in_flight + (len(server.connections) if server is not None else 0)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able deep copy of ``calls``, ``leads`` and ``activities``."""
+        """A JSON-able deep copy of ``calls``, ``leads``, ``activities`` and ``redirected``."""
         return {
             "calls": [dataclasses.asdict(c) for c in self.calls],
             "leads": copy.deepcopy(self.leads),
             "activities": copy.deepcopy(self.activities),
+            "redirected": [dataclasses.asdict(r) for r in self.redirected],
         }
 
     def reset(self) -> None:
-        """Forget leads, activities, calls and the rate-limit window."""
+        """Forget leads, activities, calls, redirected arrivals and the rate-limit window."""
         self.calls.clear()
+        self.redirected.clear()
         self.account.reset()
         self._window.clear()
 
@@ -310,6 +354,29 @@ class Sandbox:
     async def _handle_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"Status": "Success"})
+
+    async def _handle_redirected(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        names = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
+        carried = any(name in request.headers for name in names) or any(
+            name in request.query for name in ("accessKey", "secretKey")
+        )
+        self.redirected.append(
+            RedirectedRecord(self._clock(), request.method, request.path, carried, len(body))
+        )
+        return web.json_response({"Status": "Success", "Message": {"Id": _NOT_AN_ACTIVITY}})
+
+    def _redirect(self, request: web.Request) -> web.Response:
+        """The ``redirect`` fault: 302 to this path on the other loopback name."""
+        url = request.url
+        other = "127.0.0.1" if url.host == "localhost" else "localhost"
+        target = url.with_host(other).with_path(_REDIRECTED + request.path).with_query(None)
+        return web.Response(
+            status=302,
+            headers={"Location": str(target)},
+            text="<html><body>Object moved</body></html>",
+            content_type="text/html",
+        )
 
     # ---- /v2/ -------------------------------------------------------------------------------
 
@@ -359,7 +426,7 @@ class Sandbox:
             f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
         )
 
-    def _server_fault(self, fault: str) -> web.Response | None:
+    def _server_fault(self, fault: str, headers: Mapping[str, str]) -> web.Response | None:
         """The answer of an injected server-side fault, or None to process the call."""
         if fault == "error_500_plain":
             # Both shapes seen in the wild: an IIS page, and an envelope without a type.
@@ -377,6 +444,11 @@ class Sandbox:
             raise invalid_input("Something went wrong (sandbox fault)")
         if fault == "error_200":
             raise invalid_input("Something went wrong (sandbox fault)", 200)
+        if fault == "echo_headers":
+            raise invalid_input(
+                "Invalid request (sandbox fault); request headers: "
+                + "; ".join(f"{name}: {value}" for name, value in headers.items())
+            )
         if fault.startswith("throttle_"):
             raise self._throttled(int(fault.removeprefix("throttle_")))
         return None
@@ -396,6 +468,8 @@ class Sandbox:
             return web.Response(status=500)  # never sent: _handle_v2 closes the connection
         if fault == "proxy_502":
             return web.Response(status=502, text=_BAD_GATEWAY, content_type="text/html")
+        if fault == "redirect":
+            return self._redirect(request)
         try:
             if not self._authorized(request):
                 raise ApiError(
@@ -408,7 +482,7 @@ class Sandbox:
                 raise self._throttled(429)
             if fault and fault not in NETWORK_FAULTS:
                 record.fault = fault
-                injected = self._server_fault(fault)
+                injected = self._server_fault(fault, request.headers)
                 if injected is not None:
                     return injected
             if handler == self._create_custom and self.faults.nonatomic_upsert:
@@ -420,7 +494,29 @@ class Sandbox:
             return web.json_response(err.envelope(), status=err.status)
         if handler == self._create_custom:
             record.activity_id = payload["Message"]["Id"]
+            if fault in GARBLED_ANSWER_FAULTS:
+                return self._garbled(fault, payload)
         return web.json_response(payload)
+
+    @staticmethod
+    def _garbled(fault: str, payload: dict[str, Any]) -> web.Response:
+        """A processed call's success answer, replaced as the fault says (see FaultConfig)."""
+        if fault == "html_200":
+            return web.Response(status=200, text=_RECEIVED_PAGE, content_type="text/html")
+        if fault == "empty_200":
+            return web.Response(status=200, content_type="application/json")
+        if fault == "huge_body":
+            head = json.dumps({**payload, "Padding": ""})[:-2]  # open the Padding string
+            padding = "x" * (HUGE_BODY_BYTES - len(head) - 2)
+            response = web.Response(
+                status=200, text=head + padding + '"}', content_type="application/json"
+            )
+            response.enable_chunked_encoding()  # no Content-Length: the client must count
+            return response
+        text = json.dumps(payload)  # truncated_200
+        return web.Response(
+            status=200, text=text[: len(text) // 2], content_type="application/json"
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         headers = request.headers  # case-insensitive

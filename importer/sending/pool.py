@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..leadsquared.classify import ApiResponse, Kind, Outcome, classify, transport_outcome
+from ..leadsquared.classify import ApiResponse, Kind, Outcome, classify, lost_outcome
 from ..leadsquared.client import TransportError
 from ..mapping import Payload
 from ..results.journal import Journal, Result, utc_now
@@ -75,7 +75,8 @@ def ordering_key(key: str) -> str:
 
 
 def _lost(exc: TransportError) -> Outcome:
-    return transport_outcome(exc.cause, maybe_sent=exc.maybe_sent)
+    # name/detail, not exc.cause: the client hid the keys in the exception's text.
+    return lost_outcome(exc.name, exc.detail, maybe_sent=exc.maybe_sent)
 
 
 class Sender(Protocol):

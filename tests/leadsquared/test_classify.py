@@ -84,3 +84,60 @@ def test_transport_failure_after_sending_is_ambiguous() -> None:
 
 def test_connection_never_made_is_transient() -> None:
     assert transport_outcome(OSError("refused"), maybe_sent=False).kind is Kind.TRANSIENT
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 304, 307, 308])
+def test_a_redirect_is_fatal_and_says_where_it_pointed(status: int) -> None:
+    where = "https://user:pw@other.example:8443/v2/x?token=abc#frag"
+    outcome = classify(ApiResponse(status, None, "<html>moved</html>", location=where))
+    assert outcome.kind is Kind.FATAL
+    assert outcome.redirect_to == "https://other.example:8443/v2/x"
+    assert outcome.error_message == (
+        f"HTTP {status} redirecting to https://other.example:8443/v2/x: not followed"
+    )
+
+
+def test_a_redirect_with_a_rate_limit_body_is_still_a_redirect() -> None:
+    # A 3xx is never LeadSquared's own answer, whatever its body says: stop, don't slow down.
+    outcome = classify(ApiResponse(302, RATE, location="http://x.example/"))
+    assert outcome.kind is Kind.FATAL and outcome.redirect_to == "http://x.example/"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text", "why"),
+    [
+        (200, None, "<html><body>Thank you</body></html>", "a body that is not JSON: <html>"),
+        (200, None, "", "an empty body"),
+        (200, None, '{"Status": "Success", "Mess', "JSON that does not parse (cut short?)"),
+        (200, [], "[]", "a JSON list, not LeadSquared's answer object"),
+        (200, [1, 2], "[1, 2]", "a JSON list"),
+        (200, {"Status": "Success", "Message": {"Id": {"nested": [1, 2]}}}, "", "no activity Id"),
+        (200, {"Status": "Success", "Message": {"Id": 17}}, "", "no activity Id"),
+        (200, {"Status": "Success", "Message": {"Id": ""}}, "", "no activity Id"),
+        (200, {"Status": "Success", "Message": "Id"}, "", "no activity Id"),
+        (200, {"Status": "Success"}, "", "no activity Id"),
+        (200, {"Message": {"Id": "x"}}, "", "without a known Status (none)"),
+        (201, {"Status": "Success", "Message": {"Id": "x"}}, "", "Status Success but no"),
+        (204, None, "", "an empty body"),
+    ],
+)
+def test_a_2xx_that_cannot_be_read_may_have_been_processed(status, body, text, why) -> None:
+    """Retrying such a POST created a second activity each time (5 rows, 25 activities)."""
+    outcome = classify(ApiResponse(status, body, text, method="POST"))
+    assert outcome.kind is Kind.AMBIGUOUS
+    assert outcome.activity_id == ""
+    assert why in outcome.error_message and "not sent again" in outcome.error_message
+    assert outcome.error_message.startswith(f"HTTP {status} with ")
+    # Unknown method: treated as not safe to repeat either.
+    assert classify(ApiResponse(status, body, text)).kind is Kind.AMBIGUOUS
+
+
+@pytest.mark.parametrize("text", ["<html>maintenance</html>", "", '{"Status": "Succ'])
+def test_an_unreadable_2xx_to_a_get_is_simply_retried(text: str) -> None:
+    # A GET is safe to repeat: the preflight's metadata calls keep retrying such answers.
+    assert classify(ApiResponse(200, None, text, method="GET")).kind is Kind.TRANSIENT
+
+
+def test_a_success_ignores_a_lead_id_that_is_not_a_string() -> None:
+    body = {"Status": "Success", "Message": {"Id": "a", "RelatedId": {"x": 1}, "LeadId": "L"}}
+    assert classify(ApiResponse(200, body)).lead_id == "L"

@@ -124,3 +124,65 @@ def test_base_url(given: str | None, expected: str) -> None:
 def test_base_url_refuses(bad: str) -> None:
     with pytest.raises(ConfigError, match="--host"):
         base_url(bad)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed(status: int) -> None:
+    """Following would re-send the key headers to the other host (and a 302 would turn the
+    POST into a GET whose answer is recorded as the row's activity)."""
+    other = "http://other.example/v2/ProspectActivity.svc/CreateCustom"
+
+    async def go():
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(URL, status=status, headers={"Location": other})
+        mocked.post(other, payload={"Status": "Success", "Message": {"Id": "theirs"}})
+        mocked.get(other, payload={"Status": "Success", "Message": {"Id": "theirs"}})
+        answer = asyncio.run(go())
+        assert [str(url) for _, url in mocked.requests] == [URL]  # nothing went to `other`
+    assert answer.status == status and answer.location == other
+
+
+def test_a_relative_redirect_is_reported_as_an_absolute_url() -> None:
+    async def go():
+        async with make_session(CREDS) as session:
+            client = LeadSquaredClient(session, BASE)
+            return await client.get("/v2/x"), client.refused_redirect
+
+    with aioresponses() as mocked:
+        mocked.get(BASE + "/v2/x", status=302, headers={"Location": "/login?next=/v2/x"})
+        answer, remembered = asyncio.run(go())
+    assert answer.location == BASE + "/login?next=/v2/x" == remembered
+
+
+def test_answers_are_read_up_to_1_mib() -> None:
+    from importer.leadsquared.client import MAX_BODY
+
+    assert MAX_BODY == 1024 * 1024
+
+
+@pytest.mark.parametrize("announced", [False, True])  # chunked, or a Content-Length
+def test_a_body_over_the_cap_is_a_lost_answer_not_memory(announced: bool) -> None:
+    """Unbounded, a hostile server could stream gigabytes into memory; the call went out
+    (and was answered), so it may have been processed: maybe_sent."""
+    from importer.leadsquared.classify import Kind
+    from importer.sending.pool import _lost
+
+    async def go(cap: int):
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE, max_body=cap).create_lead_and_activity({})
+
+    text = json.dumps({"Status": "Success", "Message": {"Id": "x" * 80}})
+    headers = {"Content-Length": str(len(text))} if announced else {}
+    with aioresponses() as mocked:
+        mocked.post(URL, body=text, headers=headers, repeat=True)
+        assert asyncio.run(go(len(text))).body["Status"] == "Success"  # at the cap: read
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go(len(text) - 1))
+    error = info.value
+    assert error.maybe_sent and error.name == "AnswerTooLarge"
+    outcome = _lost(error)
+    assert outcome.kind is Kind.AMBIGUOUS and outcome.error_type == "AnswerTooLarge"
+    assert f"larger than {len(text) - 1} bytes" in outcome.error_message

@@ -57,3 +57,124 @@ def test_refused_message_names_the_host_and_what_to_check() -> None:
     assert "MXUnAuthorizedAccessException" in keys and "LSQ_ACCESS_KEY" in keys
     path = refused_message(404, "https://x.example")
     assert "answered HTTP 404" in path and "check --host" in path
+
+
+@pytest.mark.parametrize("bad", ["abc\r\nX-Injected: 1", "abc\n", "\rabc", "ab\x00c", "a\tb"])
+@pytest.mark.parametrize("variable", ["LSQ_ACCESS_KEY", "LSQ_SECRET_KEY"])
+def test_a_key_that_cannot_be_a_header_is_refused_naming_the_variable(
+    variable: str, bad: str
+) -> None:
+    # Whitespace around a key is stripped (a pasted newline at the end is harmless); inside
+    # it, a CR/LF would split the header, so it is refused before anything is sent.
+    key = "KEYHEAD" + bad + "KEYTAIL"
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(environ={**KEYS, variable: key})
+    message = str(info.value)
+    assert "\n" not in message and variable in message
+    assert "KEYHEAD" not in message and "KEYTAIL" not in message
+
+
+def test_an_env_file_with_crlf_line_endings_is_fine_but_a_bad_key_in_it_is_named(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile\r\nLSQ_SECRET_KEY=filesecret\r\n")
+    env_file.chmod(0o600)
+    found = resolve_endpoint(env_file=env_file, environ={})
+    assert found.credentials == Credentials("fromfile", "filesecret")
+    env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile\nLSQ_SECRET_KEY=file\x1bsecret\n")
+    with pytest.raises(ConfigError, match="^LSQ_SECRET_KEY contains a control character"):
+        resolve_endpoint(env_file=env_file, environ={})
+
+
+def test_credentials_given_in_code_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="^the secret key contains a line break") as info:
+        Credentials("u$rkey", "secret\r\nX-Injected: 1")
+    assert "X-Injected" not in str(info.value)
+    with pytest.raises(ConfigError, match="^the access key"):
+        Credentials("u$r\nkey", "secret")
+
+
+def test_refused_message_for_a_redirect_names_its_target_and_why_it_stops() -> None:
+    said = refused_message(
+        302, "https://api.leadsquared.com", redirect_to="http://other.example/v2/x?k=1"
+    )
+    assert said == (
+        "https://api.leadsquared.com answered HTTP 302 redirecting to http://other.example/v2/x:"
+        " lsq-import never follows redirects with your keys; check --host"
+        " (e.g. api-in21.leadsquared.com)"
+    )
+    assert "another address" in refused_message(307, "https://api.leadsquared.com")
+
+
+def test_preflight_stops_at_a_redirect_naming_its_target() -> None:
+    from aioresponses import aioresponses
+
+    from importer.exceptions import FatalApiError
+    from importer.leadsquared.client import LEAD_METADATA_PATH, LeadSquaredClient, make_session
+    from importer.mapping import load_mapping
+    from importer.preflight import preflight
+
+    from ..conftest import EXAMPLE_MAPPING
+
+    base = "https://api-in21.leadsquared.com"
+    target = "https://login.example/sso"
+
+    async def main() -> None:
+        async with make_session(Credentials("u$rkey", "secret")) as session:
+            await preflight(LeadSquaredClient(session, base), load_mapping(EXAMPLE_MAPPING))
+
+    with aioresponses() as mocked:
+        for path in (ACTIVITY_TYPES_PATH, LEAD_METADATA_PATH):
+            mocked.get(base + path, status=302, headers={"Location": target}, repeat=True)
+        mocked.get(target, payload=[], repeat=True)
+        with pytest.raises(FatalApiError) as info:
+            asyncio.run(main())
+        assert all(not str(url).startswith(target) for _, url in mocked.requests)
+    message = str(info.value)
+    assert "\n" not in message and "redirecting to https://login.example/sso" in message
+    assert "never follows redirects" in message
+
+
+def test_preflight_still_retries_a_metadata_get_whose_200_it_cannot_read() -> None:
+    """The AMBIGUOUS rule for unreadable 2xx answers is for POSTs; a GET is safe to repeat,
+    so the preflight keeps treating an HTML 200 as transient and tries again."""
+    import re
+
+    from aioresponses import CallbackResult, aioresponses
+
+    from importer.leadsquared.client import LeadSquaredClient, make_session
+    from importer.mapping import load_mapping
+    from importer.preflight import preflight
+    from importer.sandbox import SandboxAccount
+
+    from ..conftest import EXAMPLE_MAPPING
+
+    base = "https://api-in21.leadsquared.com"
+    account = SandboxAccount()
+    tries: dict[str, int] = {}
+
+    def answer(url, **kwargs) -> CallbackResult:
+        path = url.path.lower()
+        tries[path] = tries.get(path, 0) + 1
+        if tries[path] == 1:
+            return CallbackResult(status=200, body="<html>maintenance</html>")
+        if path.endswith("activitytypes.get"):
+            return CallbackResult(payload=account.get_activity_types())
+        if path.endswith("leadsmetadata.get"):
+            return CallbackResult(payload=account.get_leads_metadata())
+        return CallbackResult(payload=account.get_activity_setting(url.query["code"]))
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async def main():
+        async with make_session(Credentials("u$rkey", "secret")) as session:
+            client = LeadSquaredClient(session, base)
+            return await preflight(client, load_mapping(EXAMPLE_MAPPING), sleep=no_sleep)
+
+    with aioresponses() as mocked:
+        mocked.get(re.compile(re.escape(base) + r"/v2/.*"), callback=answer, repeat=True)
+        report = asyncio.run(main())
+    assert report.event == 105 and report.lead_fields_checked > 0
+    assert tries and set(tries.values()) == {2}  # each GET: the HTML 200, then the data

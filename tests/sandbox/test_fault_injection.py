@@ -143,3 +143,125 @@ def test_nonatomic_upsert_doubles_a_new_lead_under_concurrency_only() -> None:
     assert len(sandbox.activities) == 8
     # The same calls against the atomic upsert make one lead per email.
     assert run(fn).duplicate_leads() == 0
+
+
+def test_redirect_points_at_the_other_loopback_name_and_records_what_arrives_there() -> None:
+    seen: list[tuple[int, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        async with s.post(CREATE, json=body(), headers=AUTH, allow_redirects=False) as r:
+            seen.append((r.status, r.headers["Location"]))
+        assert sandbox.redirected == []
+        # What the fault rehearses: a client that follows takes the keys to the target,
+        # which answers a success with an Id that is no activity.
+        async with s.post(CREATE, json=body(), headers=AUTH) as r:
+            assert r.status == 200 and r.url.host == "localhost"
+            assert (await r.json())["Message"]["Id"] == "not-a-leadsquared-activity"
+
+    sandbox = run(fn, faults=FaultConfig(redirect=1.0))
+    status, location = seen[0]
+    port = sandbox.base_url.rsplit(":", 1)[1]
+    assert status == 302
+    assert location == f"http://localhost:{port}/_sandbox/redirected{CREATE}"
+    assert [(c.fault, c.http_status, c.metered) for c in sandbox.calls] == [
+        ("redirect", 302, False)
+    ] * 2
+    assert sandbox.activities == [] and sandbox.leads == {}
+    [arrival] = sandbox.redirected
+    assert (arrival.method, arrival.path, arrival.carried_keys, arrival.body_bytes) == (
+        "GET",  # a 302 turns the POST into a GET: the body stays behind, the keys don't
+        "/_sandbox/redirected" + CREATE,
+        True,
+        0,
+    )
+    assert sandbox.snapshot()["redirected"][0]["carried_keys"] is True
+    sandbox.reset()
+    assert sandbox.redirected == []
+
+
+def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_included() -> None:
+    replies: list[tuple[int, dict]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        keys = {"x-LSQ-AccessKey": "u$rECHOACCESS", "x-LSQ-SecretKey": "ECHOSECRET"}
+        replies.append(await post(s, body(), headers=keys))
+
+    sandbox = run(
+        fn,
+        access_key="u$rECHOACCESS",
+        secret_key="ECHOSECRET",
+        faults=FaultConfig(echo_headers=1.0),
+    )
+    [(status, data)] = replies
+    assert status == 500 and data["ExceptionType"] == "MXInvalidInputException"
+    message = data["ExceptionMessage"]
+    assert "x-LSQ-AccessKey: u$rECHOACCESS" in message
+    assert "x-LSQ-SecretKey: ECHOSECRET" in message
+    assert classify_reply(status, json.dumps(data)) is Kind.PERMANENT
+    assert [(c.fault, c.metered, c.activity_id) for c in sandbox.calls] == [
+        ("echo_headers", True, "")
+    ]
+    assert sandbox.activities == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "content_type", "looks"),
+    [
+        ("html_200", "text/html", lambda text: text.startswith("<html>")),
+        ("empty_200", "application/json", lambda text: text == ""),
+        (
+            "truncated_200",
+            "application/json",
+            lambda text: text.startswith('{"Status": "Success"') and not text.endswith("}"),
+        ),
+    ],
+)
+def test_garbled_answers_come_after_the_activity_was_created(fault, content_type, looks) -> None:
+    replies: list[tuple[int, str, str]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(3):
+            async with s.post(CREATE, json=body(f"g{i}@example.com"), headers=AUTH) as r:
+                replies.append((r.status, r.content_type, await r.text()))
+        # A call the account refuses gets its error, not a garbled success.
+        bad = body("not-an-email")
+        assert (await post(s, bad))[0] == 500
+
+    sandbox = run(fn, rate=100, per=1.0, faults=FaultConfig(**{fault: 1.0}))
+    for status, got_type, text in replies:
+        assert (status, got_type) == (200, content_type) and looks(text), text
+        assert classify_reply(status, text) is Kind.AMBIGUOUS  # "it may exist": never resent
+    creates = sandbox.calls[:3]
+    assert [(c.fault, c.http_status, c.metered) for c in creates] == [(fault, 200, True)] * 3
+    assert [c.activity_id for c in creates] == [a["Id"] for a in sandbox.activities]
+    assert len(sandbox.leads) == 3
+    assert sandbox.calls[3].http_status == 500 and sandbox.calls[3].activity_id == ""
+
+
+def test_huge_body_streams_a_2_mib_success_without_content_length_after_creating() -> None:
+    from importer.sandbox.faults import HUGE_BODY_BYTES
+
+    seen: list[tuple[int, str | None, str | None, bytes]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        async with s.post(CREATE, json=body(), headers=AUTH) as r:
+            seen.append(
+                (
+                    r.status,
+                    r.headers.get("Content-Length"),
+                    r.headers.get("Transfer-Encoding"),
+                    await r.read(),
+                )
+            )
+
+    sandbox = run(fn, faults=FaultConfig(huge_body=1.0))
+    [(status, length, encoding, raw)] = seen
+    assert (status, length, encoding) == (200, None, "chunked")
+    assert len(raw) == HUGE_BODY_BYTES == 2 * 1024 * 1024
+    # A client without a cap reads it all and finds a success: the activity exists.
+    answer = json.loads(raw)
+    [activity] = sandbox.activities
+    assert answer["Status"] == "Success" and answer["Message"]["Id"] == activity["Id"]
+    assert [(c.fault, c.http_status, c.activity_id) for c in sandbox.calls] == [
+        ("huge_body", 200, activity["Id"])
+    ]

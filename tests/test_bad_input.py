@@ -77,6 +77,10 @@ CASES = {
         ["run", SAMPLE, "-m", write(t, "l.yaml", "- a\n- b\n")],
         ["l.yaml"],
     ),
+    "mapping nested too deeply": lambda t: (
+        ["run", SAMPLE, "-m", write(t, "n.yaml", "version: 1\nx: " + "[" * 100_000 + "\n")],
+        ["n.yaml", "line 2", "nested too deeply"],
+    ),
     "mapping unknown key": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "activity:", "activty:")],
         ["bad.yaml", "activty"],

@@ -89,6 +89,10 @@ CASES = {
         ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: visit")],
         ["bad.yaml", "activity.event"],
     ),
+    "mapping event negative": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: -1")],
+        ["bad.yaml", "activity.event: -1 is not an activity type code"],
+    ),
     "mapping unknown timezone": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "Asia/Kolkata", "Asia/Pune")],
         ["bad.yaml", "Asia/Pune"],

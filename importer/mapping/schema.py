@@ -244,11 +244,30 @@ class _Lead(_Model):
     attributes: dict[str, AttributeSpec] = Field(min_length=1)
 
 
+# LeadSquared's activity type codes are small positive integers (custom ones start at 200);
+# 2**31 - 1 is the largest its API's 32-bit integer holds. Anything outside could only be
+# refused by the account on every row, or worse, by preflight-less runs one call at a time.
+MAX_EVENT_CODE = 2**31 - 1
+
+
 class _Activity(_Model):
     event: StrictInt
     note: Spec | None = None
     datetime: DatetimeSpec | None = None
     fields: dict[str, AttributeSpec] = Field(default_factory=dict)
+
+    @field_validator("event")
+    @classmethod
+    def _check_event(cls, code: int) -> int:
+        if not 1 <= code <= MAX_EVENT_CODE:
+            shown = str(code) if len(str(code)) <= 20 else f"{str(code)[:17]}..."
+            placeholder = " (init-mapping writes 0 as a placeholder)" if code == 0 else ""
+            raise ValueError(
+                f"{shown} is not an activity type code{placeholder}: it must be a whole number "
+                f"from 1 to {MAX_EVENT_CODE}, e.g. 105 (Settings > Activities > Custom "
+                "Activities)"
+            )
+        return code
 
 
 class _Options(_Model):

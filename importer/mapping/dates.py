@@ -196,6 +196,14 @@ def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Conver
 
     def convert(text: str) -> str:
         parsed, reads_time = parse(text)
+        try:
+            return _to_utc(text, parsed, reads_time)
+        except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
+            raise fail(
+                f"{show(text)} is outside the years 1 to 9999 once converted to UTC; check the year"
+            ) from None
+
+    def _to_utc(text: str, parsed: datetime, reads_time: bool) -> str:
         if parsed.tzinfo is None:
             local = parsed.replace(tzinfo=zone)
             utc = local.astimezone(UTC)

@@ -142,6 +142,21 @@ def test_a_time_in_the_fall_back_fold_is_its_first_occurrence(load, fmt, text):
     assert sent_time(mapping, text) == "2024-11-03 05:30:00"
 
 
+@pytest.mark.parametrize(
+    ("zone", "fmt", "text"),
+    [
+        ("Asia/Kolkata", "%Y-%m-%d %H:%M", "0001-01-01 00:00"),
+        ("America/New_York", "%Y-%m-%d %H:%M", "9999-12-31 23:00"),
+        ("UTC", "%Y-%m-%dT%H:%M%z", "0001-01-01T00:00+0100"),
+    ],
+)
+def test_a_date_time_beyond_the_calendar_in_utc_is_a_row_error(load, zone, fmt, text):
+    # It raised OverflowError out of build(): an internal error (exit 70) for one cell.
+    mapping = datetime_mapping(load, zone, fmt)
+    with pytest.raises(RowError, match="outside the years 1 to 9999 once converted to UTC"):
+        sent_time(mapping, text)
+
+
 def test_a_skipped_midnight_is_the_first_instant_of_a_date_only_value(load):
     # Chile's clocks went from 00:00 to 01:00 on 8 September 2024: a date alone means that
     # day, which began at 01:00 local (04:00 UTC); a written 00:00 is refused.

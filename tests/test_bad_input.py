@@ -93,6 +93,19 @@ CASES = {
         ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: -1")],
         ["bad.yaml", "activity.event: -1 is not an activity type code"],
     ),
+    "mapping filter backtracks": lambda t: (
+        [
+            "run",
+            SAMPLE,
+            "-m",
+            mapping_with(
+                t,
+                "# filters:\n#   skip_if:\n#     - {column: email, matches: '@example\\.invalid$'}",
+                "filters:\n  skip_if:\n    - {column: email, matches: '(a+)+$'}",
+            ),
+        ],
+        ["bad.yaml", "filters.skip_if[0].matches: '(a+)+$' repeats a group"],
+    ),
     "mapping unknown timezone": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "Asia/Kolkata", "Asia/Pune")],
         ["bad.yaml", "Asia/Pune"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 from ..exceptions import MappingError
 from .dates import date_converter, datetime_converter
 from .outcomes import Payload, RowError, RowSkipped
+from .patterns import TextTooLong, user_pattern
 from .schema import BaseSpec, Condition, DatetimeSpec, MappingFile, Spec
 from .templates import Getter, split_template, template_getter
 from .text import show
@@ -295,12 +295,20 @@ def _skip_test(index: int, condition: Condition) -> SkipTest:
 
         return test_empty
     if condition.matches is not None:
-        pattern = re.compile(condition.matches, re.IGNORECASE if fold else 0)
+        # Checked at load already (schema.Condition); this compiles the same checked pattern.
+        pattern = user_pattern(condition.matches, ignore_case=fold)
         shown = condition.matches
 
         def test_matches(values: dict[str, str]) -> None:
             cell = values.get(column, "").strip()
-            if pattern.search(cell):
+            try:
+                found = pattern.search(cell)
+            except TextTooLong as exc:  # the bound on matching time needs a bound on the text
+                raise RowError(
+                    f"{exc} ({where}); shorten the cell, or filter it with equals, in or empty",
+                    column,
+                ) from None
+            if found:
                 raise skip(f"({show(cell)}) matches '{shown}'")
 
         return test_matches

@@ -77,6 +77,10 @@ CASES = {
         ["run", SAMPLE, "-m", write(t, "l.yaml", "- a\n- b\n")],
         ["l.yaml"],
     ),
+    "mapping nested too deeply": lambda t: (
+        ["run", SAMPLE, "-m", write(t, "n.yaml", "version: 1\nx: " + "[" * 100_000 + "\n")],
+        ["n.yaml", "line 2", "nested too deeply"],
+    ),
     "mapping unknown key": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "activity:", "activty:")],
         ["bad.yaml", "activty"],
@@ -84,6 +88,23 @@ CASES = {
     "mapping event not a number": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: visit")],
         ["bad.yaml", "activity.event"],
+    ),
+    "mapping event negative": lambda t: (
+        ["run", SAMPLE, "-m", mapping_with(t, "event: 105", "event: -1")],
+        ["bad.yaml", "activity.event: -1 is not an activity type code"],
+    ),
+    "mapping filter backtracks": lambda t: (
+        [
+            "run",
+            SAMPLE,
+            "-m",
+            mapping_with(
+                t,
+                "# filters:\n#   skip_if:\n#     - {column: email, matches: '@example\\.invalid$'}",
+                "filters:\n  skip_if:\n    - {column: email, matches: '(a+)+$'}",
+            ),
+        ],
+        ["bad.yaml", "filters.skip_if[0].matches: '(a+)+$' repeats a group"],
     ),
     "mapping unknown timezone": lambda t: (
         ["run", SAMPLE, "-m", mapping_with(t, "Asia/Kolkata", "Asia/Pune")],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 from ..exceptions import MappingError
 from .dates import date_converter, datetime_converter
 from .outcomes import Payload, RowError, RowSkipped
+from .patterns import TextTooLong, user_pattern
 from .schema import BaseSpec, Condition, DatetimeSpec, MappingFile, Spec
 from .templates import Getter, split_template, template_getter
 from .text import show
@@ -295,12 +295,20 @@ def _skip_test(index: int, condition: Condition) -> SkipTest:
 
         return test_empty
     if condition.matches is not None:
-        pattern = re.compile(condition.matches, re.IGNORECASE if fold else 0)
+        # Checked at load already (schema.Condition); this compiles the same checked pattern.
+        pattern = user_pattern(condition.matches, ignore_case=fold)
         shown = condition.matches
 
         def test_matches(values: dict[str, str]) -> None:
             cell = values.get(column, "").strip()
-            if pattern.search(cell):
+            try:
+                found = pattern.search(cell)
+            except TextTooLong as exc:  # the bound on matching time needs a bound on the text
+                raise RowError(
+                    f"{exc} ({where}); shorten the cell, or filter it with equals, in or empty",
+                    column,
+                ) from None
+            if found:
                 raise skip(f"({show(cell)}) matches '{shown}'")
 
         return test_matches
@@ -336,9 +344,10 @@ def _key_normaliser(search_by: str) -> Callable[[str], str]:
 class Mapping:
     """A loaded, validated and compiled mapping file. Build one with :func:`load_mapping`.
 
-    Besides :meth:`build`, it tells a preflight check what it will send: :meth:`targets`,
-    ``activity_event``, ``lead_attributes`` (with ``lead_cfs_fields``), ``activity_fields``
-    (with ``activity_cfs_fields``) and ``validate_dropdown_options``.
+    Besides :meth:`build` (and :meth:`key_of`, the lead a row names, without building it),
+    it tells a preflight check what it will send: :meth:`targets`, ``activity_event``,
+    ``lead_attributes`` (with ``lead_cfs_fields``), ``activity_fields`` (with
+    ``activity_cfs_fields``) and ``validate_dropdown_options``.
     """
 
     def __init__(self, path: Path, label: str, model: MappingFile) -> None:
@@ -347,7 +356,7 @@ class Mapping:
         self.search_by: str = model.lead.search_by
         self.activity_event: int = model.activity.event
         self.validate_dropdown_options: bool = model.options.validate_dropdown_options
-        self._key_of = _key_normaliser(self.search_by)
+        self._normalise_key = _key_normaliser(self.search_by)
         zone = model.source.timezone
 
         # Every compiled value, in mapping order: for columns() and check_columns().
@@ -479,6 +488,25 @@ class Mapping:
             "fix the mapping or the file's header row"
         )
 
+    def key_of(self, row: Row) -> str:
+        """The row's SearchBy key, normalised for comparison exactly as ``build(row).key``.
+
+        Only the SearchBy value is worked out (its column or template, default, transforms and
+        map), so it costs a dict lookup for a plain column: fast enough to run over every row
+        of a file, e.g. to check on resume that each row still names the lead it was sent
+        for. Returns "" when the row has no key: the reader could not read it, or its SearchBy
+        value is empty or refused (the row is invalid). Filters and the other values are not
+        looked at, so a row that ``filters`` skip, or that another column makes invalid,
+        still has the key of the lead it names.
+        """
+        if row.error:
+            return ""
+        try:
+            value = self._search.resolve(row.values)
+        except RowError:
+            return ""
+        return self._normalise_key(value) if value else ""
+
     def build(self, row: Row) -> Payload:
         """The CreateCustom body for one row.
 
@@ -527,4 +555,4 @@ class Mapping:
         body: dict[str, Any] = {"LeadDetails": details, "Activity": activity}
         if self.validate_dropdown_options:
             body["ValidateDropDownOptions"] = True
-        return Payload(row=row.number, key=self._key_of(search_value), body=body)
+        return Payload(row=row.number, key=self._normalise_key(search_value), body=body)

@@ -165,25 +165,60 @@ def _unparsed(text: str, formats: list[str]) -> str:
     return message
 
 
+# Directives that read a time of day. A format without any (a date alone) means local
+# midnight, and where a zone's clocks skip midnight (Chile, Cuba, Lebanon, Egypt and others
+# start daylight saving time at 00:00) that is the day's first instant, not an error.
+_TIME_DIRECTIVES = re.compile(r"%[HIMSfpXcTRr]")
+
+
+def _reads_time(fmt: str) -> bool:
+    return _TIME_DIRECTIVES.search(fmt.replace("%%", "")) is not None
+
+
 def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Converter:
     """Parse local text with the first matching format; return UTC 'YYYY-MM-DD HH:MM:SS'.
 
     Files repeat date-times a lot (one import batch, one event day), so results are cached per
-    distinct text. A nonexistent local time (spring-forward gap) is read with the offset in
-    force before the change, an ambiguous one (fall-back) as its first occurrence (zoneinfo's
-    fold=0): such a row is at worst an hour off, which beats rejecting it.
+    distinct text. A local time the clocks skipped (a spring-forward gap) names no instant: it
+    is a row error rather than a guess an hour off. A time the clocks went through twice (a
+    fall-back fold) is its first occurrence (zoneinfo's fold=0, PEP 495's default): one fixed
+    reading, and the file gives nothing to tell the two apart.
     """
-    parse = _date_parser(formats)
+    parsers = [(fast_parser(fmt) or _strptime_parser(fmt), _reads_time(fmt)) for fmt in formats]
+
+    def parse(text: str) -> tuple[datetime, bool]:
+        """The value and whether its format read a time of day."""
+        for parser, reads_time in parsers:
+            parsed = parser(text)
+            if parsed is not None:
+                return parsed, reads_time
+        raise fail(_unparsed(text, formats))
 
     def convert(text: str) -> str:
-        parsed = parse(text)
-        if parsed is None:
-            raise fail(_unparsed(text, formats))
+        parsed, reads_time = parse(text)
+        try:
+            return _to_utc(text, parsed, reads_time)
+        except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
+            raise fail(
+                f"{show(text)} is outside the years 1 to 9999 once converted to UTC; check the year"
+            ) from None
+
+    def _to_utc(text: str, parsed: datetime, reads_time: bool) -> str:
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=zone)
+            local = parsed.replace(tzinfo=zone)
+            utc = local.astimezone(UTC)
+            # A skipped time does not survive the round trip: 02:30 on the night New York
+            # goes from 02:00 to 03:00 comes back as 03:30.
+            if reads_time and utc.astimezone(zone).replace(tzinfo=None) != parsed:
+                raise fail(
+                    f"{show(text)} does not exist in {zone.key} (the clocks skipped it); "
+                    "check the time and the time zone"
+                )
+        else:
+            utc = parsed.astimezone(UTC)
         # isoformat zero-pads the year (strftime('%Y') does not before 1000 on glibc); the
         # first 19 characters drop microseconds and the '+00:00'.
-        return parsed.astimezone(UTC).isoformat(" ")[:19]
+        return utc.isoformat(" ")[:19]
 
     return cached(convert)
 

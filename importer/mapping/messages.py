@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .schema import MappingFile
+from .schema import KeyedValueError, MappingFile
 
 # Said after "missing" or a type error for these keys, so the user knows what to write.
 _HINTS = {
@@ -114,7 +114,10 @@ def _describe(error: Any) -> str:
     elif kind == "too_short":
         what = "must not be empty"
     elif kind == "value_error":
-        what = str(error["ctx"]["error"])
+        raised = error["ctx"]["error"]
+        what = str(raised)
+        if isinstance(raised, KeyedValueError):
+            key = f"{key}.{raised.key}" if key else raised.key
         hint = None
     else:
         what = error["msg"]

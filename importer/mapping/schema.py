@@ -6,7 +6,6 @@ checked after validation, in ``load.py``.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,6 +19,7 @@ from pydantic import (
 )
 
 from .dates import check_formats, check_zone
+from .patterns import user_pattern
 from .templates import split_template
 from .text import scalar_text
 from .transforms import Step, parse_map, parse_transforms
@@ -34,6 +34,15 @@ def _text(value: Any, info: Any) -> Any:
             raise ValueError("must not be empty")
         return value
     return scalar_text(value, "")
+
+
+class KeyedValueError(ValueError):
+    """A model validator's error about one of the model's keys: messages.py names ``key`` in
+    the error's location, as a field validator's error would be."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _one_or_list(value: Any) -> Any:
@@ -205,24 +214,18 @@ class Condition(_Model):
             return [scalar_text(item, f"item {i + 1}") for i, item in enumerate(value)]
         return value
 
-    @field_validator("matches")
-    @classmethod
-    def _check_regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(
-                    f"{pattern!r} is not a regular expression ({exc}); quote it in single "
-                    "quotes so YAML keeps backslashes"
-                ) from None
-        return pattern
-
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
         tests = (self.equals, self.in_, self.matches, self.empty)
         if sum(test is not None for test in tests) != 1:
             raise ValueError("give exactly one of equals, in, matches or empty")
+        if self.matches is not None:
+            # Here rather than on the field: whether a pattern can backtrack badly depends on
+            # `case` (with it, 'a' and 'A' overlap), which a field validator cannot see.
+            try:
+                user_pattern(self.matches, ignore_case=self.case == "insensitive")
+            except ValueError as exc:
+                raise KeyedValueError("matches", str(exc)) from None
         return self
 
 
@@ -244,11 +247,30 @@ class _Lead(_Model):
     attributes: dict[str, AttributeSpec] = Field(min_length=1)
 
 
+# LeadSquared's activity type codes are small positive integers (custom ones start at 200);
+# 2**31 - 1 is the largest its API's 32-bit integer holds. Anything outside could only be
+# refused by the account on every row, or worse, by preflight-less runs one call at a time.
+MAX_EVENT_CODE = 2**31 - 1
+
+
 class _Activity(_Model):
     event: StrictInt
     note: Spec | None = None
     datetime: DatetimeSpec | None = None
     fields: dict[str, AttributeSpec] = Field(default_factory=dict)
+
+    @field_validator("event")
+    @classmethod
+    def _check_event(cls, code: int) -> int:
+        if not 1 <= code <= MAX_EVENT_CODE:
+            shown = str(code) if len(str(code)) <= 20 else f"{str(code)[:17]}..."
+            placeholder = " (init-mapping writes 0 as a placeholder)" if code == 0 else ""
+            raise ValueError(
+                f"{shown} is not an activity type code{placeholder}: it must be a whole number "
+                f"from 1 to {MAX_EVENT_CODE}, e.g. 105 (Settings > Activities > Custom "
+                "Activities)"
+            )
+        return code
 
 
 class _Options(_Model):

@@ -76,7 +76,6 @@ def test_datetime_with_offset_in_the_text_keeps_that_offset(load):
     [
         ("2024-03-09 12:00", "2024-03-09 17:00:00"),  # EST, -5
         ("2024-03-10 01:59", "2024-03-10 06:59:00"),  # last minute of EST
-        ("2024-03-10 02:30", "2024-03-10 07:30:00"),  # in the gap: read with the EST offset
         ("2024-03-10 03:00", "2024-03-10 07:00:00"),  # EDT, -4
         ("2024-03-11 12:00", "2024-03-11 16:00:00"),
         ("2024-11-03 00:30", "2024-11-03 04:30:00"),  # EDT
@@ -88,6 +87,83 @@ def test_datetime_with_offset_in_the_text_keeps_that_offset(load):
 def test_dst_transitions_in_new_york(load, local, utc):
     mapping = datetime_mapping(load, "America/New_York", "%Y-%m-%d %H:%M")
     assert sent_time(mapping, local) == utc
+
+
+# Both parsers: %b is not one the fast parser handles, so that format goes to strptime.
+FAST_AND_STRPTIME = [
+    ("%Y-%m-%d %H:%M", "2024-03-10 02:30"),
+    ("%d %b %Y %H:%M", "10 Mar 2024 02:30"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "text"), FAST_AND_STRPTIME, ids=["fast parser", "strptime"])
+def test_a_time_in_the_spring_forward_gap_is_a_row_error(load, fmt, text):
+    # 02:00 became 03:00 in New York that night: 02:30 names no instant. It used to be sent
+    # as 07:30 UTC (03:30 local) without a word.
+    assert (fast_parser(fmt) is None) == ("%b" in fmt)  # each parser is exercised
+    mapping = datetime_mapping(load, "America/New_York", fmt)
+    with pytest.raises(RowError) as caught:
+        sent_time(mapping, text)
+    assert caught.value.column == "at"
+    assert str(caught.value) == (
+        f"column 'at': '{text}' does not exist in America/New_York (the clocks skipped it); "
+        "check the time and the time zone"
+    )
+
+
+def test_the_gap_is_refused_in_any_date_time_value_and_in_a_default(load):
+    spec = {"column": "seen", "datetime": {"format": "%Y-%m-%d %H:%M:%S"}}
+    mapping = load(
+        with_changes(
+            source={"timezone": "Europe/London"},
+            lead={"attributes": {"EmailAddress": "email", "mx_Seen": spec}},
+        )
+    )
+    with pytest.raises(RowError, match="'2024-03-31 01:15:00' does not exist in Europe/London"):
+        build(mapping, email="a@x.io", seen="2024-03-31 01:15:00")
+    spec["default"] = "2024-03-31 01:15:00"
+    with pytest.raises(MappingError, match=r"mx_Seen\.default: .* does not exist in Europe/London"):
+        load(
+            with_changes(
+                source={"timezone": "Europe/London"},
+                lead={"attributes": {"EmailAddress": "email", "mx_Seen": spec}},
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [("%Y-%m-%d %H:%M", "2024-11-03 01:30"), ("%d %b %Y %H:%M", "03 Nov 2024 01:30")],
+    ids=["fast parser", "strptime"],
+)
+def test_a_time_in_the_fall_back_fold_is_its_first_occurrence(load, fmt, text):
+    # 01:30 happened twice (EDT, then EST): the first, 05:30 UTC, whichever parser reads it.
+    mapping = datetime_mapping(load, "America/New_York", fmt)
+    assert sent_time(mapping, text) == "2024-11-03 05:30:00"
+
+
+@pytest.mark.parametrize(
+    ("zone", "fmt", "text"),
+    [
+        ("Asia/Kolkata", "%Y-%m-%d %H:%M", "0001-01-01 00:00"),
+        ("America/New_York", "%Y-%m-%d %H:%M", "9999-12-31 23:00"),
+        ("UTC", "%Y-%m-%dT%H:%M%z", "0001-01-01T00:00+0100"),
+    ],
+)
+def test_a_date_time_beyond_the_calendar_in_utc_is_a_row_error(load, zone, fmt, text):
+    # It raised OverflowError out of build(): an internal error (exit 70) for one cell.
+    mapping = datetime_mapping(load, zone, fmt)
+    with pytest.raises(RowError, match="outside the years 1 to 9999 once converted to UTC"):
+        sent_time(mapping, text)
+
+
+def test_a_skipped_midnight_is_the_first_instant_of_a_date_only_value(load):
+    # Chile's clocks went from 00:00 to 01:00 on 8 September 2024: a date alone means that
+    # day, which began at 01:00 local (04:00 UTC); a written 00:00 is refused.
+    mapping = datetime_mapping(load, "America/Santiago", "%Y-%m-%d", "%Y-%m-%d %H:%M")
+    assert sent_time(mapping, "2024-09-08") == "2024-09-08 04:00:00"
+    with pytest.raises(RowError, match="does not exist in America/Santiago"):
+        sent_time(mapping, "2024-09-08 00:00")
 
 
 @pytest.mark.parametrize(

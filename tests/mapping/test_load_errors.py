@@ -31,6 +31,19 @@ MAPPING_ERRORS = [
         "activity.event: must be an integer (the activity type code, e.g. 105)",
     ),
     ("activity.event", 10.5, "activity.event: must be an integer"),
+    (
+        "activity.event",
+        -1,
+        "activity.event: -1 is not an activity type code: it must be a whole number from 1 to "
+        "2147483647, e.g. 105 (Settings > Activities > Custom Activities)",
+    ),
+    (
+        "activity.event",
+        99999999999999999999999999,
+        "activity.event: 99999999999999999... is not an activity type code",
+    ),
+    ("activity.event", 2**31, "activity.event: 2147483648 is not an activity type code"),
+    ("activity.event", 0, "activity.event: 0 is not an activity type code (init-mapping writes"),
     ("activity.event", DROP, "activity.event: missing; the activity type code"),
     ("activity", DROP, "activity: missing"),
     ("version", DROP, "version: missing; add 'version: 1'"),
@@ -156,6 +169,11 @@ def test_mapping_errors_name_the_key(write, key, value, expected):
     assert message.startswith(f"{path}: ")
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("code", [1, 105, 2**31 - 1])
+def test_event_codes_in_range_load(load, code):
+    assert load(with_changes(activity={"event": code})).activity_event == code
 
 
 def test_datetime_without_any_timezone_is_a_mapping_error(write):

@@ -130,6 +130,17 @@ def run_import(
             raise InputFileError(f"{input_path}: has a header but no data rows: nothing to import")
         with results_file.claim():
             fingerprints = Fingerprints.of(input_path, the_mapping.path)
+            if not results_file.has_metadata() and len(results_file.previous):
+                # Nothing says this is the input the file was started with: its keys must.
+                with open_input(
+                    input_path,
+                    sheet=settings.sheet,
+                    encoding=settings.encoding,
+                    delimiter=settings.delimiter,
+                ) as again:
+                    results_file.check_keys(
+                        (row.number, the_mapping.key_of(row)) for row in again.rows()
+                    )
             results_file.check_resume(fingerprints, force=settings.force_resume)
             run = _Run(
                 last_written=results_file.last_written(),

@@ -214,3 +214,28 @@ def test_a_huge_row_number_in_a_results_file_is_a_damaged_line(
         outcome = cli(*args, env=keys_env())
         assert outcome.exit_code == 2, outcome.output
         assert "line 5 is damaged" in outcome.output
+
+
+def test_a_changed_input_without_metadata_is_refused_by_its_keys(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """meta.json deleted and a row inserted at the top: the inserted row was never sent and
+    a done row was sent again. The results file's key column catches it."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(10), tmp_path / "r.csv"
+    assert run_import_process(source, results, sandbox.base_url, "--limit", "6").returncode == 0
+    (tmp_path / "r.csv.meta.json").unlink()
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    inserted = lines[1].replace("@", ".new@", 1)
+    source.write_text("".join([lines[0], inserted, *lines[1:]]), encoding="utf-8")
+    again = run_import_process(source, results, sandbox.base_url)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"{results}: row 2 was recorded for another lead than the input's row 2" in (
+        again.stderr
+    )
+    assert len(sandbox.activities) == 6
+
+    source.write_text("".join(lines), encoding="utf-8")  # the original input: it resumes
+    resumed = run_import_process(source, results, sandbox.base_url)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(sandbox.activities) == 10

@@ -19,13 +19,20 @@ import contextlib
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..exceptions import ResultsFileError
 from .fingerprint import Fingerprints, check_resume, file_digest, meta_path
-from .journal import Journal, Outcomes, read_outcomes
+from .journal import (
+    Journal,
+    Outcomes,
+    key_cell,
+    key_digest,
+    read_key_digests,
+    read_outcomes,
+)
 from .lock import ResultsLock
 from .report import ResultsReport, read_report
 from .status import Status
@@ -108,6 +115,29 @@ class ResultsFile:
         """Refuse to resume with another input or a changed mapping, unless ``force``; refuse
         a results file shorter than lsq-import last wrote it."""
         check_resume(self.path, current, started=len(self.previous) > 0, force=force)
+
+    def has_metadata(self) -> bool:
+        """Whether the fingerprints of the input and mapping are kept beside the file."""
+        return self.meta_path.exists()
+
+    def check_keys(self, keys: Iterable[tuple[int, str]]) -> None:
+        """Refuse a resume whose input no longer has, at a recorded row number, the key the
+        results file recorded there (a row inserted or removed above it).
+
+        For a results file without its metadata: with it, the input's SHA-256 says as much.
+        ``keys``: (row number, SearchBy key) of every input row, in order.
+        """
+        recorded = read_key_digests(self.path)
+        for row, key in keys:
+            if row >= len(recorded):
+                return  # no row past here was recorded
+            if recorded[row] and key_digest(key_cell(key)) != recorded[row]:
+                raise ResultsFileError(
+                    f"{self.path}: row {row} was recorded for another lead than the input's "
+                    f"row {row} ({key or 'no key'}): the input changed since, and without "
+                    f"{self.meta_path.name} to check it against, rows matched by number would "
+                    "be skipped or sent twice; use a new --results file"
+                )
 
     def finish(self) -> tuple[Counter[Status], ResultsReport]:
         """Rewrite the journal to one line per row; the counts and the report of the file.

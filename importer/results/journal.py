@@ -29,6 +29,7 @@ import fcntl
 import io
 import os
 import time
+import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -105,7 +106,7 @@ class Result:
         message = " ".join(self.error_message.split())  # one physical line per record
         return [
             str(self.row),
-            escape_cell(" ".join(self.key.splitlines())),
+            key_cell(self.key),
             self.status,
             self.activity_id,
             self.lead_id,
@@ -226,6 +227,35 @@ def read_outcomes(path: Path) -> Outcomes:
         for row, status, _ in _scan(path):
             outcomes.set(row, status)
     return outcomes
+
+
+def key_cell(key: str) -> str:
+    """The ``key`` cell a row's line holds for ``key`` (one physical line, formula-escaped)."""
+    return escape_cell(" ".join(key.splitlines()))
+
+
+def key_digest(key_text: str) -> int:
+    """A 32-bit digest of a ``key`` cell: enough to notice a row whose key changed."""
+    return zlib.crc32(key_text.encode("utf-8"))
+
+
+def read_key_digests(path: Path) -> array[int]:
+    """Row -> :func:`key_digest` of the key cell of its latest line (0: no line), 4 bytes a
+    row: what a resume without metadata checks the input against."""
+    digests: array[int] = array("I")
+    if not path.exists():
+        return digests
+    handle, _ = _open_for_scan(path)
+    with handle:
+        for number, raw in enumerate(handle, start=2):
+            if not raw.endswith(b"\n"):
+                break
+            row, _ = _row_and_status(path, number, raw)
+            cells = next(csv.reader([raw.decode("utf-8")]))
+            if row >= len(digests):
+                digests.extend([0] * (row + 1 - len(digests) + 1024))
+            digests[row] = key_digest(cells[1]) if cells[1] else 0
+    return digests
 
 
 class Journal:

@@ -43,10 +43,6 @@ _SNIFF_DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
 _SNIFF_RECORDS = 100
 
-# Appended after the last line of a CSV file. A file that ends cleanly gives it back as a record
-# of its own; a quote left open swallows it into its cell, which is how an unclosed quote is
-# told apart from a cell that merely ends the file. NUL never occurs in a text file we accept.
-_EOF_MARK = "\x00lsq-import end of file\x00"
 
 _UNCLOSED_QUOTE = (
     "a quoted cell is never closed, so the row runs to the end of the file; "
@@ -57,6 +53,26 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+class _Lines:
+    """The file's physical lines as :class:`csv.reader` reads them, and what it cannot say.
+
+    csv.reader (with ``strict=False``) gives back a quoted cell that runs to the end of the file
+    as if the file had closed it. The only sign is that the record arrives after the last line
+    was read, so that is said here, out of band: ``ended`` turns true when the file has no more
+    lines. No text in the file can end reading early or pass for the end of the file.
+    """
+
+    __slots__ = ("_handle", "ended")
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self.ended = False
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._handle
+        self.ended = True
+
+
 class _CsvInput(InputFile):
     def __init__(
         self,
@@ -65,6 +81,7 @@ class _CsvInput(InputFile):
         columns: list[str],
         header_row: int,
         handle: TextIO,
+        lines: _Lines,
         records: Iterator[list[str]],
         delimiter: str,
     ) -> None:
@@ -73,6 +90,7 @@ class _CsvInput(InputFile):
         self.delimiter = delimiter
         self._handle: TextIO | None = handle
         self._enc = handle.encoding
+        self._lines = lines
         self._records = records
 
     @classmethod
@@ -99,10 +117,11 @@ class _CsvInput(InputFile):
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         try:
-            records = csv.reader(itertools.chain(handle, [_EOF_MARK]), delimiter=delimiter)
-            header, header_row = _read_csv_header(p, display, enc, records)
+            lines = _Lines(handle)
+            records = csv.reader(lines, delimiter=delimiter)
+            header, header_row = _read_csv_header(p, display, enc, lines, records)
             columns = _check_header(display, header, _where(header_row), lambda i: str(i + 1))
-            return cls(p, display, columns, header_row, handle, records, delimiter)
+            return cls(p, display, columns, header_row, handle, lines, records, delimiter)
         except BaseException:
             handle.close()
             raise
@@ -110,24 +129,22 @@ class _CsvInput(InputFile):
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
         width = len(columns)
-        mark = _EOF_MARK
+        lines = self._lines
         number = self.header_row
         try:
-            # The hot loop: a well-formed row costs a length check, an end-mark check, a strip
-            # of its first cell and a dict. Everything unusual goes through _odd_row.
+            # The hot loop: a well-formed row costs a length check, an end-of-file check, a
+            # strip of its first cell and a dict. Everything unusual goes through _odd_row.
             for cells in self._records:
                 number += 1
-                if len(cells) == width and not cells[-1].endswith(mark):
+                if len(cells) == width and not lines.ended:
                     if cells[0].strip() or not _is_blank(cells):
                         yield Row(number, dict(zip(columns, cells, strict=False)))  # checked
                     continue
-                if cells == [mark]:
-                    return  # the end of the file, reached cleanly
                 row = self._odd_row(number, cells)
                 if row is not None:
                     yield row
-                    if row.error == _UNCLOSED_QUOTE:
-                        return  # it swallowed the rest of the file
+                if lines.ended:
+                    return  # the record was still open when the file ended: nothing follows
         except UnicodeDecodeError as exc:
             raise _decode_error(self._display, self.path, self._enc, exc) from exc
         except csv.Error as exc:
@@ -141,13 +158,9 @@ class _CsvInput(InputFile):
         """A row that is short, long, blank, or ends the file inside a quote."""
         columns = self.columns
         width = len(columns)
-        if cells and cells[-1].endswith(_EOF_MARK):
-            cells[-1] = cells[-1][: -len(_EOF_MARK)]
-            return Row(
-                number,
-                _padded(columns, cells),
-                error=_UNCLOSED_QUOTE,
-            )
+        if self._lines.ended:
+            # csv.reader only hands over a record after the last line when a quote left it open
+            return Row(number, _padded(columns, cells), error=_UNCLOSED_QUOTE)
         if len(cells) < width:
             if _is_blank(cells):
                 return None
@@ -254,18 +267,14 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def _read_csv_header(
-    p: Path, display: str, enc: str, records: Iterator[list[str]]
+    p: Path, display: str, enc: str, lines: _Lines, records: Iterator[list[str]]
 ) -> tuple[list[str], int]:
     """Return the header cells and its row number: the first record that is not blank."""
     number = 0
     try:
         for record in records:
             number += 1
-            if record == [_EOF_MARK]:
-                if number == 1:
-                    raise InputFileError(f"{display}: the file is empty; expected a header row")
-                raise InputFileError(f"{display}: no header row (the file has only blank lines)")
-            if record and record[-1].endswith(_EOF_MARK):
+            if lines.ended:
                 raise InputFileError(
                     f"{display}: row {number}: a quoted cell in the header is never closed; "
                     "check for a stray '\"' in the header"
@@ -278,7 +287,9 @@ def _read_csv_header(
         raise _csv_error(display, number + 1, exc) from exc
     except OSError as exc:
         raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
-    raise AssertionError("unreachable: the end mark is always read")  # pragma: no cover
+    if number == 0:
+        raise InputFileError(f"{display}: the file is empty; expected a header row")
+    raise InputFileError(f"{display}: no header row (the file has only blank lines)")
 
 
 def _csv_error(display: str, number: int, exc: csv.Error) -> InputFileError:

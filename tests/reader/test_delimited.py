@@ -401,3 +401,25 @@ def test_explicit_delimiter_wins_and_tsv_stays_tab(tmp_path: Path) -> None:
     assert read_all(path, delimiter=";")[1] == [Row(2, {"a": "1", "b,c": "2,3"})]
     tsv = write(tmp_path, "d.tsv", "a;b;c\n1;2;3\n")
     assert read_all(tsv) == (["a;b;c"], [Row(2, {"a;b;c": "1;2;3"})])
+
+
+# --------------------------------------------------------------------------------------------
+# CSV: nothing in the file ends reading early
+
+# The text the reader once appended after the last line to find the end of the file: a line
+# holding exactly that, or a cell ending with it, ended reading there (2000 rows, 1500 sent).
+OLD_END_MARK = "\x00lsq-import end of file\x00"
+
+
+@pytest.mark.parametrize(
+    "line", [OLD_END_MARK, f"x@y.in,{OLD_END_MARK}", f'x@y.in,"{OLD_END_MARK}"']
+)
+def test_no_line_of_the_file_ends_reading(tmp_path: Path, line: str) -> None:
+    # row 1501 is the odd line, past the first 64 KiB; all 2000 rows must still come out
+    rows_text = [f"lead{i:05}@example.com,{'n' * 40}" for i in range(2, 2002)]
+    rows_text[1501 - 2] = line
+    path = write(tmp_path, "m.csv", "email,note\n" + "\n".join(rows_text) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 2002))
+    assert rows[-1] == Row(2001, {"email": "lead02001@example.com", "note": "n" * 40})
+    assert all(not r.error for r in rows if r.number != 1501)

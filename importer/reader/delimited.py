@@ -13,6 +13,10 @@ CSV details:
   and the column and suggesting an encoding ("line 1955, column 'city': cannot decode as
   utf-8 (try --encoding cp1252)"); the rows around it are read as usual. In the header they
   are a file error, since no column can be named.
+* A NUL character anywhere in a data row makes that row an error row naming the line and the
+  column: it is binary data, not text, and must never reach LeadSquared inside a value. In the
+  header it means the file is not text at all (a binary file, or UTF-16 without a byte-order
+  mark): a file error.
 * Delimiter: ``.tsv`` is tab-separated; for ``.csv`` and ``.txt`` the delimiter is sniffed from
   the first records among ``,`` ``;`` tab and ``|`` (a European export with ``;`` just works).
   The winner splits the header into the most columns without making any sampled row longer than
@@ -60,6 +64,11 @@ _UNCLOSED_QUOTE = (
     "check for a stray '\"' in this row"
 )
 
+_BINARY = (
+    "contains binary data (NUL bytes), not CSV text; check the file "
+    "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
+)
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -99,7 +108,7 @@ class _Lines:
       file as if the file had closed it. The only sign is that the record arrives after the
       last line was read: ``ended`` turns true then, and :data:`_END` is added to ``flags``.
     * csv.reader does not know which line a cell came from: the number of each line holding
-      undecodable bytes is added to ``flags``.
+      undecodable bytes or a NUL is added to ``flags``.
 
     The row loop clears ``flags`` after each record that has some, so that they always belong
     to the record just read (csv.reader never reads past the end of a record); a record with
@@ -120,8 +129,8 @@ class _Lines:
         undecodable = _UNDECODABLE.search
         seen, before = _undecodable_seen, _undecodable_seen[0]
         for number, line in enumerate(self._handle, start=1):
-            # isascii() is O(1) on a str: ASCII lines cost nothing more
-            if not line.isascii() and seen[0] != before and undecodable(line):
+            # isascii() is O(1) on a str: ASCII lines cost one search for a NUL (a memchr)
+            if "\x00" in line or (not line.isascii() and seen[0] != before and undecodable(line)):
                 flags.append(number)
             self.line = line
             yield line
@@ -162,7 +171,7 @@ class _CsvInput(InputFile):
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         enc = _resolve_encoding(display, encoding, head)
-        _reject_binary(display, enc, head)
+        _reject_office(display, head)
         if delimiter is None:
             if p.suffix.lower() == ".tsv":
                 delimiter = "\t"
@@ -180,7 +189,7 @@ class _CsvInput(InputFile):
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         try:
             self = cls(p, display, [], 0, handle, _Lines(handle), delimiter)
-            header, self.header_row = self._read_header()
+            header, self.header_row = self._read_header(head)
             self.columns = _check_header(
                 display, header, _where(self.header_row), lambda i: str(i + 1)
             )
@@ -189,14 +198,24 @@ class _CsvInput(InputFile):
             handle.close()
             raise
 
-    def _read_header(self) -> tuple[list[str], int]:
-        """Return the header cells and its row number: the first record that is not blank."""
+    def _read_header(self, head: bytes) -> tuple[list[str], int]:
+        """Return the header cells and its row number: the first record that is not blank.
+
+        ``head`` is the file's first 64 KiB, to tell a binary file from a header that only
+        does not decode."""
         display, lines, records = self._display, self._lines, self._records
         number = 0
         try:
             for record in records:
                 number += 1
                 if lines.flags and lines.flags[0] != _END:
+                    # No header holds a NUL; UTF-16 without a byte-order mark has one in every
+                    # line, and a binary file (a PNG) either one or bytes that do not decode
+                    # near NUL bytes. A header that only does not decode is the encoding's fault.
+                    if any("\x00" in cell for cell in record) or (
+                        b"\x00" in head and _ascii_compatible(self._enc)
+                    ):
+                        raise InputFileError(f"{display}: {_BINARY}")
                     raise InputFileError(f"{display}: {_decode_message(self._enc, lines.flags[0])}")
                 if lines.ended:
                     raise InputFileError(
@@ -324,7 +343,7 @@ class _CsvInput(InputFile):
         width = len(columns)
         flags = self._lines.flags
         if flags and flags[0] != _END:
-            return self._undecodable_row(number, cells, flags[0])
+            return self._binary_row(number, cells, flags[0])
         if self._lines.ended:
             # csv.reader only hands over a record after the last line when a quote left it open
             return Row(number, _padded(columns, cells), error=_UNCLOSED_QUOTE)
@@ -343,19 +362,25 @@ class _CsvInput(InputFile):
             f"quote any cell that contains '{self.delimiter}'",
         )
 
-    def _undecodable_row(self, number: int, cells: list[str], line: int) -> Row:
-        """The error row for a record with undecodable bytes, naming the line and the column.
+    def _binary_row(self, number: int, cells: list[str], line: int) -> Row:
+        """The error row for a record with undecodable bytes or a NUL, naming the line (the
+        first flagged one) and the column of the first cell holding one.
 
-        The cells that hold them are blanked in ``values``: a lone surrogate cannot be written
-        to a UTF-8 file or sent, and the row is not imported anyway."""
+        Those cells are blanked in ``values``: a lone surrogate cannot be written to a UTF-8
+        file, a NUL must not be sent, and the row is not imported anyway."""
         columns = self.columns
-        bad = [i for i, cell in enumerate(cells) if _UNDECODABLE.search(cell)]
-        cells = ["" if i in bad else cell for i, cell in enumerate(cells)]
+        bad = [i for i, cell in enumerate(cells) if "\x00" in cell or _UNDECODABLE.search(cell)]
         where = f"line {line}"
+        error = _decode_message(self._enc, line, where)
         if bad:
             i = bad[0]
             where += f", column '{columns[i]}'" if i < len(columns) else f", cell {i + 1}"
-        return Row(number, _padded(columns, cells), error=_decode_message(self._enc, line, where))
+            if _UNDECODABLE.search(cells[i]):
+                error = _decode_message(self._enc, line, where)
+            else:
+                error = f"{where}: holds a NUL character (binary data, not text); remove it"
+        cells = ["" if i in bad else cell for i, cell in enumerate(cells)]
+        return Row(number, _padded(columns, cells), error=error)
 
     def close(self) -> None:
         handle, self._handle = self._handle, None
@@ -393,8 +418,9 @@ def _resolve_encoding(display: str, encoding: str | None, head: bytes) -> str:
     return "utf-8-sig" if info.name == "utf-8" else encoding
 
 
-def _reject_binary(display: str, enc: str, head: bytes) -> None:
-    """Refuse a file that is not text before the decoder produces a misleading message."""
+def _reject_office(display: str, head: bytes) -> None:
+    """Refuse a workbook saved under a text name before the decoder produces a misleading
+    message. (Other binary files are refused when their header turns out to hold NULs.)"""
     if head.startswith(_ZIP_MAGIC):
         raise InputFileError(
             f"{display}: is a zip file, not CSV text (an Excel .xlsx workbook?); "
@@ -404,11 +430,6 @@ def _reject_binary(display: str, enc: str, head: bytes) -> None:
         raise InputFileError(
             f"{display}: is an Office file, not CSV text (an Excel .xls workbook?); "
             "give it its .xls name, or export the sheet as CSV"
-        )
-    if b"\x00" in head and _ascii_compatible(enc):
-        raise InputFileError(
-            f"{display}: contains binary data (NUL bytes), not CSV text; check the file "
-            "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
         )
 
 

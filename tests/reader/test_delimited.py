@@ -443,6 +443,54 @@ def test_an_io_error_mid_file_is_an_input_read_error_after_the_rows_before(
     )
 
 
+@pytest.mark.parametrize("row", [5, 3_000])
+def test_a_nul_anywhere_makes_its_row_an_error_row(tmp_path: Path, row: int) -> None:
+    # Row 5 is in the first 64 KiB, where a NUL once refused the whole file; row 3000 is past
+    # them, where it once went to LeadSquared inside a value (item 12). Both: that row's error.
+    lines = [f"r{n}@x.in,note {n},{n}" for n in range(2, 4_000)]
+    lines[row - 2] = f"r{row}@x.in,a\x00b,{row}"
+    path = write(tmp_path, "n.csv", "email,note,n\n" + "\n".join(lines) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 4_000))
+    assert [r for r in rows if r.error] == [
+        Row(
+            row,
+            {"email": f"r{row}@x.in", "note": "", "n": str(row)},
+            error=f"line {row}, column 'note': holds a NUL character (binary data, not text); "
+            "remove it",
+        )
+    ]
+    assert all("\x00" not in v for r in rows for v in r.values.values())
+
+
+def test_a_nul_in_a_multi_line_cell_names_its_line_and_extra_cells_by_number(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "n.csv", 'a,b\n1,"x\ny\x00"\n2,z\n3,q,\x00\n4,w\n')
+    assert read_all(path)[1] == [
+        Row(
+            2,
+            {"a": "1", "b": ""},
+            error="line 3, column 'b': holds a NUL character (binary data, not text); remove it",
+        ),
+        Row(3, {"a": "2", "b": "z"}),
+        Row(
+            4,
+            {"a": "3", "b": "q"},
+            error="line 5, cell 3: holds a NUL character (binary data, not text); remove it",
+        ),
+        Row(5, {"a": "4", "b": "w"}),
+    ]
+
+
+def test_a_nul_in_the_header_is_a_binary_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", "email,ci\x00ty\na@x.in,Pune\n")
+    assert input_error(path).endswith(
+        "h.csv: contains binary data (NUL bytes), not CSV text; check the file "
+        "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
+    )
+
+
 @pytest.mark.parametrize("name", ["klingon", "base64", "rot13"])
 def test_unknown_encoding(tmp_path: Path, name: str) -> None:
     path = write(tmp_path, "a.csv", "a\n1\n")
@@ -575,3 +623,4 @@ def test_no_line_of_the_file_ends_reading(tmp_path: Path, line: str) -> None:
     assert [r.number for r in rows] == list(range(2, 2002))
     assert rows[-1] == Row(2001, {"email": "lead02001@example.com", "note": "n" * 40})
     assert all(not r.error for r in rows if r.number != 1501)
+    assert "holds a NUL character" in rows[1501 - 2].error  # the old mark is made of NULs

@@ -3,8 +3,14 @@
 Memory and streaming: Excel files (``.xlsx``, ``.xlsm``, ``.xls``) are read with
 python-calamine. Calamine loads the whole sheet into (Rust) memory when the sheet is opened;
 only the conversion to Python text is done row by row. A sheet of a million rows therefore costs
-its full size in memory: export such a sheet to CSV instead. Dates in workbooks using the 1904
-date system come out right.
+its full size in memory: export such a sheet to CSV instead. Calamine fills the whole grid from
+the first to the last used cell, so an ``.xlsx``/``.xlsm`` sheet spanning more than
+:data:`~.sheetxml.MAX_SHEET_CELLS` cells (20,000,000, about 650 MB there) is refused before it
+is loaded, with an InputFileError naming the sheet and its extent: one cell at ``XFD1048576``
+would otherwise make calamine abort the process (see :mod:`.sheetxml`). ``.xls`` sheets are not
+checked: BIFF8 allows 65,536 x 256 cells (about 1 GB in calamine), but a crafted file with a
+column number past 255 still aborts it. Dates in workbooks using the 1904 date system come out
+right.
 
 Why calamine directly and not ``pandas.read_excel(engine="calamine")``: pandas drops the empty
 rows above the header (losing the real Excel row numbers), turns booleans into ``True`` and dates
@@ -22,6 +28,7 @@ import python_calamine
 
 from ..exceptions import InputFileError
 from .base import InputFile, Row, _check_header, _is_blank
+from .sheetxml import check_sheet_size
 
 __all__ = ["render_cell"]
 
@@ -142,6 +149,8 @@ class _ExcelInput(InputFile):
                     f"{display}: no sheet number {sheet} (sheets, counted from 0: {listed})"
                 )
             sheet = names[sheet]
+        if p.suffix.lower() in (".xlsx", ".xlsm"):
+            check_sheet_size(p, display, sheet)  # before calamine allocates the grid
         try:
             data = workbook.get_sheet_by_name(sheet)
         except Exception as exc:

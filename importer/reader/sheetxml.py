@@ -1,11 +1,11 @@
 """What python-calamine cannot be asked about an ``.xlsx``/``.xlsm`` sheet: its size, before
-it is loaded.
+it is loaded, and which of its cells hold an Excel error or a formula without a saved value.
 
 python-calamine builds the grid from the top-left to the bottom-right cell it finds and fills
 every cell of it in memory, about 32 bytes each. One cell at ``XFD1048576`` is a grid of 17
 billion cells: the allocation fails and Rust aborts the whole process (exit 134, a backtrace,
 no results file flushed). It has no option to refuse, and exposes no dimensions before
-loading, so :func:`check_sheet_size` reads the sheet's XML inside the zip first and refuses a
+loading, so :func:`check_sheet` reads the sheet's XML inside the zip first and refuses a
 sheet larger than :data:`MAX_SHEET_CELLS` with one InputFileError line.
 
 The check streams the sheet's XML (flat memory) and refuses
@@ -27,24 +27,38 @@ sheet to an XML parse (expat, without namespaces, as calamine reads it) that pla
 the way calamine does (a cell without ``r`` goes right of the one before it), so no spelling
 of the XML hides a cell; that takes a few seconds per million cells.
 
+python-calamine gives ``""`` for a cell holding an Excel error (``#N/A``, ``#DIV/0!``,
+``#REF!``...) and for a formula whose value was never saved (files written by programs that do
+not calculate, such as openpyxl), exactly as for an empty cell: ``#N/A`` in a column went on as
+"empty", and a row holding only ``#DIV/0!`` was dropped as blank. The same pass finds those
+cells in the XML (``t="e"``, and ``<f>`` followed by no or an empty ``<v>``, except for a
+string result, whose saved value may be empty), and :func:`sheet_problems` streams them, one
+message per row, in the order of the XML, for the reader to turn those rows into error rows.
+Excel writes rows in order; for a sheet whose rows are not, the problems are gathered and
+sorted first, which costs memory in proportion to the rows that have them. A formula whose
+saved value is wrong (xlsxwriter saves 0 for every formula it does not calculate) cannot be
+told from a right one.
+
 ``.xls`` files are not checked here: see the Excel reader's docstring.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import posixpath
 import re
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from xml.parsers import expat
 
 from ..exceptions import InputFileError
 
-__all__ = ["MAX_SHEET_CELLS", "check_sheet_size"]
+__all__ = ["MAX_SHEET_CELLS", "SheetCheck", "check_sheet", "sheet_problems"]
 
 MAX_SHEET_CELLS = 20_000_000
 """The largest grid (rows x columns, from the top-left to the bottom-right used cell) read from
@@ -58,9 +72,24 @@ _SHEET_DATA = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?sheetData[\s/>]")
 _REF = re.compile(r"\$?([A-Z]{1,3})\$?([0-9]{1,7})")
 
 
-def check_sheet_size(path: Path, display: str, sheet: str) -> None:
+@dataclass(frozen=True)
+class SheetCheck:
+    """What :func:`check_sheet` found out about a sheet that is not too large."""
+
+    part: str
+    """The sheet's XML inside the zip."""
+    parse: bool
+    """Whether its cells can only be placed by parsing the XML (see the module docstring)."""
+    problems: bool
+    """Whether some cell holds an Excel error or a formula without a saved value."""
+    in_order: bool
+    """Whether those cells come in the order of their rows in the XML."""
+
+
+def check_sheet(path: Path, display: str, sheet: str) -> SheetCheck:
     """Raise InputFileError when ``sheet`` of the workbook at ``path`` declares or spans more
-    cells than :data:`MAX_SHEET_CELLS`, or when its XML cannot be found to be checked."""
+    cells than :data:`MAX_SHEET_CELLS`, or when its XML cannot be found or read; else say
+    what :func:`sheet_problems` needs."""
     where = f"{display}: sheet '{sheet}'"
     try:
         with zipfile.ZipFile(path) as archive:
@@ -70,35 +99,98 @@ def check_sheet_size(path: Path, display: str, sheet: str) -> None:
                     f"{where}: its XML is not where the workbook says, so its size cannot be "
                     "checked; open the file in Excel and save it again, or save the sheet as CSV"
                 )
+            order = _Order()
             with archive.open(part) as xml:
-                declared, cells = _fast_extent(xml, lambda: archive.open(part))
+                declared, cells = _fast_extent(xml, lambda: archive.open(part), order)
             if declared is not None and _area(declared) > MAX_SHEET_CELLS:
                 _refuse(where, declared, "declares")
-            if cells is _UNPLACED:
+            parse = cells is _UNPLACED
+            if parse:
+                order = _Order()
                 with archive.open(part) as xml:
-                    cells = _exact_extent(xml)
+                    cells = _exact_extent(xml, order)
     except InputFileError:
         raise
-    except (
-        OSError,
-        zipfile.BadZipFile,
-        ET.ParseError,
-        expat.ExpatError,
-        KeyError,
-        ValueError,
-    ) as exc:
-        raise InputFileError(
-            f"{where}: cannot read its XML ({' '.join(str(exc).split())}); open the file in "
-            "Excel and save it again, or save the sheet as CSV"
-        ) from exc
-    if cells is not None and cells is not _UNPLACED and _area(cells) > MAX_SHEET_CELLS:
+    except (OSError, zipfile.BadZipFile, ET.ParseError, expat.ExpatError, ValueError) as exc:
+        raise _unreadable(where, exc) from exc
+    if cells is not None and _area(cells) > MAX_SHEET_CELLS:
         _refuse(where, cells, "has cells in")
+    return SheetCheck(part, parse, order.seen, order.ascending)
+
+
+def sheet_problems(path: Path, check: SheetCheck) -> Iterator[tuple[int, str]]:
+    """(row number, what is wrong) for each row holding an Excel error or a formula without a
+    saved value, in row order, naming up to three of its cells: "C14: the cell holds the Excel
+    error #N/A". Reads the XML again, streaming unless its rows are out of order; close it to
+    close the file early."""
+    if not check.problems:
+        return
+    found = _sheet_problems(path, check)
+    if check.in_order:
+        yield from _by_row(found)
+        return
+    rows: dict[int, list[str]] = {}
+    for row, _, message in found:
+        rows.setdefault(row, []).append(message)
+    for row in sorted(rows):
+        yield row, _row_message(rows[row])
+
+
+def _sheet_problems(path: Path, check: SheetCheck) -> Iterator[tuple[int, int, str]]:
+    with zipfile.ZipFile(path) as archive, archive.open(check.part) as xml:
+        if check.parse:
+            yield from _ExactScan(_Order()).problems_in(xml)
+        else:
+            for data, cut in _chunks(xml):
+                yield from _chunk_problems(data, cut)
+
+
+def _by_row(found: Iterator[tuple[int, int, str]]) -> Iterator[tuple[int, str]]:
+    row, messages = 0, list[str]()
+    for at, _, message in found:
+        if at != row and messages:
+            yield row, _row_message(messages)
+            messages = []
+        row = at
+        messages.append(message)
+    if messages:
+        yield row, _row_message(messages)
+
+
+def _row_message(messages: list[str]) -> str:
+    text = "; ".join(messages[:3])
+    if len(messages) > 3:
+        text += f"; and {len(messages) - 3} more cells like these"
+    return text
+
+
+def _unreadable(where: str, exc: Exception) -> InputFileError:
+    return InputFileError(
+        f"{where}: cannot read its XML ({' '.join(str(exc).split())}); open the file in "
+        "Excel and save it again, or save the sheet as CSV"
+    )
+
+
+class _Order:
+    """Whether problem cells were seen, and whether their rows never went back."""
+
+    __slots__ = ("ascending", "last", "seen")
+
+    def __init__(self) -> None:
+        self.seen, self.ascending, self.last = False, True, 0
+
+    def note(self, found: list[tuple[int, int, str]]) -> None:
+        for row, _, _ in found:
+            self.seen = True
+            if row < self.last:
+                self.ascending = False
+            self.last = row
 
 
 _Box = tuple[int, int, int, int]
 """First row, first column, last row, last column; 1-based, inclusive."""
 
-_UNPLACED: _Box = (0, 0, -1, -1)
+_UNPLACED: _Box = (1, 1, 0, 0)
 """From the fast pass: a cell it cannot place was found; parse the XML."""
 
 
@@ -170,12 +262,12 @@ _CELL_REFS = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"')
 
 
 def _fast_extent(
-    xml: IO[bytes], reopen: Callable[[], IO[bytes]]
+    xml: IO[bytes], reopen: Callable[[], IO[bytes]], order: _Order
 ) -> tuple[_Box | None, _Box | None]:
     """The declared dimension (None without one), and the box of the sheet's cells: None for
     a sheet without cells, :data:`_UNPLACED` when a cell was found that the search cannot
     place. Stops early, returning the box so far, once it is too large; ``reopen`` gives the
-    XML again for a second search."""
+    XML again for a second search. Problem cells are noted in ``order`` on the way."""
     head = b""  # up to <sheetData>: the dimension comes before it
     while len(head) < 16 * _CHUNK:
         chunk = xml.read(_CHUNK)
@@ -190,11 +282,7 @@ def _fast_extent(
         return declared, None
     box: _Box | None = None
     searched_with = 0  # the largest "last allowed row" a megabyte was searched with
-    data = head
-    while True:
-        cut = data.rfind(b"<")  # a tag never holds a '<': the cut never splits one
-        if cut <= 0:
-            cut = len(data)
+    for data, cut in _chunks(xml, head):
         if _prefixed_cell(data, cut):
             return declared, _UNPLACED
         if box is None or _outside(box).search(data, 0, cut):
@@ -215,12 +303,9 @@ def _fast_extent(
                     )
                 if _area(box) > MAX_SHEET_CELLS:
                     return declared, box
+        order.note(_chunk_problems(data, cut))
         if box is not None:
             searched_with = max(searched_with, _last_allowed_row(box))
-        chunk = xml.read(_CHUNK)
-        if not chunk:
-            break
-        data = data[cut:] + chunk
     if box is None:
         return declared, None
     if searched_with > _last_allowed_row(box):
@@ -228,18 +313,36 @@ def _fast_extent(
         # search them again for rows beyond the final one.
         with reopen() as again:
             below = _below(_last_allowed_row(box))
-            data = b""
-            while chunk := again.read(_CHUNK):
-                data += chunk
-                cut = data.rfind(b"<")
-                cut = len(data) if cut <= 0 else cut
+            for data, cut in _chunks(again):
                 if below.search(data, 0, cut):
                     deepest = max(int(d) for _, d in _CELL_REFS.findall(data, 0, cut))
                     return declared, (box[0], box[1], deepest, box[3])
-                data = data[cut:]
     # Rows in megabytes not looked at cell by cell are only known to be within the allowance:
     # the box's bottom may be short, but its area is within the limit either way.
     return declared, box
+
+
+def _cut(data: bytes) -> int:
+    """Where to end this megabyte's search: before the last cell it starts (so that no cell is
+    split, for :func:`_chunk_problems`), or at least before the last tag (a tag never holds a
+    '<', so that never splits one)."""
+    cut = data.rfind(b"<c ")
+    if cut <= 0:
+        cut = data.rfind(b"<")
+    return cut if cut > 0 else len(data)
+
+
+def _chunks(xml: IO[bytes], data: bytes = b"") -> Iterator[tuple[bytes, int]]:
+    """The XML a megabyte at a time (after ``data``, read already), each with the
+    :func:`_cut` to search it up to; the rest comes again at the start of the next one, and
+    the last one is searched to its end."""
+    while chunk := xml.read(_CHUNK):
+        data += chunk
+        cut = _cut(data)
+        yield data, cut
+        data = data[cut:]
+    if data:
+        yield data, len(data)
 
 
 def _last_allowed_row(box: _Box) -> int:
@@ -337,51 +440,198 @@ def _less(value: str, alphabet: str) -> str:
 # The exact pass: place every cell as calamine does.
 
 
-def _exact_extent(xml: IO[bytes]) -> _Box | None:
-    """The grid of all cells, each placed as calamine places it: at its ``r`` when it has one,
-    else right of the cell before it in its row (a row without ``r`` follows the one before).
-    None for a sheet without cells.
+def _exact_extent(xml: IO[bytes], order: _Order) -> _Box | None:
+    """The grid of all cells, each placed as calamine places it; problem cells are noted in
+    ``order``. None for a sheet without cells."""
+    scan = _ExactScan(order)
+    for _ in scan.problems_in(xml):
+        pass
+    return scan.box()
 
-    Parsed with expat without namespaces, as calamine does: it takes any element whose name
-    ends in ``:c`` for a cell, whatever the prefix, bound or not."""
-    top = left = 1 << 30
-    bottom = right = 0
-    row = column = 0  # where a cell without r goes; 0-based, as calamine counts
 
-    def start(name: str, attributes: dict[str, str]) -> None:
-        nonlocal top, left, bottom, right, row, column
+class _ExactScan:
+    """The sheet parsed with expat, without namespaces, as calamine reads it: any element whose
+    name ends in ``:c`` is a cell, whatever its prefix, bound or not. Each cell is placed at its
+    ``r`` when it has one, else right of the cell before it in its row (a row without ``r``
+    follows the one before), as calamine does."""
+
+    def __init__(self, order: _Order) -> None:
+        self._order = order
+        self._top = self._left = 1 << 30
+        self._bottom = self._right = 0
+        self._row = self._column = 0  # where a cell without r goes; 0-based, as calamine counts
+        self._at = (0, 0)
+        self._type: str | None = None
+        self._formula: list[str] | None = None  # the formula's text, when the cell has one
+        self._value: list[str] | None = None  # the saved value's text, when it has one
+        self._into: list[str] | None = None  # where character data goes
+        self._found: list[tuple[int, int, str]] = []
+
+    def box(self) -> _Box | None:
+        if self._bottom == 0:
+            return None
+        return self._top, self._left, self._bottom, self._right
+
+    def problems_in(self, xml: IO[bytes]) -> Iterator[tuple[int, int, str]]:
+        """Parse ``xml`` 64 KiB at a time, yielding the problem cells found as it goes."""
+        parser = expat.ParserCreate()
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        while True:
+            chunk = xml.read(1 << 16)
+            parser.Parse(chunk, not chunk)
+            found, self._found = self._found, []
+            self._order.note(found)
+            yield from found
+            if not chunk:
+                return
+
+    def _start(self, name: str, attributes: dict[str, str]) -> None:
         local = name.rpartition(":")[2]
         if local == "c":
             ref = attributes.get("r")
             if ref is None:
-                at = row
+                at = self._row
             else:  # calamine takes its column for the cells after it, not its row
-                at, column = _parse_ref(ref)
-            top, bottom = min(top, at + 1), max(bottom, at + 1)
-            left, right = min(left, column + 1), max(right, column + 1)
+                at, self._column = _parse_ref(ref)
+            self._at = (at, self._column)
+            self._top, self._bottom = min(self._top, at + 1), max(self._bottom, at + 1)
+            self._left = min(self._left, self._column + 1)
+            self._right = max(self._right, self._column + 1)
+            self._type, self._formula, self._value = attributes.get("t"), None, None
         elif local == "row":
             r = attributes.get("r")
             if r is not None:
-                row = int(r) - 1
+                self._row = int(r) - 1
+        elif local == "f":
+            self._formula = self._into = []
+        elif local == "v":
+            self._value = self._into = []
 
-    def end(name: str) -> None:
-        nonlocal row, column
+    def _end(self, name: str) -> None:
         local = name.rpartition(":")[2]
         if local == "c":
-            column += 1
+            row, column = self._at
+            problem = _problem(
+                self._type,
+                None if self._formula is None else "".join(self._formula),
+                None if self._value is None else "".join(self._value),
+            )
+            if problem:
+                ref = f"{_letters(column + 1)}{row + 1}"
+                self._found.append((row + 1, column + 1, f"{ref}: {problem}"))
+            self._column += 1
         elif local == "row":
-            row, column = row + 1, 0
+            self._row, self._column = self._row + 1, 0
+        elif local in ("f", "v"):
+            self._into = None
 
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.ParseFile(xml)
-    return None if bottom == 0 else (top, left, bottom, right)
+    def _text(self, text: str) -> None:
+        if self._into is not None:
+            self._into.append(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Problem cells, as the fast pass finds them: every cell starts with a plain <c r="A1".
+
+_CELL_START = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"([^>]*)>')
+_TYPE = re.compile(rb'\st\s*=\s*["\']([^"\']*)')
+# a formula not followed by a saved value: no <v>, or an empty one, before </c>
+_NO_VALUE = re.compile(rb"(?:</f>|<f\b[^>]*/>)\s*(<v\s*/>|<v>\s*</v>)?\s*</c>")
+_FORMULA = re.compile(rb"<f\b[^>]*?(?:/>|>([^<]*)</f>)")
+_VALUE = re.compile(rb"<v>([^<]*)</v>")
+
+
+def _chunk_problems(data: bytes, cut: int) -> list[tuple[int, int, str]]:
+    """The problem cells in ``data[:cut]``, as (row, column, "C14: ..."), in the order of the
+    XML. Only the cells around a ``t="e"`` or a formula are looked at: nothing else is parsed,
+    so a sheet without either costs two searches a megabyte."""
+    cells: dict[int, tuple[int, int, str]] = {}  # by where the cell starts: each cell once
+    at = data.find(b't="e"', 0, cut)
+    while at >= 0:
+        cell = _cell_at(data, at, cut)
+        if cell is not None and cell.kind == "e":
+            value = _VALUE.search(cell.content)
+            problem = _problem("e", None, None if value is None else _text(value.group(1)))
+            cells[cell.start] = (cell.row, cell.column, f"{cell.ref}: {problem}")
+        at = data.find(b't="e"', at + 1, cut)
+    if data.find(b"<f", 0, cut) >= 0:
+        for match in _NO_VALUE.finditer(data, 0, cut):
+            cell = _cell_at(data, match.start(), cut)
+            if cell is None or cell.start in cells:
+                continue
+            formula = _FORMULA.search(cell.content)
+            text = None if formula is None else _text(formula.group(1) or b"")
+            problem = _problem(cell.kind, text, "" if match.group(1) else None)
+            if problem:
+                cells[cell.start] = (cell.row, cell.column, f"{cell.ref}: {problem}")
+    return [cells[start] for start in sorted(cells)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    start: int
+    ref: str
+    row: int
+    column: int
+    kind: str | None
+    """Its ``t`` attribute."""
+    content: bytes
+    """Between its start tag and ``</c>``."""
+
+
+def _cell_at(data: bytes, inside: int, cut: int) -> _Cell | None:
+    """The cell ``data[inside]`` falls in, if any."""
+    start = data.rfind(b"<c ", 0, inside)
+    match = _CELL_START.match(data, start) if start >= 0 else None
+    if match is None:
+        return None
+    if match.group(3).endswith(b"/"):  # <c r="A1" s="2"/>: nothing inside
+        close = end = match.end()
+    else:
+        close = data.find(b"</c>", match.end(), cut)
+        close = cut if close < 0 else close
+        end = close + 4
+    if inside >= end:
+        return None
+    kind = _TYPE.search(match.group(3))
+    letters, digits = match.group(1).decode(), match.group(2).decode()
+    return _Cell(
+        start,
+        letters + digits,
+        int(digits),
+        _column_number(letters),
+        None if kind is None else kind.group(1).decode("ascii", "replace"),
+        data[match.end() : close],
+    )
+
+
+def _text(raw: bytes) -> str:
+    return html.unescape(raw.decode("utf-8", "replace"))
+
+
+def _problem(kind: str | None, formula: str | None, value: str | None) -> str:
+    """What is wrong with a cell of type ``kind`` (its t) holding ``formula`` and the saved
+    ``value`` (None when there is none), or "" when nothing is."""
+    if kind == "e":
+        return (
+            f"the cell holds the Excel error {value}" if value else "the cell holds an Excel error"
+        )
+    if formula is None:
+        return ""
+    if value is not None and (value.strip() or kind in ("str", "inlineStr")):
+        return ""  # a saved value; for a string result an empty one is the value
+    shown = f" ={formula[:60]}{'...' if len(formula) > 60 else ''}" if formula else ""
+    return (
+        f"the formula{shown} has no saved value (the file was written by a program that does "
+        "not calculate formulas); open and save it in Excel, or export the sheet as CSV"
+    )
 
 
 def _parse_ref(ref: str) -> tuple[int, int]:
     """ "B7" -> (6, 1), 0-based; ValueError for anything else."""
-    match = _REF.fullmatch(ref.strip())
+    match = _REF.fullmatch(ref.strip().upper())
     if match is None:
         raise ValueError(f"bad cell reference {ref!r}")
     return int(match.group(2)) - 1, _column_number(match.group(1)) - 1

@@ -116,8 +116,8 @@ def test_sheets_within_the_limit_are_read(tmp_path: Path) -> None:
         f'<row r="1000000">{inline("Z1000000", "a")}{inline("AA1000000", "b")}</row>'
         f'<row r="1000009">{inline("AA1000009", "x")}</row>',
     )
-    sheetxml.check_sheet_size(at_the_limit, "limit.xlsx", "S")  # (reading it all takes seconds)
-    sheetxml.check_sheet_size(far, "far.xlsx", "S")  # 10 rows x 2 columns, however far down
+    sheetxml.check_sheet(at_the_limit, "limit.xlsx", "S")  # (reading it all takes seconds)
+    sheetxml.check_sheet(far, "far.xlsx", "S")  # 10 rows x 2 columns, however far down
 
 
 def test_a_sheet_that_widens_half_way_is_searched_again(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_a_sheet_that_widens_half_way_is_searched_again(tmp_path: Path) -> None:
         f"30,000,000 cells), {LIMIT}"
     )
     fine = write_xlsx(tmp_path / "f.xlsx", "".join(rows + [wide]))
-    sheetxml.check_sheet_size(fine, "f.xlsx", "S")  # 60,001 rows x 20 columns: fine
+    sheetxml.check_sheet(fine, "f.xlsx", "S")  # 60,001 rows x 20 columns: fine
 
 
 def test_the_exact_pass_places_cells_as_calamine_does(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_the_exact_pass_places_cells_as_calamine_does(tmp_path: Path) -> None:
         assert data.start is not None and data.end is not None
         expected = (data.start[0] + 1, data.start[1] + 1, data.end[0] + 1, data.end[1] + 1)
         with zipfile.ZipFile(path) as archive, archive.open("xl/worksheets/sheet1.xml") as xml:
-            assert sheetxml._exact_extent(xml) == expected, sheet_data
+            assert sheetxml._exact_extent(xml, sheetxml._Order()) == expected, sheet_data
 
 
 @pytest.mark.parametrize(

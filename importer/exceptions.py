@@ -24,6 +24,24 @@ class InputFileError(ImporterError):
     """The input file cannot be read (missing, unreadable, undecodable, bad header)."""
 
 
+class InputReadError(InputFileError):
+    """The file broke off mid-way: rows before it were yielded; the run stops (exit 4, resumable).
+
+    Raised by the row iterator of :func:`importer.reader.open_input` (never by ``open_input``
+    itself) when reading cannot go on past a point and the reader cannot find the start of a
+    next row: an I/O error from the disk or network share half-way through the file, or bytes
+    the decoder cannot get past. Every row before that point was yielded, and may have been
+    sent; nothing after it was. A problem confined to one row (a cell over the size limit,
+    bytes that do not decode) is not raised: that row comes out with ``Row.error`` set.
+
+    It is an :class:`InputFileError` so that code which only knows "the input file is bad"
+    still stops, but unlike an up-front InputFileError (exit 2, nothing was sent) it exits 4:
+    the results file records what was done, and the same command resumes once the file reads.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+
 class MappingError(ImporterError):
     """The mapping file is missing, unparsable, invalid, or does not fit the input file."""
 

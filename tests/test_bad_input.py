@@ -1,5 +1,6 @@
 """Bad input of every kind: one clean line naming the file (and row, column or key), a
-documented exit code, no traceback, and nothing written or sent."""
+documented exit code, no traceback, and nothing written or sent; and bad rows in a good file:
+those rows are invalid, the rest is imported."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from importer.cli import cli
+from importer.exitcodes import ExitStatus
 
-from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
 
 CORPUS = ROOT / "tests" / "corpus"
 SAMPLE = ROOT / "sample_data" / "leads.csv"
 HEADER = SAMPLE.read_text(encoding="utf-8-sig").splitlines()[0]
 BIG_ROW = "A,B,a@x.com,9845098450,Pune,Pending,01/05/2024 10:00,100,P," + "y" * 10_000_000
+# In the header, a 10 MB cell and a byte that is not UTF-8 are the file's problems; in a data row
+# they are that row's (test_bad_rows_are_invalid_and_the_rest_is_imported).
+BIG_HEADER = HEADER + "," + "y" * 10_000_000
 
 
 def mapping_with(tmp_path: Path, old: str, new: str) -> Path:
@@ -49,16 +54,16 @@ CASES = {
         ["run", CORPUS / "workbook_named.csv"],
         ["workbook_named.csv", ".xlsx"],
     ),
-    "10 MB cell": lambda t: (
-        ["run", write(t, "big.csv", f"{HEADER}\n{BIG_ROW}\n")],
-        ["big.csv", "row 2", "longer than"],
+    "10 MB header cell": lambda t: (
+        ["run", write(t, "big.csv", f"{BIG_HEADER}\n{BIG_ROW}\n")],
+        ["big.csv", "row 1", "longer than"],
     ),
     "unsupported type": lambda t: (["run", write(t, "leads.pdf", "%PDF")], ["leads.pdf", ".pdf"]),
     "missing input": lambda t: (["run", t / "nope.csv"], ["nope.csv"]),
     "unknown encoding": lambda t: (["run", SAMPLE, "--encoding", "klingon"], ["klingon"]),
-    "undecodable bytes": lambda t: (
-        ["run", write(t, "w.csv", "first_name,email\nJos\xe9,j@x.com\n".encode("cp1252"))],
-        ["w.csv", "cp1252"],
+    "undecodable header": lambda t: (
+        ["run", write(t, "w.csv", "first_name,e-mail (café)\nJose,j@x.com\n".encode("cp1252"))],
+        ["w.csv", "line 1", "cp1252"],
     ),
     "duplicate header": lambda t: (
         ["run", write(t, "d.csv", "email,email\na@x,b@x\n")],
@@ -165,3 +170,30 @@ def test_bad_input_gives_one_clean_line_and_exit_2(case: str, tmp_path: Path) ->
     for needle in needles:
         assert needle in message, message
     assert not (tmp_path / "results.csv").exists() or case == "results file not ours"
+
+
+def test_bad_rows_are_invalid_and_the_rest_is_imported(sandbox_thread, tmp_path: Path) -> None:
+    # Once a 10 MB cell or a cp1252 byte in a data row stopped the run with exit 2 ("nothing
+    # was sent") even when rows before it had been sent. Each is now its row's problem.
+    records = SAMPLE.read_text(encoding="utf-8-sig").split("\n")[:31]
+    assert not any(r.count('"') % 2 for r in records)  # one record per line: line = row
+    records[12 - 1] = BIG_ROW
+    records[20 - 1] = records[20 - 1].replace(",", ",Jos\xe9 ", 1)  # cp1252 in one row
+    path = tmp_path / "bad_rows.csv"
+    path.write_bytes(
+        b"\n".join(r.encode("cp1252" if n == 20 else "utf-8") for n, r in enumerate(records, 1))
+        + b"\n"
+    )
+    summary = import_into(sandbox_thread(rate=100, per=1.0), path, tmp_path / "r.csv")
+    assert summary.exit_status is ExitStatus.ROWS_FAILED
+    assert summary.by_status == {"success": 28, "invalid": 2}, summary.to_text()
+    invalid = {
+        int(line["row"]): line["error_message"]
+        for line in read_results(tmp_path / "r.csv")
+        if line["status"] == "invalid"
+    }
+    assert invalid == {
+        12: "line 12: a cell is longer than 131,072 characters (no LeadSquared field holds that "
+        "much)",
+        20: "line 20, column 'last_name': cannot decode as utf-8 (try --encoding cp1252)",
+    }

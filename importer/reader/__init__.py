@@ -9,11 +9,20 @@ person will look at. Rows whose cells are all empty are counted but not yielded.
 Problems are reported at the smallest scope that is true:
 
 * A problem with one row (more cells than the header, a quoted cell never closed before the end
-  of the file) gives a :class:`Row` whose ``error`` says what is wrong; reading goes on with
-  the next row, and the mapping turns that row into an ``invalid`` result.
-* A problem with the file (missing, binary, undecodable, empty, a blank or duplicate header
-  name) raises :class:`~importer.exceptions.InputFileError` with a one-line message. Bytes that
-  do not decode are a file problem: the encoding is wrong for the whole file, not for one row.
+  of the file, bytes that do not decode, a NUL character, a cell longer than any LeadSquared
+  field) gives a :class:`Row` whose ``error`` says what is wrong, naming the line and column
+  where it can; reading goes on with the next row, and the mapping turns that row into an
+  ``invalid`` result. Rows before a bad one may already have been sent, so a problem found
+  only when its row is reached never stops the run as if nothing had been: bytes that do not
+  decode may be a wrong encoding for the whole file, but they are reported for the rows that
+  hold them.
+* A problem with the file (missing, binary, i.e. a NUL in the header, empty, a header that does
+  not decode, a blank or duplicate header name) raises
+  :class:`~importer.exceptions.InputFileError` with a one-line message, from
+  :func:`open_input`: before any row is read.
+* When reading cannot go on at all half-way (an I/O error from the disk or a network share),
+  the row iterator raises :class:`~importer.exceptions.InputReadError`, an InputFileError
+  meaning "the file broke off: the rows before were yielded" (exit 4, resumable).
 
 The package is split by format: :mod:`.base` holds :class:`Row`, :class:`InputFile` and the
 header checks both formats share, :mod:`.delimited` the CSV/TSV/TXT reader and :mod:`.excel`

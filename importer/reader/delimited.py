@@ -9,7 +9,14 @@ CSV details:
 
 * Encoding: UTF-8 with or without a byte-order mark by default; a UTF-16 file with a
   byte-order mark is recognised without ``encoding``. Anything else (cp1252, latin-1) needs
-  ``encoding``; the error for undecodable bytes names the physical line and suggests one.
+  ``encoding``. Bytes that do not decode make their row an error row naming the physical line
+  and the column and suggesting an encoding ("line 1955, column 'city': cannot decode as
+  utf-8 (try --encoding cp1252)"); the rows around it are read as usual. In the header they
+  are a file error, since no column can be named.
+* A NUL character anywhere in a data row makes that row an error row naming the line and the
+  column: it is binary data, not text, and must never reach LeadSquared inside a value. In the
+  header it means the file is not text at all (a binary file, or UTF-16 without a byte-order
+  mark): a file error.
 * Delimiter: ``.tsv`` is tab-separated; for ``.csv`` and ``.txt`` the delimiter is sniffed from
   the first records among ``,`` ``;`` tab and ``|`` (a European export with ``;`` just works).
   The winner splits the header into the most columns without making any sampled row longer than
@@ -21,8 +28,15 @@ CSV details:
   10 cells, found 11") whose ``values`` hold its first cells, unless the extra cells are all
   empty (a trailing delimiter), which a spreadsheet shows as nothing either.
 * A quote that is never closed swallows the rest of the file into one cell: that row is an error
-  row and the last one. If the swallowed text is longer than :func:`csv.field_size_limit`,
-  reading stops with an InputFileError naming the row instead.
+  row and the last one.
+* A cell longer than :func:`csv.field_size_limit` (128 Ki characters; no LeadSquared field holds
+  that much) makes its row an error row naming the lines it spans. Reading goes on after the
+  row's end, found by following the quotes as csv.reader does, so the rest of a huge quoted cell
+  never comes out as rows of its own.
+
+Reading never stops half-way because of what a row holds. Only an I/O error half-way (a disk
+or a network share failing) stops it, with :class:`~importer.exceptions.InputReadError` after
+the rows before it were yielded.
 """
 
 from __future__ import annotations
@@ -31,11 +45,12 @@ import codecs
 import csv
 import io
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..exceptions import InputFileError
+from ..exceptions import InputFileError, InputReadError
 from .base import InputFile, Row, _check_header, _is_blank
 
 # Delimiters tried when none is given, in tie-break order.
@@ -43,18 +58,84 @@ _SNIFF_DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
 _SNIFF_RECORDS = 100
 
-# Appended after the last line of a CSV file. A file that ends cleanly gives it back as a record
-# of its own; a quote left open swallows it into its cell, which is how an unclosed quote is
-# told apart from a cell that merely ends the file. NUL never occurs in a text file we accept.
-_EOF_MARK = "\x00lsq-import end of file\x00"
 
 _UNCLOSED_QUOTE = (
     "a quoted cell is never closed, so the row runs to the end of the file; "
     "check for a stray '\"' in this row"
 )
 
+_BINARY = (
+    "contains binary data (NUL bytes), not CSV text; check the file "
+    "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
+)
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# The decoder's error handler: each byte that does not decode becomes the lone surrogate
+# U+DC00 + byte (what "surrogateescape" does for bytes >= 0x80, here for every byte, so that
+# UTF-16 can go on too) and decoding goes on. A strict decoder never produces a lone surrogate,
+# so one in a line means undecodable bytes there. A strict decoder would instead fail for its
+# whole 8 KiB block, taking the good rows before the bad byte down with it.
+_UNDECODABLE_ERRORS = "lsq-import-undecodable"
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
+# How often the handler has run, in any file. Searching every non-ASCII line for a surrogate
+# costs a microsecond a line (a third of the reading time of a file with Indian names), so a
+# file only searches its lines once this has moved since it was opened: a file without bad
+# bytes never does. (Another file's bad bytes, in another thread, only make it search.)
+_undecodable_seen = [0]
+
+
+def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _undecodable_seen[0] += 1
+    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(_UNDECODABLE_ERRORS, _mark_undecodable)
+
+_END = 0
+"""In :attr:`_Lines.flags`: the file has no more lines (line numbers start at 1)."""
+
+
+class _Lines:
+    """The file's physical lines as :class:`csv.reader` reads them, and what it cannot say.
+
+    Both are said out of band, in ``flags``, so that no text in the file can pass for them:
+
+    * csv.reader (with ``strict=False``) gives back a quoted cell that runs to the end of the
+      file as if the file had closed it. The only sign is that the record arrives after the
+      last line was read: ``ended`` turns true then, and :data:`_END` is added to ``flags``.
+    * csv.reader does not know which line a cell came from: the number of each line holding
+      undecodable bytes or a NUL is added to ``flags``.
+
+    The row loop clears ``flags`` after each record that has some, so that they always belong
+    to the record just read (csv.reader never reads past the end of a record); a record with
+    no flags, the usual case, costs one truth test. ``line`` is the last line read, for
+    finding the end of a row csv.reader gave up on.
+    """
+
+    __slots__ = ("_handle", "ended", "flags", "line")
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self.ended = False
+        self.flags: list[int] = []
+        self.line = ""
+
+    def __iter__(self) -> Iterator[str]:
+        flags = self.flags
+        undecodable = _UNDECODABLE.search
+        seen, before = _undecodable_seen, _undecodable_seen[0]
+        for number, line in enumerate(self._handle, start=1):
+            # isascii() is O(1) on a str: ASCII lines cost one search for a NUL (a memchr)
+            if "\x00" in line or (not line.isascii() and seen[0] != before and undecodable(line)):
+                flags.append(number)
+            self.line = line
+            yield line
+        self.ended = True
+        flags.append(_END)
 
 
 class _CsvInput(InputFile):
@@ -65,7 +146,7 @@ class _CsvInput(InputFile):
         columns: list[str],
         header_row: int,
         handle: TextIO,
-        records: Iterator[list[str]],
+        lines: _Lines,
         delimiter: str,
     ) -> None:
         super().__init__(path, display, columns, header_row)
@@ -73,7 +154,14 @@ class _CsvInput(InputFile):
         self.delimiter = delimiter
         self._handle: TextIO | None = handle
         self._enc = handle.encoding
-        self._records = records
+        self._lines = lines
+        self._line_iter = iter(lines)
+        self._records = csv.reader(self._line_iter, delimiter=delimiter)
+        self._header_end = 0
+        """csv.reader's line_num at the end of the header."""
+        self._skipped = 0
+        """Lines read past csv.reader (the rest of an oversized row): add them to its line_num
+        for the physical line."""
 
     @classmethod
     def open(cls, p: Path, display: str, encoding: str | None, delimiter: str | None) -> _CsvInput:
@@ -83,7 +171,7 @@ class _CsvInput(InputFile):
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         enc = _resolve_encoding(display, encoding, head)
-        _reject_binary(display, enc, head)
+        _reject_office(display, head)
         if delimiter is None:
             if p.suffix.lower() == ".tsv":
                 delimiter = "\t"
@@ -95,59 +183,170 @@ class _CsvInput(InputFile):
                 f"got {delimiter!r}"
             )
         try:
-            handle = open(p, encoding=enc, newline="")  # noqa: SIM115 - closed by close()
+            # closed by close()
+            handle = open(p, encoding=enc, newline="", errors=_UNDECODABLE_ERRORS)  # noqa: SIM115
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         try:
-            records = csv.reader(itertools.chain(handle, [_EOF_MARK]), delimiter=delimiter)
-            header, header_row = _read_csv_header(p, display, enc, records)
-            columns = _check_header(display, header, _where(header_row), lambda i: str(i + 1))
-            return cls(p, display, columns, header_row, handle, records, delimiter)
+            self = cls(p, display, [], 0, handle, _Lines(handle), delimiter)
+            header, self.header_row = self._read_header(head)
+            self.columns = _check_header(
+                display, header, _where(self.header_row), lambda i: str(i + 1)
+            )
+            return self
         except BaseException:
             handle.close()
             raise
 
+    def _read_header(self, head: bytes) -> tuple[list[str], int]:
+        """Return the header cells and its row number: the first record that is not blank.
+
+        ``head`` is the file's first 64 KiB, to tell a binary file from a header that only
+        does not decode."""
+        display, lines, records = self._display, self._lines, self._records
+        number = 0
+        try:
+            for record in records:
+                number += 1
+                if lines.flags and lines.flags[0] != _END:
+                    # No header holds a NUL; UTF-16 without a byte-order mark has one in every
+                    # line, and a binary file (a PNG) either one or bytes that do not decode
+                    # near NUL bytes. A header that only does not decode is the encoding's fault.
+                    if any("\x00" in cell for cell in record) or (
+                        b"\x00" in head and _ascii_compatible(self._enc)
+                    ):
+                        raise InputFileError(f"{display}: {_BINARY}")
+                    raise InputFileError(f"{display}: {_decode_message(self._enc, lines.flags[0])}")
+                if lines.ended:
+                    raise InputFileError(
+                        f"{display}: row {number}: a quoted cell in the header is never closed; "
+                        "check for a stray '\"' in the header"
+                    )
+                if not _is_blank(record):
+                    self._header_end = records.line_num
+                    return record, number
+        except UnicodeDecodeError as exc:  # pragma: no cover - the error handler takes them all
+            raise InputFileError(f"{display}: {_decode_message(self._enc, None)}") from exc
+        except csv.Error as exc:
+            raise _csv_error(display, number + 1, exc) from exc
+        except OSError as exc:
+            raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
+        if number == 0:
+            raise InputFileError(f"{display}: the file is empty; expected a header row")
+        raise InputFileError(f"{display}: no header row (the file has only blank lines)")
+
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
         width = len(columns)
-        mark = _EOF_MARK
+        lines = self._lines
+        flags = lines.flags
+        records = self._records
         number = self.header_row
+        ended_on = self._header_end  # csv.reader's line_num where the last record ended
         try:
-            # The hot loop: a well-formed row costs a length check, an end-mark check, a strip
-            # of its first cell and a dict. Everything unusual goes through _odd_row.
-            for cells in self._records:
-                number += 1
-                if len(cells) == width and not cells[-1].endswith(mark):
-                    if cells[0].strip() or not _is_blank(cells):
-                        yield Row(number, dict(zip(columns, cells, strict=False)))  # checked
-                    continue
-                if cells == [mark]:
-                    return  # the end of the file, reached cleanly
-                row = self._odd_row(number, cells)
-                if row is not None:
+            while True:
+                try:
+                    # The hot loop: a well-formed row costs a flags test, a length check, a
+                    # strip of its first cell, a dict and noting where it ended. Everything
+                    # unusual goes through _odd_row.
+                    for cells in records:
+                        number += 1
+                        if not flags and len(cells) == width:
+                            if cells[0].strip() or not _is_blank(cells):
+                                yield Row(number, dict(zip(columns, cells, strict=False)))
+                            ended_on = records.line_num
+                            continue
+                        row = self._odd_row(number, cells)
+                        ended_on = records.line_num
+                        if lines.ended:
+                            if row is not None:
+                                yield row
+                            return  # the record was still open when the file ended
+                        flags.clear()
+                        if row is not None:
+                            yield row
+                    return
+                except csv.Error as exc:
+                    # csv.reader gave up on this record but starts the next one afresh on
+                    # the next line: report the row, find its real end, and go on.
+                    number += 1
+                    row = self._oversized_row(number, exc, ended_on)
+                    ended_on = records.line_num
                     yield row
-                    if row.error == _UNCLOSED_QUOTE:
-                        return  # it swallowed the rest of the file
-        except UnicodeDecodeError as exc:
-            raise _decode_error(self._display, self.path, self._enc, exc) from exc
-        except csv.Error as exc:
-            raise _csv_error(self._display, number + 1, exc) from exc
+                    if lines.ended:
+                        return
+        except UnicodeDecodeError as exc:  # pragma: no cover - the error handler takes them all
+            raise InputReadError(
+                f"{self._display}: row {number + 1}: {_decode_message(self._enc, None)}; "
+                "the rows before it were read"
+            ) from exc
         except OSError as exc:
-            raise InputFileError(f"{self._display}: cannot read: {exc.strerror or exc}") from exc
+            raise InputReadError(
+                f"{self._display}: reading broke off at row {number + 1} "
+                f"({exc.strerror or exc}); the rows before it were read"
+            ) from exc
         finally:
             self.close()
 
+    def _oversized_row(self, number: int, exc: csv.Error, ended_on: int) -> Row:
+        """The error row for a record csv.reader refused, once the lines it spans are read.
+
+        With ``newline=""`` and ``strict=False`` csv.reader only refuses a cell longer than
+        :func:`csv.field_size_limit`. It stops at the line where the cell passed the limit, and
+        would read the next line as a new record, which is wrong when that cell is quoted and
+        goes on: the rest of the cell would come out as rows (a huge quoted note whose lines
+        look like leads). So the quotes are followed from the record's first line on, the way
+        csv.reader reads them, and the lines up to the record's real end are read here.
+        """
+        lines, records = self._lines, self._records
+        if "field larger than field limit" not in str(exc):  # pragma: no cover - see above
+            raise InputReadError(
+                f"{self._display}: row {number}: cannot parse as CSV ({exc}); "
+                "the rows before it were read"
+            ) from exc
+        first = ended_on + self._skipped + 1
+        last = records.line_num + self._skipped
+        # A record only goes on past a line end inside a quoted cell: if it began on an earlier
+        # line, the line where csv.reader gave up began inside one.
+        open_quote = _ends_in_quotes(lines.line, first < last, self.delimiter or ",")
+        while open_quote:
+            line = next(self._line_iter, None)
+            if line is None:
+                break
+            self._skipped += 1
+            last += 1
+            open_quote = _ends_in_quotes(line, True, self.delimiter or ",")
+        ended = lines.ended
+        lines.flags.clear()  # undecodable bytes in these lines are part of this row's error
+        if ended:
+            lines.flags.append(_END)
+        span = f"line {first}" if first == last else f"lines {first} to {last}"
+        if ended and open_quote:
+            error = (
+                f"a quoted cell is never closed, so the row runs to the end of the file "
+                f"({span}) and a cell is longer than {csv.field_size_limit():,} characters; "
+                "check for a stray '\"' in this row"
+            )
+        else:
+            error = (
+                f"{span}: a cell is longer than {csv.field_size_limit():,} characters "
+                "(no LeadSquared field holds that much)"
+            )
+            if first != last:
+                error += "; if the row has a stray '\"', it swallowed the lines after it"
+        return Row(number, dict.fromkeys(self.columns, ""), error=error)
+
     def _odd_row(self, number: int, cells: list[str]) -> Row | None:
-        """A row that is short, long, blank, or ends the file inside a quote."""
+        """A row that holds undecodable bytes, is short, long, blank, or ends the file inside a
+        quote."""
         columns = self.columns
         width = len(columns)
-        if cells and cells[-1].endswith(_EOF_MARK):
-            cells[-1] = cells[-1][: -len(_EOF_MARK)]
-            return Row(
-                number,
-                _padded(columns, cells),
-                error=_UNCLOSED_QUOTE,
-            )
+        flags = self._lines.flags
+        if flags and flags[0] != _END:
+            return self._binary_row(number, cells, flags[0])
+        if self._lines.ended:
+            # csv.reader only hands over a record after the last line when a quote left it open
+            return Row(number, _padded(columns, cells), error=_UNCLOSED_QUOTE)
         if len(cells) < width:
             if _is_blank(cells):
                 return None
@@ -162,6 +361,26 @@ class _CsvInput(InputFile):
             error=f"expected {width} cells, found {len(cells)}; "
             f"quote any cell that contains '{self.delimiter}'",
         )
+
+    def _binary_row(self, number: int, cells: list[str], line: int) -> Row:
+        """The error row for a record with undecodable bytes or a NUL, naming the line (the
+        first flagged one) and the column of the first cell holding one.
+
+        Those cells are blanked in ``values``: a lone surrogate cannot be written to a UTF-8
+        file, a NUL must not be sent, and the row is not imported anyway."""
+        columns = self.columns
+        bad = [i for i, cell in enumerate(cells) if "\x00" in cell or _UNDECODABLE.search(cell)]
+        where = f"line {line}"
+        error = _decode_message(self._enc, line, where)
+        if bad:
+            i = bad[0]
+            where += f", column '{columns[i]}'" if i < len(columns) else f", cell {i + 1}"
+            if _UNDECODABLE.search(cells[i]):
+                error = _decode_message(self._enc, line, where)
+            else:
+                error = f"{where}: holds a NUL character (binary data, not text); remove it"
+        cells = ["" if i in bad else cell for i, cell in enumerate(cells)]
+        return Row(number, _padded(columns, cells), error=error)
 
     def close(self) -> None:
         handle, self._handle = self._handle, None
@@ -199,8 +418,9 @@ def _resolve_encoding(display: str, encoding: str | None, head: bytes) -> str:
     return "utf-8-sig" if info.name == "utf-8" else encoding
 
 
-def _reject_binary(display: str, enc: str, head: bytes) -> None:
-    """Refuse a file that is not text before the decoder produces a misleading message."""
+def _reject_office(display: str, head: bytes) -> None:
+    """Refuse a workbook saved under a text name before the decoder produces a misleading
+    message. (Other binary files are refused when their header turns out to hold NULs.)"""
     if head.startswith(_ZIP_MAGIC):
         raise InputFileError(
             f"{display}: is a zip file, not CSV text (an Excel .xlsx workbook?); "
@@ -210,11 +430,6 @@ def _reject_binary(display: str, enc: str, head: bytes) -> None:
         raise InputFileError(
             f"{display}: is an Office file, not CSV text (an Excel .xls workbook?); "
             "give it its .xls name, or export the sheet as CSV"
-        )
-    if b"\x00" in head and _ascii_compatible(enc):
-        raise InputFileError(
-            f"{display}: contains binary data (NUL bytes), not CSV text; check the file "
-            "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
         )
 
 
@@ -253,34 +468,6 @@ def _sniff_delimiter(sample: str) -> str:
     return best
 
 
-def _read_csv_header(
-    p: Path, display: str, enc: str, records: Iterator[list[str]]
-) -> tuple[list[str], int]:
-    """Return the header cells and its row number: the first record that is not blank."""
-    number = 0
-    try:
-        for record in records:
-            number += 1
-            if record == [_EOF_MARK]:
-                if number == 1:
-                    raise InputFileError(f"{display}: the file is empty; expected a header row")
-                raise InputFileError(f"{display}: no header row (the file has only blank lines)")
-            if record and record[-1].endswith(_EOF_MARK):
-                raise InputFileError(
-                    f"{display}: row {number}: a quoted cell in the header is never closed; "
-                    "check for a stray '\"' in the header"
-                )
-            if not _is_blank(record):
-                return record, number
-    except UnicodeDecodeError as exc:
-        raise _decode_error(display, p, enc, exc) from exc
-    except csv.Error as exc:
-        raise _csv_error(display, number + 1, exc) from exc
-    except OSError as exc:
-        raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
-    raise AssertionError("unreachable: the end mark is always read")  # pragma: no cover
-
-
 def _csv_error(display: str, number: int, exc: csv.Error) -> InputFileError:
     """csv.Error with newline='' and strict=False means a cell over the field size limit: a
     huge cell, or (more often) a stray quote swallowing the rows after it."""
@@ -293,31 +480,45 @@ def _csv_error(display: str, number: int, exc: csv.Error) -> InputFileError:
     return InputFileError(f"{display}: row {number}: cannot parse as CSV ({exc})")
 
 
-def _decode_error(display: str, p: Path, enc: str, exc: UnicodeDecodeError) -> InputFileError:
+def _decode_message(enc: str, line: int | None, where: str | None = None) -> str:
+    """ "line 7: cannot decode as utf-8 (try --encoding cp1252)", without the file's name."""
     shown = "utf-8" if enc == "utf-8-sig" else enc
     hint = "try --encoding cp1252" if shown == "utf-8" else "check --encoding"
-    line = _first_undecodable_line(p, enc)
-    at = f"line {line}: " if line else ""
-    return InputFileError(f"{display}: {at}cannot decode as {shown} ({hint})")
+    where = where or (f"line {line}" if line else "")
+    return f"{where + ': ' if where else ''}cannot decode as {shown} ({hint})"
 
 
-def _first_undecodable_line(p: Path, enc: str) -> int | None:
-    """Find the physical line of the first bad byte; only on error, so the extra pass is fine.
-
-    Only for encodings where a newline byte is always a newline (UTF-8, single-byte codepages);
-    for UTF-16 and friends we say nothing rather than something wrong."""
-    if not _ascii_compatible(enc):
-        return None
-    try:
-        with open(p, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                try:
-                    raw.decode(enc)
-                except UnicodeDecodeError:
-                    return number
-    except OSError:
-        return None
-    return None
+def _ends_in_quotes(line: str, quoted: bool, delimiter: str) -> bool:
+    """Whether a quoted cell is still open at the end of ``line``, read the way csv.reader
+    reads it (``strict=False``, ``""`` for a quote, no escape character), from inside a quoted
+    cell when ``quoted``. Used only to find the end of a row csv.reader refused."""
+    stop = len(line.rstrip("\r\n"))  # newline="": a line end only ever ends a line
+    i = 0
+    at_start = not quoted
+    while True:
+        if quoted:
+            j = line.find('"', i, stop)
+            if j < 0:
+                return True
+            if line.startswith('"', j + 1):  # "" inside quotes is one quote
+                i = j + 2
+                continue
+            quoted, i = False, j + 1
+            # after the closing quote: a delimiter starts the next cell; anything else but the
+            # line end is more of this cell, unquoted (csv.reader's strict=False)
+            at_start = i < stop and line[i] == delimiter
+            i += at_start
+            continue
+        if i >= stop:
+            return False
+        if at_start and line[i] == '"':
+            quoted, i = True, i + 1
+            continue
+        # an unquoted cell runs to the next delimiter, or the line end ends the record
+        j = line.find(delimiter, i, stop)
+        if j < 0:
+            return False
+        i, at_start = j + 1, True
 
 
 def _single_byte(enc: str) -> bool:

@@ -3,8 +3,22 @@
 Memory and streaming: Excel files (``.xlsx``, ``.xlsm``, ``.xls``) are read with
 python-calamine. Calamine loads the whole sheet into (Rust) memory when the sheet is opened;
 only the conversion to Python text is done row by row. A sheet of a million rows therefore costs
-its full size in memory: export such a sheet to CSV instead. Dates in workbooks using the 1904
-date system come out right.
+its full size in memory: export such a sheet to CSV instead. Calamine fills the whole grid from
+the first to the last used cell, so an ``.xlsx``/``.xlsm`` sheet spanning more than
+:data:`~.sheetxml.MAX_SHEET_CELLS` cells (20,000,000, about 650 MB there) is refused before it
+is loaded, with an InputFileError naming the sheet and its extent: one cell at ``XFD1048576``
+would otherwise make calamine abort the process (see :mod:`.sheetxml`). ``.xls`` sheets are not
+checked: BIFF8 allows 65,536 x 256 cells (about 1 GB in calamine), but a crafted file with a
+column number past 255 still aborts it. Dates in workbooks using the 1904 date system come out
+right.
+
+Excel errors and formulas: calamine gives ``""`` for a cell holding an Excel error (``#N/A``,
+``#DIV/0!``...) and for a formula whose value was never saved, as for an empty cell. In an
+``.xlsx``/``.xlsm`` sheet such cells are found in the sheet's XML (see :mod:`.sheetxml`) and
+make their row an error row naming them ("C14: the cell holds the Excel error #N/A"), even a
+row that holds nothing else; in the header they are a file error. In an ``.xls`` sheet they
+cannot be told from empty cells. A formula whose saved value is wrong (xlsxwriter saves 0 for
+every formula it does not calculate) cannot be told from a right one.
 
 Why calamine directly and not ``pandas.read_excel(engine="calamine")``: pandas drops the empty
 rows above the header (losing the real Excel row numbers), turns booleans into ``True`` and dates
@@ -22,6 +36,7 @@ import python_calamine
 
 from ..exceptions import InputFileError
 from .base import InputFile, Row, _check_header, _is_blank
+from .sheetxml import check_sheet, sheet_problems
 
 __all__ = ["render_cell"]
 
@@ -45,7 +60,8 @@ def render_cell(value: object) -> str:
     Integral numbers without ``.0`` (a phone typed as a number: ``9845098450``), other numbers
     in shortest round-trip form (``1499.5``), date-times as ``YYYY-MM-DD HH:MM:SS`` (rounded to
     the second; ``YYYY-MM-DD`` at midnight), times as ``HH:MM:SS``, durations as ``H:MM:SS``,
-    booleans as ``TRUE``/``FALSE``, empty and error cells as ``""``, strings as stored.
+    booleans as ``TRUE``/``FALSE``, empty cells as ``""``, strings as stored. (calamine gives
+    ``""`` for an error cell too: the reader finds those in the sheet's XML instead.)
     """
     if value is None:
         return ""
@@ -92,11 +108,13 @@ class _ExcelInput(InputFile):
         workbook: python_calamine.CalamineWorkbook,
         rows_after_header: Iterator[tuple[int, Sequence[object]]],
         sheet_name: str,
+        problems: _ProblemRows,
     ) -> None:
         super().__init__(path, display, columns, header_row)
         self.sheet_name = sheet_name
         self._workbook: python_calamine.CalamineWorkbook | None = workbook
         self._rows_after_header = rows_after_header
+        self._problems = problems
 
     @classmethod
     def open(cls, p: Path, display: str, sheet: str | int | None) -> _ExcelInput:
@@ -142,6 +160,26 @@ class _ExcelInput(InputFile):
                     f"{display}: no sheet number {sheet} (sheets, counted from 0: {listed})"
                 )
             sheet = names[sheet]
+        problems = _ProblemRows(iter(()))
+        if p.suffix.lower() in (".xlsx", ".xlsm"):
+            check = check_sheet(p, display, sheet)  # before calamine allocates the grid
+            problems = _ProblemRows(sheet_problems(p, check))
+        try:
+            return cls._read_header(p, display, workbook, sheet, listed, problems)
+        except BaseException:
+            problems.close()
+            raise
+
+    @classmethod
+    def _read_header(
+        cls,
+        p: Path,
+        display: str,
+        workbook: python_calamine.CalamineWorkbook,
+        sheet: str,
+        listed: str,
+        problems: _ProblemRows,
+    ) -> _ExcelInput:
         try:
             data = workbook.get_sheet_by_name(sheet)
         except Exception as exc:
@@ -157,6 +195,9 @@ class _ExcelInput(InputFile):
         # row (from 1) is Excel's row n; its cells start at the used range's first column.
         numbered = enumerate(data.iter_rows(), start=1)
         for number, cells in numbered:
+            problem = problems.pop(number)
+            if problem:  # it is the header: its error cells render as blank names
+                raise InputFileError(f"{display}: {where} header (row {number}): {problem}")
             texts = [render_cell(c) for c in cells]
             if not _is_blank(texts):
                 columns = _check_header(
@@ -165,21 +206,59 @@ class _ExcelInput(InputFile):
                     f"{where} header (row {number})",
                     lambda i: _column_letter(first_col + i),
                 )
-                return cls(p, display, columns, number, workbook, numbered, sheet_name=sheet)
+                return cls(p, display, columns, number, workbook, numbered, sheet, problems)
         raise InputFileError(f"{display}: {where} is empty; expected a header row")
 
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
+        problems = self._problems
         try:
             for number, cells in self._rows_after_header:
                 texts = [render_cell(c) for c in cells]
-                if _is_blank(texts):
-                    continue
-                yield Row(number, dict(zip(columns, texts, strict=True)))
+                problem = problems.pop(number)
+                if problem:  # even in a row that looks blank: its error cells render as ""
+                    yield Row(number, dict(zip(columns, texts, strict=True)), error=problem)
+                elif not _is_blank(texts):
+                    yield Row(number, dict(zip(columns, texts, strict=True)))
+            # calamine leaves a formula without a saved value out of the sheet: a row holding
+            # only such cells below the last one it shows still has them
+            for number, problem in problems.rest():
+                yield Row(number, dict.fromkeys(columns, ""), error=problem)
         finally:
             self.close()
 
     def close(self) -> None:
+        self._problems.close()
         workbook, self._workbook = self._workbook, None
         if workbook is not None:
             workbook.close()
+
+
+class _ProblemRows:
+    """The rows :func:`~.sheetxml.sheet_problems` names, taken in row order."""
+
+    def __init__(self, found: Iterator[tuple[int, str]]) -> None:
+        self._found = found
+        self._next = next(found, None)
+
+    def pop(self, number: int) -> str:
+        """What is wrong with row ``number`` ("" if nothing); rows are asked in order."""
+        while self._next is not None and self._next[0] < number:
+            # Not a row calamine shows (only rows after the last one it shows can be that):
+            # cannot happen before it, rows come in order
+            self._next = next(self._found, None)
+        if self._next is None or self._next[0] != number:
+            return ""
+        problem = self._next[1]
+        self._next = next(self._found, None)
+        return problem
+
+    def rest(self) -> Iterator[tuple[int, str]]:
+        while self._next is not None:
+            yield self._next
+            self._next = next(self._found, None)
+
+    def close(self) -> None:
+        close = getattr(self._found, "close", None)
+        if close is not None:
+            close()

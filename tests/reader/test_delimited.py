@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import codecs
+import csv
+import errno
+import io
+import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from importer.exceptions import InputFileError
-from importer.reader import Row, open_input
+from importer.exceptions import InputFileError, InputReadError
+from importer.exitcodes import ExitStatus
+from importer.reader import Row, delimited, open_input
 
 from .conftest import input_error, numbers_and_values, read_all, write
 
@@ -242,22 +248,34 @@ def test_unclosed_quote_in_a_one_column_file(tmp_path: Path) -> None:
     assert read_all(path)[1] == [Row(2, {"a": "1"}), Row(3, {"a": "2\n"}, error=UNCLOSED)]
 
 
-def test_stray_quote_swallowing_a_huge_part_is_a_file_error(tmp_path: Path) -> None:
+def test_stray_quote_swallowing_a_huge_part_is_one_error_row(tmp_path: Path) -> None:
+    # Once a file error once rows were read (item 11); now the row that opened the quote is the
+    # error row, naming the lines it swallowed, and it is the last row: nothing closes it.
     path = write(tmp_path, "q.csv", 'a,b\n1,2\n3,"4\n' + "5,6\n" * 40_000)
-    message = input_error(path)
-    assert message.endswith(
-        "row 3: a cell is longer than 131,072 characters (no LeadSquared field holds that "
-        "much); if that row has a stray '\"', it swallowed the rows after it"
-    )
+    assert read_all(path)[1] == [
+        Row(2, {"a": "1", "b": "2"}),
+        Row(
+            3,
+            {"a": "", "b": ""},
+            error="a quoted cell is never closed, so the row runs to the end of the file "
+            "(lines 3 to 40003) and a cell is longer than 131,072 characters; "
+            "check for a stray '\"' in this row",
+        ),
+    ]
 
 
-def test_a_ten_megabyte_cell_is_a_clean_file_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "big.csv", "email,notes\na@x.com," + "x" * 10_000_000 + "\n")
-    assert input_error(path).endswith(
-        "row 2: a cell is longer than 131,072 characters "
-        "(no LeadSquared field holds that much); if that row has "
-        "a stray '\"', it swallowed the rows after it"
-    )
+def test_a_ten_megabyte_cell_is_an_error_row_and_reading_goes_on(tmp_path: Path) -> None:
+    # Once a file error; a cell that size is one row's problem, wherever the row is (item 11).
+    path = write(tmp_path, "big.csv", "email,notes\na@x.com," + "x" * 10_000_000 + "\nb@x.com,ok\n")
+    assert read_all(path)[1] == [
+        Row(
+            2,
+            {"email": "", "notes": ""},
+            error="line 2: a cell is longer than 131,072 characters "
+            "(no LeadSquared field holds that much)",
+        ),
+        Row(3, {"email": "b@x.com", "notes": "ok"}),
+    ]
 
 
 def test_unclosed_quote_in_the_header(tmp_path: Path) -> None:
@@ -266,10 +284,17 @@ def test_unclosed_quote_in_the_header(tmp_path: Path) -> None:
 
 
 def test_undecodable_bytes_suggest_an_encoding(tmp_path: Path) -> None:
-    body = "name,city\n" + "".join(f"n{i},Pune\n" for i in range(5)) + "Renée,Zürich\n"
+    # The message is the row's error now, not the file's (item 11): the other rows are read.
+    body = "name,city\n" + "".join(f"n{i},Pune\n" for i in range(5)) + "Renée,Zürich\nz,Goa\n"
     path = write(tmp_path, "leads.csv", body, encoding="cp1252")
-    message = input_error(path)
-    assert message.endswith("leads.csv: line 7: cannot decode as utf-8 (try --encoding cp1252)")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == [2, 3, 4, 5, 6, 7, 8]
+    assert rows[5] == Row(
+        7,
+        {"name": "", "city": ""},
+        error="line 7, column 'name': cannot decode as utf-8 (try --encoding cp1252)",
+    )
+    assert rows[6] == Row(8, {"name": "z", "city": "Goa"})
 
 
 def test_undecodable_header(tmp_path: Path) -> None:
@@ -278,17 +303,192 @@ def test_undecodable_header(tmp_path: Path) -> None:
 
 
 def test_undecodable_row_far_into_the_file(tmp_path: Path) -> None:
-    # the bad byte sits past the first read buffer, so earlier rows are yielded first
+    # the bad byte sits past the first read buffer: once a file error after 5000 rows were
+    # yielded (and sent), now that row's error (item 11)
     body = "a\n" + ("x" * 99 + "\n") * 5_000 + "é\n"
     path = write(tmp_path, "big.csv", body, encoding="latin-1")
-    seen = 0
-    with (
-        open_input(path) as f,
-        pytest.raises(InputFileError, match="line 5002: cannot decode as utf-8"),
-    ):
-        for _ in f.rows():
-            seen += 1
-    assert seen > 0  # earlier chunks were yielded before the bad one was reached
+    rows = read_all(path)[1]
+    assert len(rows) == 5_001
+    assert all(r == Row(n, {"a": "x" * 99}) for n, r in enumerate(rows[:-1], start=2))
+    assert rows[-1] == Row(
+        5002,
+        {"a": ""},
+        error="line 5002, column 'a': cannot decode as utf-8 (try --encoding cp1252)",
+    )
+
+
+def test_rows_before_an_undecodable_byte_in_the_same_block_come_out(tmp_path: Path) -> None:
+    # The whole file is one 8 KiB read: a strict decoder failed for all of it, at open_input
+    # (item 11). Now rows 2-4 come out, row 5 is the error row, and rows after it come out.
+    body = "email,city\na@x.in,Pune\nb@x.in,Goa\nc@x.in,Agra\nd@x.in,Z\xfcrich\ne@x.in,Ooty\n"
+    path = write(tmp_path, "w.csv", body, encoding="latin-1")
+    assert read_all(path)[1] == [
+        Row(2, {"email": "a@x.in", "city": "Pune"}),
+        Row(3, {"email": "b@x.in", "city": "Goa"}),
+        Row(4, {"email": "c@x.in", "city": "Agra"}),
+        Row(
+            5,
+            {"email": "d@x.in", "city": ""},
+            error="line 5, column 'city': cannot decode as utf-8 (try --encoding cp1252)",
+        ),
+        Row(6, {"email": "e@x.in", "city": "Ooty"}),
+    ]
+
+
+def test_undecodable_bytes_in_utf16_are_an_error_row_too(tmp_path: Path) -> None:
+    # a lone surrogate half is not UTF-16: the decoder goes on after it, the rows with it
+    data = codecs.BOM_UTF16_LE + "a,b\n1,2\n3,".encode("utf-16-le") + b"\x00\xd8"
+    data += ",x\n5,6\n".encode("utf-16-le") + b"\x41"  # and an odd byte at the very end
+    (tmp_path / "u.csv").write_bytes(data)
+    rows = read_all(tmp_path / "u.csv")[1]
+    hint = "cannot decode as utf-16 (check --encoding)"
+    assert rows == [
+        Row(2, {"a": "1", "b": "2"}),
+        Row(3, {"a": "3", "b": ""}, error=f"line 3, column 'b': {hint}"),
+        Row(4, {"a": "5", "b": "6"}),
+        Row(5, {"a": "", "b": ""}, error=f"line 5, column 'a': {hint}"),
+    ]
+
+
+def test_a_long_cell_mid_file_is_an_error_row_and_reading_goes_on(tmp_path: Path) -> None:
+    # row 400 holds a 200,000-character cell: once a file error after 398 rows were sent
+    lines = [f"r{n}@x.in,{n}" for n in range(2, 600)]
+    lines[400 - 2] = "big@x.in," + "y" * 200_000
+    path = write(tmp_path, "l.csv", "email,n\n" + "\n".join(lines) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 600))
+    assert [r.number for r in rows if r.error] == [400]
+    assert rows[400 - 2].error == (
+        "line 400: a cell is longer than 131,072 characters (no LeadSquared field holds that much)"
+    )
+    assert rows[401 - 2] == Row(401, {"email": "r401@x.in", "n": "401"})
+
+
+def test_a_long_quoted_cell_is_skipped_to_its_real_end(tmp_path: Path) -> None:
+    # A huge quoted note whose lines look like rows: after csv.reader gives up on the cell,
+    # none of those lines may come out as rows (they would be sent as leads).
+    note = "".join(f'evil{i}@x.in,""quoted"",{i}\n' for i in range(20_000))
+    body = f'email,note,n\na@x.in,ok,1\nb@x.in,"{note}",2\nc@x.in,"after\nit",3\nd@x.in,,4\n'
+    path = write(tmp_path, "q.csv", body)
+    rows = read_all(path)[1]
+    assert rows == [
+        Row(2, {"email": "a@x.in", "note": "ok", "n": "1"}),
+        Row(
+            3,
+            {"email": "", "note": "", "n": ""},
+            error="lines 3 to 20003: a cell is longer than 131,072 characters (no LeadSquared "
+            "field holds that much); if the row has a stray '\"', it swallowed the lines after it",
+        ),
+        Row(4, {"email": "c@x.in", "note": "after\nit", "n": "3"}),
+        Row(5, {"email": "d@x.in", "note": "", "n": "4"}),
+    ]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_following_the_quotes_agrees_with_csv_reader(quoted: bool) -> None:
+    # every line of up to 7 characters of a , " with a line end, read from a record's start or
+    # from inside a quoted cell: does csv.reader go on to the next line?
+    for n in range(8):
+        for chars in itertools.product('a,"', repeat=n):
+            text = "".join(chars) + "\n"
+            source = iter([('"' if quoted else "") + text, "next\n"])
+            next(csv.reader(source))
+            went_on = next(source, None) is None
+            assert delimited._ends_in_quotes(text, quoted, ",") is went_on, (text, quoted)
+
+
+class _FailingRaw(io.RawIOBase):
+    """A file whose disk fails after ``good`` bytes."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        self._data, self._good, self._pos = data, good, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._good:
+            raise OSError(errno.EIO, "Input/output error")
+        chunk = self._data[self._pos : min(self._good, self._pos + len(buffer))]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+def test_an_io_error_mid_file_is_an_input_read_error_after_the_rows_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = "email,n\n" + "".join(f"r{n}@x.in,{n}\n" for n in range(2, 20_002))
+    path = write(tmp_path, "io.csv", body)
+    real_open = open
+
+    def failing_open(file: Any, mode: str = "r", **kwargs: Any) -> Any:
+        if "b" in mode:
+            return real_open(file, mode, **kwargs)
+        raw = _FailingRaw(Path(file).read_bytes(), good=100_000)
+        return io.TextIOWrapper(io.BufferedReader(raw), **kwargs)
+
+    monkeypatch.setattr(delimited, "open", failing_open, raising=False)
+    seen: list[Row] = []
+    with open_input(path) as f, pytest.raises(InputReadError) as info:
+        seen.extend(f.rows())
+    assert len(seen) > 1_000 and seen == [
+        Row(n, {"email": f"r{n}@x.in", "n": str(n)}) for n in range(2, len(seen) + 2)
+    ]
+    assert isinstance(info.value, InputFileError)
+    assert info.value.exit_status is ExitStatus.INTERRUPTED
+    assert str(info.value) == (
+        f"{path}: reading broke off at row {len(seen) + 2} (Input/output error); "
+        "the rows before it were read"
+    )
+
+
+@pytest.mark.parametrize("row", [5, 3_000])
+def test_a_nul_anywhere_makes_its_row_an_error_row(tmp_path: Path, row: int) -> None:
+    # Row 5 is in the first 64 KiB, where a NUL once refused the whole file; row 3000 is past
+    # them, where it once went to LeadSquared inside a value (item 12). Both: that row's error.
+    lines = [f"r{n}@x.in,note {n},{n}" for n in range(2, 4_000)]
+    lines[row - 2] = f"r{row}@x.in,a\x00b,{row}"
+    path = write(tmp_path, "n.csv", "email,note,n\n" + "\n".join(lines) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 4_000))
+    assert [r for r in rows if r.error] == [
+        Row(
+            row,
+            {"email": f"r{row}@x.in", "note": "", "n": str(row)},
+            error=f"line {row}, column 'note': holds a NUL character (binary data, not text); "
+            "remove it",
+        )
+    ]
+    assert all("\x00" not in v for r in rows for v in r.values.values())
+
+
+def test_a_nul_in_a_multi_line_cell_names_its_line_and_extra_cells_by_number(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "n.csv", 'a,b\n1,"x\ny\x00"\n2,z\n3,q,\x00\n4,w\n')
+    assert read_all(path)[1] == [
+        Row(
+            2,
+            {"a": "1", "b": ""},
+            error="line 3, column 'b': holds a NUL character (binary data, not text); remove it",
+        ),
+        Row(3, {"a": "2", "b": "z"}),
+        Row(
+            4,
+            {"a": "3", "b": "q"},
+            error="line 5, cell 3: holds a NUL character (binary data, not text); remove it",
+        ),
+        Row(5, {"a": "4", "b": "w"}),
+    ]
+
+
+def test_a_nul_in_the_header_is_a_binary_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "h.csv", "email,ci\x00ty\na@x.in,Pune\n")
+    assert input_error(path).endswith(
+        "h.csv: contains binary data (NUL bytes), not CSV text; check the file "
+        "(for UTF-16 text without a byte-order mark, use --encoding utf-16)"
+    )
 
 
 @pytest.mark.parametrize("name", ["klingon", "base64", "rot13"])
@@ -401,3 +601,26 @@ def test_explicit_delimiter_wins_and_tsv_stays_tab(tmp_path: Path) -> None:
     assert read_all(path, delimiter=";")[1] == [Row(2, {"a": "1", "b,c": "2,3"})]
     tsv = write(tmp_path, "d.tsv", "a;b;c\n1;2;3\n")
     assert read_all(tsv) == (["a;b;c"], [Row(2, {"a;b;c": "1;2;3"})])
+
+
+# --------------------------------------------------------------------------------------------
+# CSV: nothing in the file ends reading early
+
+# The text the reader once appended after the last line to find the end of the file: a line
+# holding exactly that, or a cell ending with it, ended reading there (2000 rows, 1500 sent).
+OLD_END_MARK = "\x00lsq-import end of file\x00"
+
+
+@pytest.mark.parametrize(
+    "line", [OLD_END_MARK, f"x@y.in,{OLD_END_MARK}", f'x@y.in,"{OLD_END_MARK}"']
+)
+def test_no_line_of_the_file_ends_reading(tmp_path: Path, line: str) -> None:
+    # row 1501 is the odd line, past the first 64 KiB; all 2000 rows must still come out
+    rows_text = [f"lead{i:05}@example.com,{'n' * 40}" for i in range(2, 2002)]
+    rows_text[1501 - 2] = line
+    path = write(tmp_path, "m.csv", "email,note\n" + "\n".join(rows_text) + "\n")
+    rows = read_all(path)[1]
+    assert [r.number for r in rows] == list(range(2, 2002))
+    assert rows[-1] == Row(2001, {"email": "lead02001@example.com", "note": "n" * 40})
+    assert all(not r.error for r in rows if r.number != 1501)
+    assert "holds a NUL character" in rows[1501 - 2].error  # the old mark is made of NULs

@@ -239,3 +239,48 @@ def test_a_changed_input_without_metadata_is_refused_by_its_keys(
     resumed = run_import_process(source, results, sandbox.base_url)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert len(sandbox.activities) == 10
+
+
+def test_an_input_that_breaks_off_mid_run_stops_with_exit_4_and_keeps_every_outcome(
+    tmp_path, sample_rows, sandbox_thread, monkeypatch
+) -> None:
+    """A read error after rows were sent was exit 2 ("nothing was sent") with no summary."""
+    import contextlib
+
+    import importer.runner as runner
+    from importer.exceptions import InputReadError
+    from importer.exitcodes import ExitStatus
+
+    from .conftest import import_into
+
+    real_open = runner.open_input
+
+    @contextlib.contextmanager
+    def breaking_open(path, **kwargs):
+        with real_open(path, **kwargs) as source:
+            rows = source.rows
+
+            def rows_then_error():
+                for row in rows():
+                    if row.number == 40:
+                        raise InputReadError(f"{path}: reading broke off at row 40 (EIO)")
+                    yield row
+
+            source.rows = rows_then_error  # type: ignore[method-assign]
+            yield source
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(60), tmp_path / "r.csv"
+    monkeypatch.setattr(runner, "open_input", breaking_open)
+    summary = import_into(sandbox, source, results)
+    assert summary.exit_status is ExitStatus.INTERRUPTED
+    assert "reading broke off at row 40" in summary.to_text()
+    assert "run the same command again to resume" in summary.to_text()
+    lines = read_results(results)
+    assert lines and {line["status"] for line in lines} == {"success"}
+    assert len(lines) == len(sandbox.activities) < 39
+
+    monkeypatch.setattr(runner, "open_input", real_open)
+    again = import_into(sandbox, source, results)
+    assert again.exit_status is ExitStatus.SUCCESS, again.to_text()
+    assert len(sandbox.activities) == 60

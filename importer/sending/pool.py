@@ -150,9 +150,9 @@ class WorkerPool:
             # A second Ctrl-C: abandon calls in flight; their intent lines make them `unknown`.
             cancelled = True
             raise
-        except BaseException as exc:  # the iterator failed (e.g. a bad row mid-file)
+        except Exception as exc:  # the feed failed (the input broke off, the journal failed)
+            # The rows already queued were read whole: send them, then stop.
             self._error = self._error or exc
-            self.stop(StopReason.ERROR)
         finally:
             if cancelled:
                 for worker in workers:
@@ -162,6 +162,7 @@ class WorkerPool:
                     await queue.put(_DONE)
             await asyncio.gather(*workers, return_exceptions=True)
         if self._error is not None:
+            self.stop(StopReason.ERROR)
             raise self._error
         return self.stats
 

@@ -44,27 +44,19 @@ class ResultsLock:
         self._created = False
 
     def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ResultsFileError(
-                f"{self.path}: cannot create the lock file ({exc.strerror})"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        fd = _open_locked(self.path, "create the lock file")
+        if fd is None:
+            fd = os.open(self.path, os.O_RDONLY)
             owner = _read_owner(fd)
             os.close(fd)
             who = f"pid {owner['pid']} on {owner['host']}" if owner else "another process"
-            raise ResultsFileError(
-                f"{self.results} is in use by another lsq-import run ({who}); wait for it to "
-                "finish or stop it, or pass another --results file"
-            ) from None
-        try:
-            self._lock_results()
-        except BaseException:
+            raise self._in_use(who)
+        existed = self.results.exists()
+        results_fd = _open_locked(self.results, "open the results file")
+        if results_fd is None:
             os.close(fd)
-            raise
+            raise self._in_use(f"its lock file {self.path.name} was removed or replaced")
+        self._results_fd, self._created = results_fd, not existed
         previous = _read_owner(fd)
         if previous and previous.get("pid") != os.getpid():
             self.took_over_from = int(previous["pid"])  # it died without releasing
@@ -74,24 +66,11 @@ class ResultsLock:
         )
         self._fd = fd
 
-    def _lock_results(self) -> None:
-        existed = self.results.exists()
-        try:
-            fd = os.open(self.results, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ResultsFileError(
-                f"{self.results}: cannot open the results file ({exc.strerror})"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise ResultsFileError(
-                f"{self.results} is in use by another lsq-import run (its lock file "
-                f"{self.path.name} was removed or replaced); wait for it to finish or stop it, or "
-                "pass another --results file"
-            ) from None
-        self._results_fd, self._created = fd, not existed
+    def _in_use(self, who: str) -> ResultsFileError:
+        return ResultsFileError(
+            f"{self.results} is in use by another lsq-import run ({who}); wait for it to "
+            "finish or stop it, or pass another --results file"
+        )
 
     def adopt(self, fd: int) -> None:
         """Hold the lock through ``fd`` (the rewritten results file, locked by the caller,
@@ -126,6 +105,21 @@ class ResultsLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _open_locked(path: Path, what: str) -> int | None:
+    """``path`` opened (created if need be) and exclusively flocked; None if another process
+    holds the lock."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot {what} ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _read_owner(fd: int) -> dict | None:

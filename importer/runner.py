@@ -31,7 +31,7 @@ from .leadsquared.connect import Endpoint, connect, refused_message, resolve_end
 from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
 from .preflight import preflight
 from .progress import RunObserver, observer_for
-from .reader import Row, open_input
+from .reader import InputFile, Row, open_input
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
@@ -110,12 +110,16 @@ def run_import(
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     results_file = ResultsFile.for_input(input_path, results)
     observer = observer_for(progress)
-    with open_input(
-        input_path,
-        sheet=settings.sheet,
-        encoding=settings.encoding,
-        delimiter=settings.delimiter,
-    ) as source:
+
+    def open_source() -> InputFile:
+        return open_input(
+            input_path,
+            sheet=settings.sheet,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+        )
+
+    with open_source() as source:
         the_mapping.check_columns(source.columns, str(input_path))
         endpoint = resolve_endpoint(
             host=settings.host,
@@ -132,12 +136,7 @@ def run_import(
             fingerprints = Fingerprints.of(input_path, the_mapping.path)
             if not results_file.has_metadata() and len(results_file.previous):
                 # Nothing says this is the input the file was started with: its keys must.
-                with open_input(
-                    input_path,
-                    sheet=settings.sheet,
-                    encoding=settings.encoding,
-                    delimiter=settings.delimiter,
-                ) as again:
+                with open_source() as again:
                     results_file.check_keys(
                         (row.number, the_mapping.key_of(row)) for row in again.rows()
                     )

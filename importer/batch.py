@@ -25,6 +25,7 @@ from .progress import RunObserver
 from .reader import CSV_SUFFIXES, EXCEL_SUFFIXES
 from .results.file import ResultsFile
 from .runner import ImportOptions, run_import
+from .sending.pacer import Pacer
 from .settings import ImportSettings
 from .summary import Summary
 
@@ -139,7 +140,9 @@ def run_batch(
     ``settings``/``options`` are those of :func:`run_import`; ``max_calls`` is a budget for
     the whole batch. A file with bad input is reported and the batch goes on; a fatal API
     error (bad keys), an interruption or the call budget stops the batch (the rest is for the
-    next run).
+    next run). All files go through one :class:`Pacer`, so the batch as a whole stays under
+    ``rate`` calls per ``per`` seconds: a file starts with the slots the file before it used
+    still held, not with every slot free.
     """
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
     folder = Path(results_dir)
@@ -158,6 +161,7 @@ def run_batch(
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     batch = BatchSummary()
     budget = settings.max_calls  # for the whole batch: what each file used is taken off
+    pacer = Pacer(settings.rate, settings.per)
     for source in inputs:
         results = ResultsFile.for_input(source, folder=folder)
         if results.is_complete(source):
@@ -179,6 +183,7 @@ def run_batch(
                     results=results.path,
                     settings=dataclasses.replace(settings, max_calls=budget),
                     progress=progress,
+                    pacer=pacer,
                 )
                 outcome = FileOutcome(source, results.path, summary.exit_status, summary)
             except ImporterError as exc:

@@ -8,26 +8,61 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
 import logging.handlers
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
-from .batch import expand_inputs, is_many, run_batch
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
-from .progress import ProgressBar, wants_bar
-from .results.report import read_report, rows_with_status, write_html, write_json
-from .runner import run_import
 from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
 
+if TYPE_CHECKING:
+    from .batch import expand_inputs, is_many, run_batch
+    from .progress import ProgressBar, wants_bar
+    from .results.report import read_report, rows_with_status, write_html, write_json
+    from .runner import run_import
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The library a command calls, imported when a command runs, not at start-up: the runner
+# pulls in aiohttp and the mapping pydantic (~0.3 s), which `--help` and `--version` don't need.
+_LAZY = {
+    "expand_inputs": ".batch",
+    "is_many": ".batch",
+    "run_batch": ".batch",
+    "ProgressBar": ".progress",
+    "wants_bar": ".progress",
+    "read_report": ".results.report",
+    "rows_with_status": ".results.report",
+    "write_html": ".results.report",
+    "write_json": ".results.report",
+    "run_import": ".runner",
+}
+
+
+def _load(*names: str) -> None:
+    """Make the library ``names`` globals of this module (a name already set, e.g. by a
+    test's monkeypatch, is kept), so the commands' bodies call them by their plain names."""
+    for name in names:
+        if name not in globals():
+            module = importlib.import_module(_LAZY[name], __package__)
+            globals()[name] = getattr(module, name)
+
+
+def __getattr__(name: str) -> Any:
+    """``importer.cli.run_import`` and the other library names, as before they were lazy."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _load(name)
+    return globals()[name]
 
 
 class CliError(click.ClickException):
@@ -257,6 +292,7 @@ def run(
     """
     check_output_path("--summary-json", summary_json)
     setup_logging(log_file, log_level)
+    _load("ProgressBar", "wants_bar", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
     progress = ProgressBar() if wants_bar(quiet) else False
     if not (is_many(input_file) or results_dir or archive_dir):
@@ -421,6 +457,7 @@ def report(
       lsq-import report leads.results.csv --html report.html
       lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
     """
+    _load("read_report", "rows_with_status", "write_html", "write_json")
     if status is not None:
         for line in rows_with_status(results, status):
             click.echo(line)
@@ -518,6 +555,8 @@ def validate(
     """
     from .preflight import check_account
     from .validate import validate_file
+
+    _load("ProgressBar", "wants_bar")
 
     _check_online_flags(online or sandbox, host, env_file)
     account = None

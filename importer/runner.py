@@ -78,6 +78,7 @@ def run_import(
     settings: ImportSettings | None = None,
     progress: bool | RunObserver = False,
     on_result: Callable[[Result], None] | None = None,
+    pacer: Pacer | None = None,
     **options: Unpack[ImportOptions],
 ) -> Summary:
     """Import every row of ``input_path`` and return the :class:`Summary`.
@@ -102,7 +103,10 @@ def run_import(
     two or three calls) and raises :class:`PreflightError` before any row is sent.
     ``progress``: ``True`` draws a bar on stderr; or pass a
     :class:`importer.progress.RunObserver` to be told of every row. ``on_result`` is called
-    with each row's :class:`Result` as it settles.
+    with each row's :class:`Result` as it settles. ``pacer``: a
+    :class:`importer.sending.pacer.Pacer` shared with runs before it (what
+    :func:`importer.batch.run_batch` passes each file), so that calls of those runs still in
+    the server's window count; by default the run makes its own at ``rate``/``per``.
     Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
     before anything is sent.
     """
@@ -151,6 +155,7 @@ def run_import(
                 observer=observer,
                 on_result=on_result,
                 settings=settings,
+                pacer=pacer,
             )
             run.summary.fingerprints = {
                 "input": fingerprints.input_digest,
@@ -195,6 +200,8 @@ class _Run:
     settings: ImportSettings
     last_written: float | None = None
     """When an earlier run last wrote the results file (wall clock), or None."""
+    pacer: Pacer | None = None
+    """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -261,7 +268,9 @@ class _Run:
                     per=settings.per,
                 )
             )
-            pacer = Pacer(settings.rate, settings.per)
+            pacer = self.pacer if self.pacer is not None else Pacer(settings.rate, settings.per)
+            # A shared pacer counts every run's calls: this run's are what it adds.
+            calls_before, throttled_before = pacer.calls, pacer.throttled
             if self.last_written is not None:
                 # An earlier run (stopped or killed just now) may have calls in the server's
                 # window: they arrived before its last write, so one window after that is safe.
@@ -272,9 +281,9 @@ class _Run:
                 # Before the journal exists: a mapping the account can't take costs no row.
                 found = await preflight(client, self.mapping, pacer=pacer)
                 logger.info("preflight: %s", found.to_text().replace("\n", "; "))
-                self.summary.preflight_calls = pacer.calls
+                self.summary.preflight_calls = pacer.calls - calls_before
                 if max_calls is not None:
-                    max_calls = max(0, max_calls - pacer.calls)
+                    max_calls = max(0, max_calls - self.summary.preflight_calls)
             self.journal.open()
             pool = WorkerPool(
                 sender=client,
@@ -294,9 +303,9 @@ class _Run:
                 self.summary.error_message = str(exc)
             finally:
                 summary = self.summary
-                summary.calls = pool.pacer.calls - summary.preflight_calls
+                summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls
                 summary.retries = pool.stats.retries
-                summary.throttled = pool.pacer.throttled
+                summary.throttled = pool.pacer.throttled - throttled_before
                 summary.stop_reason = pool.stats.stop_reason
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:

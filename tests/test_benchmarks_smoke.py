@@ -30,6 +30,10 @@ EXPECTED = {
         "aiolimiter": {"rows_per_s", "http_429", "lost"},
         "throttle": {"recovery_windows", "http_429", "lost", "hammer_calls"},
     },
+    "bench_batch.py": {
+        phase: {"rows_per_s", "ratio_to_ceiling", "http_429", "max_in_window", "lost"}
+        for phase in ("batch", "separate", "resume")
+    },
     "bench_validate.py": {
         "csv": {"rows_per_s", "peak_rss_mb", "exit_code"},
         "xlsx": {"rows_per_s", "peak_rss_mb", "exit_code"},

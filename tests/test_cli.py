@@ -193,6 +193,44 @@ def test_invalid_row_gives_exit_1_and_goes_on(tmp_path: Path, sample_rows) -> No
     assert [results[r]["status"] for r in ("2", "4", "5", "6")] == ["success"] * 4
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["run", "--help"], ["validate", "--help"], ["report", "--help"]],
+)
+def test_help_and_version_import_neither_aiohttp_nor_pydantic(args: list[str]) -> None:
+    # Start-up cost: the runner pulls both in (~0.3 s); a command's --help needs neither.
+    probe = (
+        "import sys\n"
+        "from importer.cli import main\n"
+        f"sys.argv = ['lsq-import', *{args!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'pydantic'})\n"
+        "print('HEAVY', heavy, code, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert "HEAVY [] 0" in done.stderr, done.stderr
+    assert "lsq-import" in done.stdout
+
+
+def test_the_library_names_stay_importable_from_the_package_and_the_cli() -> None:
+    import importer
+    import importer.cli
+    from importer import ExitStatus, Summary, run_import
+    from importer.runner import run_import as real
+    from importer.summary import Summary as RealSummary
+
+    assert run_import is real and importer.cli.run_import is real
+    assert Summary is RealSummary and ExitStatus.SUCCESS == 0
+    assert {"run_import", "Summary", "ExitStatus"} <= set(dir(importer))
+    with pytest.raises(AttributeError):
+        importer.no_such_name  # noqa: B018 - the attribute access is the test
+
+
 def test_internal_error_is_one_line_with_code_70(monkeypatch, tmp_path: Path) -> None:
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

@@ -115,3 +115,31 @@ def test_batch_budget_counts_the_preflight_and_a_spent_budget_starts_no_file(
     ]
     assert data["files"][0]["summary"]["by_status"] == {"success": 3}
     assert data["files"][1]["summary"] is None
+
+
+def test_batch_files_share_one_pacer_so_the_batch_never_overruns_the_limit(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    # Each file alone fills more than a window; with a pacer per file the next file started
+    # with every slot free while the last one's calls were still in the server's window.
+    rate, per = 10, 0.5
+    sandbox = sandbox_thread(rate=rate, per=per)
+    files = [sample_rows(15, f"day{i}.csv") for i in range(3)]
+    out = tmp_path / "out"
+    out.mkdir()
+    batch = run_batch(
+        files,
+        EXAMPLE_MAPPING,
+        results_dir=out,
+        host=sandbox.base_url,
+        credentials=SANDBOX_KEYS,
+        rate=rate,
+        per=per,
+    )
+    assert batch.exit_status is ExitStatus.SUCCESS, batch.to_text()
+    assert len(sandbox.activities) == 45
+    assert [c.http_status for c in sandbox.calls if c.http_status != 200] == []
+    assert sandbox.max_in_window(per) <= rate
+    # Each file's summary counts its own calls, not the shared pacer's running total.
+    assert [f.summary.calls for f in batch.files if f.summary] == [15, 15, 15]
+    assert [f.summary.preflight_calls for f in batch.files if f.summary] == [3, 3, 3]

@@ -63,7 +63,10 @@ class Pacer:
         elif succeeded(answer):
             pacer.recovered()
 
-    It binds to the event loop of its first :meth:`slot` use.
+    It serves one event loop at a time. Once that loop has stopped (each :func:`run_import`
+    of a batch runs its own ``asyncio.run``), the next loop to use it takes it over with its
+    state: slot reopening times, spacing and closures are on the pacer's clock, not the
+    loop's, so they stay valid, and a batch's files share one limit.
     """
 
     def __init__(
@@ -114,8 +117,28 @@ class Pacer:
 
     # ---- handing out slots ----------------------------------------------------------------
 
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop, taking the pacer over from a previous loop that has stopped."""
+        loop = asyncio.get_running_loop()
+        old = self._loop
+        if old is loop:
+            return loop
+        if old is not None:
+            if old.is_running():
+                # Two loops at once (threads) would race on the heap and the waiters.
+                raise RuntimeError("this Pacer is in use by another running event loop")
+            # The old loop's timer and waiters die with it: its tasks were cancelled (their
+            # slots came back in _Slot.__aexit__) and its timer never fires again. Left in
+            # place, a stale timer would stop the next waiter from arming a new one.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._waiters.clear()
+        self._loop = loop
+        return loop
+
     async def _acquire(self) -> _Grant:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._bind()
         first = False
         while True:
             grant = None if self._waiters else self._take(self._clock())

@@ -163,3 +163,50 @@ def test_a_waiter_cancelled_after_its_grant_gives_the_slot_back() -> None:
     cancelled, calls = asyncio.run(scenario())
     assert cancelled
     assert calls == 2  # the holder and the last call; the cancelled grant was not counted
+
+
+def test_a_pacer_moves_to_the_next_event_loop_with_its_slots_still_held() -> None:
+    # A batch runs each file in its own asyncio.run: the second loop must see the slots the
+    # first one used, or its first window would hold up to 2 * rate calls.
+    pacer = Pacer(2, 0.2, spread=False, margin=0.0)
+    answers: list[float] = []
+
+    async def use(n: int) -> list[float]:
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+
+        async def call() -> None:
+            async with pacer.slot() as slot:
+                starts.append(loop.time())  # asyncio's clock is time.monotonic, the pacer's
+                slot.answered()
+                answers.append(loop.time())
+
+        await asyncio.gather(*(call() for _ in range(n)))
+        return starts
+
+    asyncio.run(use(2))
+    second = asyncio.run(use(2))
+    # Each slot reopens a window after its answer in the first loop, not at once.
+    assert min(second) >= min(answers[:2]) + 0.2 - 1e-3
+    assert pacer.calls == 4
+
+
+def test_a_loop_that_ended_with_a_waiter_cancelled_leaves_no_stale_timer() -> None:
+    # An interrupted run: a call waited for a slot (the pacer's timer armed on that loop) and
+    # was cancelled as the loop ended. The timer never fires on a closed loop.
+    pacer = Pacer(1, 0.05, spread=False, margin=0.0)
+
+    async def interrupted() -> None:
+        async with pacer.slot() as slot:
+            slot.answered()
+        waiting = asyncio.create_task(pacer.slot().__aenter__())
+        await asyncio.sleep(0)  # it queues; the slot reopens in 0.05 s
+        waiting.cancel()
+
+    async def next_run() -> int:
+        async with pacer.slot() as slot:
+            slot.answered()
+        return pacer.calls
+
+    asyncio.run(interrupted())
+    assert asyncio.run(asyncio.wait_for(next_run(), timeout=5)) == 2  # hangs if it waits on it

@@ -144,6 +144,63 @@ def test_many_duplicates_name_a_few_and_count_all(tmp_path: Path) -> None:
     assert summary.duplicates_text().count("@") == 5
 
 
+@pytest.mark.parametrize("digest", [lambda key: 0, lambda key: len(key) % 3, lambda key: -7])
+def test_colliding_key_digests_report_no_false_duplicate(tmp_path: Path, digest) -> None:
+    """The duplicate check keeps a digest per key; distinct keys sharing one (here: every key,
+    or three buckets) must not be reported, and the real duplicates still must, with the same
+    figures and example rows as without collisions."""
+    header, records = sample_records()
+    email, visited = header.index("email"), header.index("visited_at")
+    rows = []
+    for i in range(120):
+        cells = list(records[i % len(records)])
+        cells[email] = f"lead{i}@example.com"  # distinct keys, colliding digests
+        rows.append(cells)
+    rows[30][email] = rows[10][email]  # rows 12 and 32: one lead
+    rows[50][email] = rows[10][email].upper()  # and row 52 (keys compare case-insensitively)
+    rows[90][email] = rows[70][email]  # rows 72 and 92
+    rows[100][email] = rows[80][email]
+    rows[100][visited] = "31/02/2024 10:00"  # invalid: not counted as a duplicate
+    source = write_csv(tmp_path / "collide.csv", header, rows)
+
+    exact = validate_file(source, EXAMPLE_MAPPING)
+    collided = validate_file(source, EXAMPLE_MAPPING, key_digest=digest)
+
+    assert (exact.duplicate_keys, exact.duplicate_rows) == (2, 3)
+    assert exact.duplicate_examples == [
+        ("lead10@example.com", 3, [12, 32, 52]),
+        ("lead70@example.com", 2, [72, 92]),
+    ]
+    assert (collided.duplicate_keys, collided.duplicate_rows) == (2, 3)
+    assert collided.duplicate_examples == exact.duplicate_examples
+    assert collided.duplicates_text() == exact.duplicates_text()
+    assert (collided.valid, collided.invalid) == (exact.valid, exact.invalid) == (119, 1)
+
+    unique = write_csv(tmp_path / "unique.csv", header, [r for n, r in enumerate(rows) if n < 30])
+    none = validate_file(unique, EXAMPLE_MAPPING, key_digest=digest)
+    assert (none.duplicate_keys, none.duplicate_rows, none.duplicate_examples) == (0, 0, [])
+    assert none.duplicates_text() == ""
+
+
+def test_key_digest_table_grows_and_marks_repeats() -> None:
+    """The table behind the duplicate check: every digest kept across growths (from 16 slots
+    to 2,048), a digest added twice marked, one added once not, and 0 and negative digests
+    (hash() gives both) kept like the others."""
+    from importer.validate import _KeyDigests
+
+    table = _KeyDigests(capacity=16)
+    digests = [0, -1, 1 << 61, *range(1, 1500)]
+    for value in digests:
+        table.add(value)
+    assert table.repeated == 0
+    for value in digests[:300:3]:
+        table.add(value)
+        table.add(value)
+    assert table.repeated == 100
+    assert [table.came_again(v) for v in digests[:6]] == [True, False, False, True, False, False]
+    assert not table.came_again(1 << 40)
+
+
 def test_skipped_rows_are_recorded_as_skipped_not_invalid(tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text(

@@ -1,9 +1,18 @@
 """The Excel reader (``.xlsx``, ``.xlsm``, ``.xls``) over python-calamine, and :func:`render_cell`.
 
 Memory and streaming: Excel files (``.xlsx``, ``.xlsm``, ``.xls``) are read with
-python-calamine. Calamine loads the whole sheet into (Rust) memory when the sheet is opened;
-only the conversion to Python text is done row by row. A sheet of a million rows therefore costs
-its full size in memory: export such a sheet to CSV instead. Calamine fills the whole grid from
+python-calamine, which loads the whole sheet into (Rust) memory when the sheet is opened and
+has no lazy API (``iter_rows`` walks the grid it already holds). So :func:`open_input` reads the
+sheet once, when it opens it: renders each row to text (with its row number, and its error for
+an error row), writes it to an anonymous temporary file in the system temp folder
+(``tempfile.TemporaryFile``: no name, so it is gone when closed, on an error, or when the process
+dies) and frees calamine's sheet and workbook; ``rows()`` then streams the rows from that file.
+The whole sheet is in memory only while it is opened (533 MB at the peak for 500,000 rows of 10
+cells); while the rows are sent, for a run of days, memory no longer depends on the sheet's size
+(346 MB before for those 500,000 rows; see ``benchmarks/README.md``), and the temporary file
+takes about the size of the sheet's text (~130 bytes a row of 10 cells there). A full disk or
+another error writing it is an InputFileError from :func:`open_input`, before any row is read.
+Calamine fills the whole grid from
 the first to the last used cell, so an ``.xlsx``/``.xlsm`` sheet spanning more than
 :data:`~.sheetxml.MAX_SHEET_CELLS` cells (20,000,000, about 650 MB there) is refused before it
 is loaded, with an InputFileError naming the sheet and its extent: one cell at ``XFD1048576``
@@ -29,12 +38,16 @@ cell exactly as described in :func:`render_cell`.
 from __future__ import annotations
 
 import datetime as dt
+import marshal
+import struct
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import python_calamine
 
-from ..exceptions import InputFileError
+from ..exceptions import InputFileError, InputReadError
 from .base import InputFile, Row, _check_header, _is_blank
 from .sheetxml import check_sheet, sheet_problems
 
@@ -105,16 +118,12 @@ class _ExcelInput(InputFile):
         display: str,
         columns: list[str],
         header_row: int,
-        workbook: python_calamine.CalamineWorkbook,
-        rows_after_header: Iterator[tuple[int, Sequence[object]]],
         sheet_name: str,
-        problems: _ProblemRows,
+        spill: IO[bytes],
     ) -> None:
         super().__init__(path, display, columns, header_row)
         self.sheet_name = sheet_name
-        self._workbook: python_calamine.CalamineWorkbook | None = workbook
-        self._rows_after_header = rows_after_header
-        self._problems = problems
+        self._spill = spill
 
     @classmethod
     def open(cls, p: Path, display: str, sheet: str | int | None) -> _ExcelInput:
@@ -134,9 +143,10 @@ class _ExcelInput(InputFile):
             ) from exc
         try:
             return cls._open_sheet(p, display, workbook, sheet)
-        except BaseException:
+        finally:
+            # the rows are in the spill file by now (or opening failed): calamine's copy of the
+            # workbook is not needed any more, so its memory goes back before the first row
             workbook.close()
-            raise
 
     @classmethod
     def _open_sheet(
@@ -166,9 +176,8 @@ class _ExcelInput(InputFile):
             problems = _ProblemRows(sheet_problems(p, check))
         try:
             return cls._read_header(p, display, workbook, sheet, listed, problems)
-        except BaseException:
-            problems.close()
-            raise
+        finally:
+            problems.close()  # all taken by the spill, or opening failed
 
     @classmethod
     def _read_header(
@@ -206,32 +215,86 @@ class _ExcelInput(InputFile):
                     f"{where} header (row {number})",
                     lambda i: _column_letter(first_col + i),
                 )
-                return cls(p, display, columns, number, workbook, numbered, sheet, problems)
+                spill = _spill(display, columns, numbered, problems)
+                return cls(p, display, columns, number, sheet, spill)
         raise InputFileError(f"{display}: {where} is empty; expected a header row")
 
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
-        problems = self._problems
+        spill = self._spill
+        read, loads, unpack = spill.read, marshal.loads, _LENGTH.unpack
         try:
-            for number, cells in self._rows_after_header:
-                texts = [render_cell(c) for c in cells]
-                problem = problems.pop(number)
-                if problem:  # even in a row that looks blank: its error cells render as ""
-                    yield Row(number, dict(zip(columns, texts, strict=True)), error=problem)
-                elif not _is_blank(texts):
-                    yield Row(number, dict(zip(columns, texts, strict=True)))
-            # calamine leaves a formula without a saved value out of the sheet: a row holding
-            # only such cells below the last one it shows still has them
-            for number, problem in problems.rest():
-                yield Row(number, dict.fromkeys(columns, ""), error=problem)
+            try:
+                spill.seek(0)
+                while head := read(_LENGTH.size):
+                    number, texts, problem = loads(read(unpack(head)[0]))
+                    if texts is None:  # a row calamine does not show (see _spill)
+                        yield Row(number, dict.fromkeys(columns, ""), error=problem)
+                    else:
+                        yield Row(number, dict(zip(columns, texts, strict=True)), error=problem)
+            except OSError as exc:  # the temporary file could not be read back
+                raise InputReadError(
+                    f"{self._display}: cannot read the sheet back from its temporary file "
+                    f"({exc.strerror or exc}); run again to resume"
+                ) from exc
         finally:
             self.close()
 
     def close(self) -> None:
-        self._problems.close()
-        workbook, self._workbook = self._workbook, None
-        if workbook is not None:
-            workbook.close()
+        self._spill.close()  # an anonymous temporary file: closing it removes it
+
+
+_LENGTH = struct.Struct("<I")
+"""Each spilled row: its length, then ``marshal.dumps((number, texts, error))``."""
+
+
+def _spill(
+    display: str,
+    columns: list[str],
+    rows_after_header: Iterator[tuple[int, Sequence[object]]],
+    problems: _ProblemRows,
+) -> IO[bytes]:
+    """The rows to yield, as :func:`render_cell` renders them, with their numbers and errors,
+    in an anonymous temporary file (see the module docstring): rows of empty cells are left
+    out, error rows kept even when they look blank. marshal, since it reads a tuple of strings
+    back faster than anything else in the standard library; the file is only ever read by
+    this process."""
+    try:
+        spill = tempfile.TemporaryFile(prefix="lsq-import-sheet-", buffering=1 << 20)  # noqa: SIM115
+    except OSError as exc:
+        raise _spill_error(display, exc) from exc
+    try:
+        write, dumps, pack = spill.write, marshal.dumps, _LENGTH.pack
+        for number, cells in rows_after_header:
+            texts = [render_cell(c) for c in cells]
+            problem = problems.pop(number)
+            # an error row even when it looks blank: its error cells render as ""
+            if problem or not _is_blank(texts):
+                record = dumps((number, texts, problem))
+                write(pack(len(record)))
+                write(record)
+        # calamine leaves a formula without a saved value out of the sheet: a row holding
+        # only such cells below the last one it shows still has them
+        for number, problem in problems.rest():
+            record = dumps((number, None, problem))
+            write(pack(len(record)))
+            write(record)
+        spill.flush()
+    except OSError as exc:
+        spill.close()
+        raise _spill_error(display, exc) from exc
+    except BaseException:
+        spill.close()
+        raise
+    return spill
+
+
+def _spill_error(display: str, exc: OSError) -> InputFileError:
+    return InputFileError(
+        f"{display}: cannot write the sheet's rows to a temporary file in "
+        f"{tempfile.gettempdir()} ({exc.strerror or exc}); free some space there (or set "
+        "TMPDIR to a folder with room), or export the sheet to CSV"
+    )
 
 
 class _ProblemRows:

@@ -164,3 +164,62 @@ def test_xlsm_suffix_is_read_as_excel(tmp_path: Path) -> None:
 )
 def test_render_cell(value: object, text: str) -> None:
     assert render_cell(value) == text
+
+
+def test_xlsx_rows_stream_from_a_temporary_file_once_the_workbook_is_freed(
+    tmp_path: Path,
+) -> None:
+    """The sheet is read once, at open: the rows go to an anonymous temporary file and
+    calamine's workbook is closed before the first row, so memory while sending does not
+    depend on the sheet's size. The file goes with close(), and with an early stop."""
+    path = make_xlsx(
+        tmp_path / "x.xlsx",
+        {"Leads": {"A1": "email", "B1": "n", "A2": "a@x", "B2": 1, "A4": "b@x", "B4": 2.5}},
+    )
+    with open_input(path) as f:
+        spill = f._spill  # type: ignore[attr-defined]
+        assert not spill.closed and spill.tell() > 0  # written at open, before rows()
+        rows = f.rows()
+        assert next(rows) == Row(2, {"email": "a@x", "n": "1"})
+        rows.close()  # a run that stops early
+        assert spill.closed
+    _, all_rows = read_all(path)
+    assert [(r.number, r.values, r.error) for r in all_rows] == [
+        (2, {"email": "a@x", "n": "1"}, ""),
+        (4, {"email": "b@x", "n": "2.5"}, ""),
+    ]
+
+
+def test_xlsx_spill_failure_is_a_file_error_before_any_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full temp folder while the sheet is spilled: one InputFileError line from open_input
+    naming the folder, and the half-written temporary file closed (so removed)."""
+    import errno
+    import tempfile
+
+    from importer.reader import excel
+
+    opened: list[object] = []
+
+    class Full:
+        closed = False
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    def temporary_file(**kwargs: object) -> Full:
+        opened.append(Full())
+        return opened[-1]  # type: ignore[return-value]
+
+    monkeypatch.setattr(excel.tempfile, "TemporaryFile", temporary_file)
+    path = make_xlsx(tmp_path / "x.xlsx", {"Leads": {"A1": "email", "A2": "a@x"}})
+    message = input_error(path)
+    assert "No space left on device" in message and tempfile.gettempdir() in message
+    assert [f.closed for f in opened] == [True]  # type: ignore[attr-defined]

@@ -48,7 +48,10 @@ class Scrubber:
                 forms |= _forms(secret)
         # Longest first, so that a form containing a shorter one is replaced whole.
         ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # Case-insensitive: a proxy that re-cases echoed header values must not reveal a key.
+        self._pattern = (
+            re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+        )
 
     def __bool__(self) -> bool:
         return self._pattern is not None

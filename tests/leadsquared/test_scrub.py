@@ -106,3 +106,13 @@ def test_a_transport_error_quoting_a_key_is_scrubbed() -> None:
     outcome = _lost(error)  # what the pool records for the row
     assert outcome.error_type == "ClientPayloadError"
     assert outcome.error_message == f"ClientPayloadError: echo x-LSQ-SecretKey: {HIDDEN}"
+
+
+def test_a_key_echoed_in_another_case_is_hidden_too() -> None:
+    """A proxy that upper-cases echoed header values revealed the key in full."""
+    from importer.leadsquared.scrub import HIDDEN, Scrubber
+
+    scrub = Scrubber(["sandbox-access-key", "s3cr3t-Key"])
+    said = scrub.text("headers: SANDBOX-ACCESS-KEY, S3CR3T-KEY, Sandbox-Access-Key")
+    assert "ACCESS-KEY" not in said.upper() and "S3CR3T" not in said.upper()
+    assert said.count(HIDDEN) == 3

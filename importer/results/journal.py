@@ -373,6 +373,11 @@ class Journal:
         self.opened = False
 
     @property
+    def appended(self) -> int:
+        """Lines this journal appended since it was opened."""
+        return self._written
+
+    @property
     def tmp_path(self) -> Path:
         """Where :meth:`finalize` writes the rewrite before it takes the file's name."""
         return self.path.with_name(f".{self.path.name}.tmp")

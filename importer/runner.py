@@ -125,6 +125,24 @@ def run_import(
 
     with open_source() as source:
         the_mapping.check_columns(source.columns, str(input_path))
+        fingerprints = Fingerprints.of(input_path, the_mapping.path)
+        done = results_file.completed_counts(fingerprints)
+        if done is not None:
+            # Every row of this very input already succeeded (as the batch skips such a file):
+            # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
+            observer.started(Path(input_path))
+            observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
+            observer.finished()
+            return Summary(
+                input=str(input_path),
+                results=str(results_file.path),
+                by_status=done,
+                already_done=done[Status.SUCCESS],
+                fingerprints={
+                    "input": fingerprints.input_digest,
+                    "mapping": fingerprints.mapping_digest,
+                },
+            )
         endpoint = resolve_endpoint(
             host=settings.host,
             credentials=settings.credentials,
@@ -137,7 +155,6 @@ def run_import(
             # An empty export is almost always an upstream failure: say so, don't report success.
             raise InputFileError(f"{input_path}: has a header but no data rows: nothing to import")
         with results_file.claim():
-            fingerprints = Fingerprints.of(input_path, the_mapping.path)
             if not results_file.has_metadata() and len(results_file.previous):
                 # Nothing says this is the input the file was started with: its keys must.
                 with open_source() as again:

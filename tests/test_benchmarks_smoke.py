@@ -40,6 +40,11 @@ EXPECTED = {
     },
     "bench_resume.py": {"": {"seconds", "lines"}},
     "bench_cpu.py": {"": {"cpu_ms_per_row", "rows_per_s", "http_429"}},
+    "bench_memory.py": {
+        "run": {"peak_rss_mb", "seconds", "exit_code"},
+        "noop": {"peak_rss_mb", "seconds", "exit_code"},
+        "read_outcomes": {"seconds", "lines"},
+    },
 }
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from importer import run_import
+from importer.exceptions import ImporterError
 from importer.exitcodes import ExitStatus
 from importer.results.journal import Result
 
@@ -290,3 +291,52 @@ def test_filtered_rows_are_recorded_skipped_and_never_sent(
     assert all(lines[row]["error_message"] == "rejected" for row in rejected)
     assert len(sandbox.activities) == 30 - len(rejected)
     assert summary.exit_status is ExitStatus.SUCCESS
+
+
+def test_a_rerun_of_a_finished_file_sends_reads_and_rewrites_nothing(
+    sandbox_thread, tmp_path, sample_rows
+) -> None:
+    """The counts stored at the last rewrite answer the rerun: no call (not even the
+    preflight), the results file untouched; a file cut since is still refused."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(30), tmp_path / "r.csv"
+    first = import_into(sandbox, source, results)
+    assert first.exit_status is ExitStatus.SUCCESS
+    calls, before = len(sandbox.calls), results.stat()
+    content = results.read_bytes()
+    again = import_into(sandbox, source, results)
+    assert again.exit_status is ExitStatus.SUCCESS
+    assert again.by_status == {"success": 30} and again.already_done == 30
+    assert again.calls == 0 and len(sandbox.calls) == calls
+    after = results.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert results.read_bytes() == content
+    assert again.fingerprints == first.fingerprints
+    results.write_bytes(content[: len(content) // 2].rsplit(b"\n", 1)[0] + b"\n")
+    with pytest.raises(ImporterError, match="shorter"):
+        import_into(sandbox, source, results)
+
+
+def test_a_resume_with_nothing_left_to_send_does_not_rewrite_the_file(
+    sandbox_thread, tmp_path, sample_rows
+) -> None:
+    """Every remaining row is skipped (one kept ``unknown``): nothing is appended, so the file,
+    already one line per row, is left as it is."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(30), tmp_path / "r.csv"
+    import_into(sandbox, source, results)
+    # Row 5 left unknown by a run (same size: the file still reads as last written).
+    lines = results.read_text().splitlines(keepends=True)
+    lines[4] = lines[4].replace(",success,", ",unknown,", 1)
+    results.write_text("".join(lines))
+    meta = results.with_name(results.name + ".meta.json")
+    meta.write_text(meta.read_text().replace('"complete": true', '"complete": false'))
+    calls, before = len(sandbox.calls), results.stat()
+    content = results.read_bytes()
+    summary = import_into(sandbox, source, results, preflight_check=False)
+    assert summary.by_status == {"success": 29, "unknown": 1}
+    assert summary.unknown_kept == 1 and summary.already_done == 29
+    assert len(sandbox.calls) == calls
+    assert summary.report is not None and summary.report.unknown_rows == [5]
+    after = results.stat()
+    assert after.st_ino == before.st_ino and results.read_bytes() == content

@@ -142,9 +142,15 @@ class ResultsFile:
     def finish(self) -> tuple[Counter[Status], ResultsReport]:
         """Rewrite the journal to one line per row; the counts and the report of the file.
 
-        The rewritten file's size is recorded beside it, so a later resume can tell a file that
-        was cut short from one that was not (see :func:`check_resume`).
+        The rewritten file's size (and its counts) are recorded beside it, so a later resume can
+        tell a file that was cut short from one that was not (see :func:`check_resume`). A run
+        that appended nothing to a file still as the last rewrite left it (every row it reached
+        was skipped) rewrites nothing: the file already is one line per row.
         """
+        recorded = Fingerprints.load(self.path)
+        if not self.journal.appended and self._as_last_written(recorded):
+            self.journal.close()
+            return self.previous.counts(), read_report(self.path)
         counts = self.journal.finalize(lock=self._lock.adopt if self._lock else None)
         recorded = Fingerprints.load(self.path)
         if recorded is not None:
@@ -152,8 +158,47 @@ class ResultsFile:
                 recorded,
                 written_bytes=self.path.stat().st_size,
                 written_rows=sum(counts.values()),
+                counts={str(status): n for status, n in counts.items()},
             ).save(self.path)
         return counts, read_report(self.path)
+
+    def _as_last_written(self, recorded: Fingerprints | None) -> bool:
+        """Whether the file is as lsq-import's last final rewrite left it (its size then)."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return False
+        return (
+            recorded is not None
+            and bool(recorded.written_bytes)
+            and (size == recorded.written_bytes)
+        )
+
+    def completed_counts(self, current: Fingerprints) -> Counter[Status] | None:
+        """The counts of this file if it is complete for this very input and mapping and as
+        its last rewrite left it; else None (then a run reads it and resumes as usual).
+
+        Lets a rerun of a finished file end at once: without this, it reads every line,
+        rewrites the file and rebuilds the report only to find nothing to send. Taken under
+        the lock, so it never answers for a file another run is writing.
+        """
+        recorded = Fingerprints.load(self.path)
+        if (
+            recorded is None
+            or not recorded.complete
+            or not recorded.counts
+            or (recorded.input_digest, recorded.mapping_digest)
+            != (current.input_digest, current.mapping_digest)
+        ):
+            return None
+        self.check_folder()
+        with ResultsLock(self.path):
+            if not self._as_last_written(recorded):
+                return None
+            counts = Counter({Status(s): n for s, n in recorded.counts.items()})
+        if set(counts) != {Status.SUCCESS}:
+            return None
+        return counts
 
     def mark_complete(self, current: Fingerprints) -> None:
         """Every row of the input succeeded: a scheduled run may skip this input from now on."""

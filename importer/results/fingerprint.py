@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..exceptions import ResultsFileError
@@ -43,6 +43,9 @@ class Fingerprints:
     written_rows: int = 0
     """The results file's size and rows when lsq-import last rewrote it: a resume refuses a
     file that is shorter (cut, or edited), whose missing rows would be sent again."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Rows by final status at that rewrite: a rerun of a complete file is answered from these
+    without reading (or rewriting) the file."""
 
     @classmethod
     def of(
@@ -75,6 +78,7 @@ class Fingerprints:
                 complete=data.get("complete") is True,
                 written_bytes=int(data.get("written_bytes") or 0),
                 written_rows=int(data.get("written_rows") or 0),
+                counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
             )
         except FileNotFoundError:
             return None

@@ -7,22 +7,30 @@ import needs nothing but the results file.
 
 from __future__ import annotations
 
+import calendar
 import csv
 import html
 import io
 import json
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ResultsFileError
-from .journal import COLUMNS, check_row_number, unescape_cell
+from .journal import _STATUS_CODES, COLUMNS, NO_ANSWER, _scan, check_row_number, unescape_cell
 from .status import FINAL_STATUSES, Status
 
 EXAMPLES_PER_ERROR = 5
+MAX_ERROR_GROUPS = 200
+"""Error groups a report tells apart; rows of further groups are counted in ``errors_more_rows``
+(a message that names each row's value would otherwise make a group per row)."""
+MAX_UNKNOWN_ROWS = 1000
+"""Unknown rows a report lists (the first, by row); ``by_status['unknown']`` has them all and
+``lsq-import report RESULTS --status unknown`` lists every one."""
 _BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 4 * 3600, 86400)
 _COLOURS = {
     "success": "#2e7d32",
@@ -64,7 +72,10 @@ class ResultsReport:
     retries: int = 0
     errors: list[ErrorGroup] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
-    """Every row whose call may have landed without an answer: check these for duplicates."""
+    """The first ``MAX_UNKNOWN_ROWS`` rows whose call may have landed without an answer (check
+    these for duplicates); ``unknown_rows_more`` says how many more there are."""
+    errors_more_rows: int = 0
+    """Rows in error groups beyond the first ``MAX_ERROR_GROUPS``."""
     first_finished: str = ""
     last_finished: str = ""
     timeline: list[tuple[str, dict[str, int]]] = field(default_factory=list)
@@ -75,6 +86,10 @@ class ResultsReport:
     def rows(self) -> int:
         return sum(self.by_status.values())
 
+    @property
+    def unknown_rows_more(self) -> int:
+        return self.by_status[Status.UNKNOWN] - len(self.unknown_rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": self.path,
@@ -83,7 +98,9 @@ class ResultsReport:
             "calls": self.calls,
             "retries": self.retries,
             "errors": [group.to_dict() for group in self.errors],
+            "errors_more_rows": self.errors_more_rows,
             "unknown_rows": self.unknown_rows,
+            "unknown_rows_more": self.unknown_rows_more,
             "first_finished": self.first_finished,
             "last_finished": self.last_finished,
             "bucket_seconds": self.bucket_seconds,
@@ -104,40 +121,72 @@ class ResultsReport:
             lines.append(
                 f"  {group.count} {group.status}: {kind}{group.message} (rows {rows}{more})"
             )
+        if self.errors_more_rows:
+            lines.append(f"  and {self.errors_more_rows} more rows with other errors")
         if self.unknown_rows:
             lines.append(
                 f"rows that may exist in LeadSquared without an answer (unknown): "
                 f"{', '.join(map(str, self.unknown_rows[:50]))}"
-                + (" ..." if len(self.unknown_rows) > 50 else "")
+                + (" ..." if self.by_status[Status.UNKNOWN] > 50 else "")
             )
         return "\n".join(lines)
 
 
 def rows_with_status(path: str | Path, status: str) -> Iterator[str]:
-    """``row,key,error_type,error_message`` (CSV) of each row whose latest status is ``status``."""
+    """``row,key,error_type,error_message`` (CSV) of each row whose latest status is ``status``.
+
+    In row order, whatever order the lines are in (a journal mid-run), holding 8 bytes per row
+    (where the row's latest line starts, if it is wanted) and no Python object per row.
+    """
     file = Path(path)
-    wanted = (status, Status.SENDING) if status == Status.UNKNOWN else (status,)
-    latest: dict[int, list[str]] = {}
-    for cells in _records(file):
-        latest[int(cells[0])] = cells
+    wanted = {_status_code(status)} if status in _STATUS_BY_TEXT else set()
+    if status == Status.UNKNOWN:
+        wanted.add(_status_code(Status.SENDING))
+    offsets = _latest_offsets(file, wanted)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="")
     writer.writerow(["row", "key", "error_type", "error_message"])
     yield buffer.getvalue()
-    for row in sorted(latest):
-        cells = latest[row]
-        if cells[2] in wanted:
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(
-                [
-                    cells[0],
-                    unescape_cell(cells[1]),
-                    unescape_cell(cells[6]),
-                    unescape_cell(cells[7]),
-                ]
-            )
-            yield buffer.getvalue()
+    for cells in _lines_at(file, offsets):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(
+            [cells[0], unescape_cell(cells[1]), unescape_cell(cells[6]), unescape_cell(cells[7])]
+        )
+        yield buffer.getvalue()
+
+
+_STATUS_BY_TEXT = {s.value: s for s in Status}
+
+
+def _status_code(status: str) -> int:
+    return _STATUS_CODES[_STATUS_BY_TEXT[status]]
+
+
+def _latest_offsets(file: Path, wanted: set[int] | None = None) -> array[int]:
+    """Row -> byte offset of its latest line (-1: none, or its status is not ``wanted``)."""
+    if not file.exists():
+        raise ResultsFileError(f"{file}: cannot read the results file (No such file or directory)")
+    offsets: array[int] = array("q")
+    for row, code, offset in _scan(file):
+        if row >= len(offsets):
+            offsets.extend([-1] * (row + 1 - len(offsets) + 1024))
+        offsets[row] = offset if wanted is None or code in wanted else -1
+    return offsets
+
+
+def _lines_at(file: Path, offsets: array[int]) -> Iterator[list[str]]:
+    """The cells of the line at each offset (row order), skipping -1."""
+    with open(file, "rb") as handle:
+        for offset in offsets:
+            if offset < 0:
+                continue
+            handle.seek(offset)
+            yield next(csv.reader([handle.readline().decode("utf-8")]))
+
+
+class _OutOfOrder(Exception):
+    """A row's line came after a later row's: a journal, read again through its offsets."""
 
 
 def _records(file: Path) -> Iterator[list[str]]:
@@ -164,57 +213,137 @@ def _records(file: Path) -> Iterator[list[str]]:
             ) from None
 
 
-def _parse_time(text: str) -> datetime | None:
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _epoch_seconds(text: str) -> int | None:
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+        return calendar.timegm(datetime.strptime(text, _TIME_FORMAT).timetuple())
     except ValueError:
         return None
 
 
-def read_report(path: str | Path) -> ResultsReport:
-    """Build the report of a results file (a finished one, or a journal mid-run)."""
-    file = Path(path)
-    report = ResultsReport(path=str(file))
-    latest: dict[int, tuple[str, str, str, int, str]] = {}
-    for cells in _records(file):
-        latest[int(cells[0])] = (cells[2], cells[6], cells[7], int(cells[8] or 0), cells[9])
-    groups: dict[tuple[str, str, str], ErrorGroup] = {}
-    times: list[tuple[datetime, str]] = []
-    for row in sorted(latest):
-        status, error_type, message, attempts, finished = latest[row]
+def _format(epoch: int, pattern: str) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime(pattern)
+
+
+class _Tally:
+    """The report's figures, added up one row at a time (rows in row order) in bounded memory:
+    counts, at most ``MAX_ERROR_GROUPS`` error groups of ``EXAMPLES_PER_ERROR`` rows, the first
+    ``MAX_UNKNOWN_ROWS`` unknown rows, and a timeline of at most ``_MAX_TIME_KEYS`` buckets.
+
+    The timeline counts rows in buckets aligned on the clock (a minute bucket starts on the
+    minute), so buckets of one width merge exactly into the next wider one (each width in
+    ``_BUCKETS`` divides the next) whenever too many are open.
+    """
+
+    def __init__(self, report: ResultsReport) -> None:
+        self.report = report
+        self.groups: dict[tuple[str, str, str], ErrorGroup] = {}
+        self.width = 1  # seconds per timeline key
+        self.times: dict[int, Counter[str]] = {}
+        self.first: int | None = None
+        self.last: int | None = None
+        self.parsed: dict[str, int | None] = {}  # finished_at text -> seconds (a small cache)
+
+    def add(self, row: int, cells: list[str]) -> None:
+        report = self.report
+        status = cells[2]
         if status == Status.SENDING:
-            status = Status.UNKNOWN
+            # As the final rewrite will say it: a journal reports as the file it becomes.
+            status, cells[7] = Status.UNKNOWN, NO_ANSWER
+        attempts = int(cells[8] or 0)
         report.by_status[status] += 1
         report.calls += attempts
         report.retries += max(0, attempts - 1)
-        if status == Status.UNKNOWN:
-            report.unknown_rows.append(row)
         if status != Status.SUCCESS:
-            key = (status, unescape_cell(error_type), unescape_cell(message))
-            group = groups.setdefault(key, ErrorGroup(*key))
-            group.count += 1
-            if len(group.example_rows) < EXAMPLES_PER_ERROR:
-                group.example_rows.append(row)
-        when = _parse_time(finished)
+            if status == Status.UNKNOWN and len(report.unknown_rows) < MAX_UNKNOWN_ROWS:
+                report.unknown_rows.append(row)
+            key = (status, unescape_cell(cells[6]), unescape_cell(cells[7]))
+            group = self.groups.get(key)
+            if group is None and len(self.groups) < MAX_ERROR_GROUPS:
+                group = self.groups[key] = ErrorGroup(*key)
+            if group is None:
+                report.errors_more_rows += 1
+            else:
+                group.count += 1
+                if len(group.example_rows) < EXAMPLES_PER_ERROR:
+                    group.example_rows.append(row)
+        text = cells[9]
+        when = self.parsed.get(text, -1)
+        if when == -1:
+            if len(self.parsed) >= 4096:
+                self.parsed.clear()
+            when = self.parsed[text] = _epoch_seconds(text)
         if when is not None:
-            times.append((when, status))
-    report.errors = sorted(groups.values(), key=lambda g: (-g.count, g.status, g.message))
-    if times:
-        times.sort()
-        start, end = times[0][0], times[-1][0]
-        report.first_finished = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        report.last_finished = end.strftime("%Y-%m-%dT%H:%M:%SZ")
-        span = (end - start).total_seconds()
+            self._add_time(when, status)
+
+    def _add_time(self, when: int, status: str) -> None:
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+        counts = self.times.get(when // self.width)
+        if counts is None:
+            counts = self.times[when // self.width] = Counter()
+            if len(self.times) > _MAX_TIME_KEYS and self.width < _BUCKETS[-1]:
+                wider = _BUCKETS[_BUCKETS.index(self.width) + 1]
+                self.times = _merge(self.times, self.width, wider)
+                self.width = wider
+                counts = self.times[when // wider]
+        counts[status] += 1
+
+    def done(self) -> ResultsReport:
+        report = self.report
+        report.errors = sorted(self.groups.values(), key=lambda g: (-g.count, g.status, g.message))
+        if self.first is None or self.last is None:
+            return report
+        report.first_finished = _format(self.first, _TIME_FORMAT)
+        report.last_finished = _format(self.last, _TIME_FORMAT)
+        span = self.last - self.first
         bucket = next((b for b in _BUCKETS if span / b <= 120), _BUCKETS[-1])
+        bucket = max(bucket, self.width)
         report.bucket_seconds = bucket
-        counts: dict[int, Counter[str]] = {}
-        for when, status in times:
-            counts.setdefault(int((when - start).total_seconds()) // bucket, Counter())[status] += 1
-        last = max(counts)
-        for index in range(last + 1):
-            at = start + timedelta(seconds=index * bucket)
-            report.timeline.append((at.strftime("%Y-%m-%dT%H:%M:%S"), dict(counts.get(index, {}))))
-    return report
+        merged = _merge(self.times, self.width, bucket)
+        for index in range(self.first // bucket, self.last // bucket + 1):
+            report.timeline.append(
+                (_format(index * bucket, "%Y-%m-%dT%H:%M:%S"), dict(merged.get(index, {})))
+            )
+        return report
+
+
+_MAX_TIME_KEYS = 4096
+
+
+def _merge(times: dict[int, Counter[str]], width: int, wider: int) -> dict[int, Counter[str]]:
+    """Timeline keys of ``width`` seconds re-keyed to ``wider`` ones (a multiple of it)."""
+    merged: dict[int, Counter[str]] = {}
+    for key, counts in times.items():
+        merged.setdefault(key * width // wider, Counter()).update(counts)
+    return merged
+
+
+def read_report(path: str | Path) -> ResultsReport:
+    """Build the report of a results file (a finished one, or a journal mid-run).
+
+    Memory does not grow with the file: a finished file (one line per row, in row order) is
+    read in one streaming pass; a journal (several lines per row, out of order) is noticed at
+    its first out-of-order line and read again through an array of each row's latest line's
+    offset (8 bytes a row, no Python object per row).
+    """
+    file = Path(path)
+    tally = _Tally(ResultsReport(path=str(file)))
+    try:
+        previous = 0
+        for cells in _records(file):
+            row = int(cells[0])
+            if row <= previous:
+                raise _OutOfOrder
+            previous = row
+            tally.add(row, cells)
+    except _OutOfOrder:
+        tally = _Tally(ResultsReport(path=str(file)))
+        for cells in _lines_at(file, _latest_offsets(file)):
+            tally.add(int(cells[0]), cells)
+    return tally.done()
 
 
 def write_json(
@@ -280,6 +409,10 @@ def write_html(report: ResultsReport, path: str | Path) -> None:
             for g in report.errors
         )
         or '<tr><td colspan="5">No errors.</td></tr>'
+    ) + (
+        f'<tr><td colspan="5">and {report.errors_more_rows} more rows with other errors</td></tr>'
+        if report.errors_more_rows
+        else ""
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

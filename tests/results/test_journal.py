@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from importer.exceptions import ResultsFileError
+from importer.results import journal as journal_module
 from importer.results.journal import (
     COLUMNS,
     Journal,
@@ -149,3 +150,33 @@ def test_outcome_counts(tmp_path: Path) -> None:
     assert outcomes.counts() == {Status.SUCCESS: 2, Status.FAILED: 1, Status.UNKNOWN: 1}
     assert len(outcomes) == 4
     assert outcomes.get(99) is None and outcomes.get(4) == Status.UNKNOWN
+
+
+def test_resume_planning_reads_big_files_in_blocks_and_still_names_the_damaged_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_outcomes parses whole blocks with bytes operations; a quoted key holding a
+    status word between commas, or a damaged line in a later block, must read as before."""
+    monkeypatch.setattr(journal_module, "_BLOCK", 64)  # many blocks, lines across boundaries
+    path = tmp_path / "r.csv"
+    journal = Journal(path)
+    journal.open()
+    journal.record(Result(2, "a,failed,b", Status.SUCCESS))
+    for row in range(3, 40):
+        journal.record(Result(row, f"k{row}", Status.FAILED if row % 3 else Status.SENDING))
+    journal.record(Result(3, "k3", Status.SUCCESS))
+    journal.close()
+    outcomes = read_outcomes(path)
+    assert outcomes.get(2) == Status.SUCCESS and outcomes.get(3) == Status.SUCCESS
+    assert outcomes.get(6) == Status.UNKNOWN and outcomes.get(7) == Status.FAILED
+    assert len(outcomes) == 38
+    lines = path.read_bytes().split(b"\n")
+    for bad in (
+        b"30,k,nonsense,,,,,,1,x",  # an unknown status
+        b"1,k,success,,,,,,1,x",  # row 1 is the header
+        b"9,k\xff,success,,,,,,1,x",  # not UTF-8
+        b"garbage",
+    ):
+        path.write_bytes(b"\n".join([*lines[:25], bad, *lines[26:]]))
+        with pytest.raises(ResultsFileError, match="line 26 is damaged"):
+            read_outcomes(path)

@@ -92,6 +92,9 @@ def _status_mb(field: str) -> float:
 def sending_worker(source: str) -> None:
     """Read an input the way ``run`` does while sending (one row at a time, held by nobody)
     and print the RSS sampled after the first row was yielded, and the peak before it."""
+    # this checkout's reader, not whichever one the venv installed (a script's sys.path starts
+    # at benchmarks/, not at the checkout)
+    sys.path.insert(0, str(ROOT))
     from importer.reader import open_input
 
     rows = 0

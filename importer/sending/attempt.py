@@ -49,7 +49,11 @@ async def attempt(
             return lost(exc)
     async with pacer.slot() as slot:
         if intent is not None:
-            await intent()
+            try:
+                await intent()
+            except BaseException:
+                slot.unused()  # nothing was sent with it
+                raise
         try:
             answer = await send()
         except TransportError as exc:

@@ -275,6 +275,14 @@ class _Slot:
         """Mark that the server's answer arrived (now): the slot reopens ``per`` after this."""
         self._answered_at = self._pacer._clock()
 
+    def unused(self) -> None:
+        """No call left with this slot (its intent could not be journalled): give it back at
+        once and do not count it as a call."""
+        if self._grant is not None:
+            self._pacer.calls -= 1
+            self._pacer._give_back(self._grant)
+            self._grant = None
+
     async def __aenter__(self) -> _Slot:
         self._grant = await self._pacer._acquire()
         return self

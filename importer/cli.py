@@ -245,7 +245,8 @@ def cli() -> None:
 @click.option(
     "--force-resume",
     is_flag=True,
-    help="Resume even though the input file or mapping changed since the results file began.",
+    help="Resume even though the input file or mapping changed since the results file began, "
+    "or its RESULTS.meta.json is gone (each recorded row's key is then checked).",
 )
 @click.option(
     "--summary-json",

@@ -155,6 +155,7 @@ def run_import(
             # An empty export is almost always an upstream failure: say so, don't report success.
             raise InputFileError(f"{input_path}: has a header but no data rows: nothing to import")
         with results_file.claim():
+            results_file.check_metadata(force=settings.force_resume)
             if not results_file.has_metadata() and len(results_file.previous):
                 # Nothing says this is the input the file was started with: its keys must.
                 with open_source() as again:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 
 import pytest
@@ -330,7 +332,11 @@ def test_a_resume_with_nothing_left_to_send_does_not_rewrite_the_file(
     lines[4] = lines[4].replace(",success,", ",unknown,", 1)
     results.write_text("".join(lines))
     meta = results.with_name(results.name + ".meta.json")
-    meta.write_text(meta.read_text().replace('"complete": true', '"complete": false'))
+    recorded = json.loads(meta.read_text())
+    recorded.update(
+        complete=False, verified_sha256=hashlib.sha256(results.read_bytes()).hexdigest()
+    )
+    meta.write_text(json.dumps(recorded))  # as the run that left it unknown would record it
     calls, before = len(sandbox.calls), results.stat()
     content = results.read_bytes()
     summary = import_into(sandbox, source, results, preflight_check=False)

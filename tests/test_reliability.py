@@ -4,9 +4,11 @@ a changed input without metadata. Each test reproduces a hole an attack found.""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
@@ -55,6 +57,10 @@ def test_a_full_disk_stops_the_run_at_once_with_exit_4_and_loses_nothing(
         if line["status"] == "success":
             assert line["activity_id"] in ids
     assert 0 < len(sandbox.activities) < 120
+    # Calls whose intent could not be written never left: they are not counted as calls (the
+    # summary said 179 calls for 83 that reached the server).
+    counted = int(re.search(r"(\d+) calls \(", first.stdout)[1])  # type: ignore[index]
+    assert counted <= len(sandbox.calls)
 
     second = run_import_process(source, results, sandbox.base_url)
     assert second.returncode in (0, 1), second.stdout + second.stderr
@@ -90,6 +96,18 @@ def wait_for_successes(results: Path, n: int, proc: subprocess.Popen[str]) -> No
             return
         time.sleep(0.02)
     raise AssertionError(f"the import did not reach {n} rows: {proc.poll()}")
+
+
+def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    """Poll an observable condition (not a fixed sleep) while ``proc`` runs."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the condition did not hold while the import ran: {proc.poll()}")
 
 
 def test_deleting_the_lock_file_mid_run_does_not_let_a_second_run_in(
@@ -216,11 +234,12 @@ def test_a_huge_row_number_in_a_results_file_is_a_damaged_line(
         assert "line 5 is damaged" in outcome.output
 
 
-def test_a_changed_input_without_metadata_is_refused_by_its_keys(
+def test_a_results_file_without_its_metadata_is_refused_then_checked_by_its_keys(
     tmp_path, sample_rows, sandbox_thread
 ) -> None:
     """meta.json deleted and a row inserted at the top: the inserted row was never sent and
-    a done row was sent again. The results file's key column catches it."""
+    a done row was sent again. Without the metadata the resume is refused; with
+    --force-resume, the results file's key column is checked against the input."""
     sandbox = sandbox_thread(rate=100, per=1.0)
     source, results = sample_rows(10), tmp_path / "r.csv"
     assert run_import_process(source, results, sandbox.base_url, "--limit", "6").returncode == 0
@@ -230,14 +249,107 @@ def test_a_changed_input_without_metadata_is_refused_by_its_keys(
     source.write_text("".join([lines[0], inserted, *lines[1:]]), encoding="utf-8")
     again = run_import_process(source, results, sandbox.base_url)
     assert again.returncode == 2, again.stdout + again.stderr
+    assert f"{results} has outcomes but no r.csv.meta.json beside it" in again.stderr
+    forced = run_import_process(source, results, sandbox.base_url, "--force-resume")
+    assert forced.returncode == 2, forced.stdout + forced.stderr
     assert f"{results}: row 2 was recorded for another lead than the input's row 2" in (
-        again.stderr
+        forced.stderr
     )
     assert len(sandbox.activities) == 6
 
     source.write_text("".join(lines), encoding="utf-8")  # the original input: it resumes
-    resumed = run_import_process(source, results, sandbox.base_url)
+    resumed = run_import_process(source, results, sandbox.base_url, "--force-resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(sandbox.activities) == 10
+
+
+def test_a_row_of_the_same_lead_inserted_without_metadata_is_not_sent_twice(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """Two visits of one lead, then a third inserted at the top with meta.json deleted: the
+    keys still match row by row, so the key check alone resent a visit (the attacker's
+    case). Refused until the user says --force-resume."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = tmp_path / "visits.csv", tmp_path / "r.csv"
+    header, *rows = sample_rows(2).read_text(encoding="utf-8").splitlines(keepends=True)
+    same = rows[0]
+    source.write_text(header + same + same.replace("Price sensitive", "Second visit", 1), "utf-8")
+    assert run_import_process(source, results, sandbox.base_url).returncode == 0
+    assert len(sandbox.activities) == 2
+    (tmp_path / "r.csv.meta.json").unlink()
+    text = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    source.write_text(
+        text[0] + same.replace("Price sensitive", "Third visit", 1) + "".join(text[1:])
+    )
+    again = run_import_process(source, results, sandbox.base_url)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "no r.csv.meta.json beside it" in again.stderr
+    assert len(sandbox.activities) == 2
+
+
+def test_a_journal_cut_after_a_kill_is_refused_not_resent(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """kill -9 mid-run, then half the journal cut off: the metadata only knew the size of the
+    last final rewrite (none yet), so the lost rows were sent again (42 for 40)."""
+    import json
+    import signal
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(60), tmp_path / "r.csv"
+    meta = tmp_path / "r.csv.meta.json"
+    first = start_import(source, results, sandbox.base_url, rate=10)
+
+    def verified() -> int:
+        try:
+            return int(json.loads(meta.read_text(encoding="utf-8")).get("verified_bytes") or 0)
+        except (OSError, ValueError):
+            return 0
+
+    try:
+        wait_for_successes(results, 5, first)
+        wait_until(lambda: verified() > 0, first)  # fsynced and recorded at least once
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+    sent = len(sandbox.activities)
+    journal = results.read_bytes()
+    cut = journal.rindex(b"\n", 0, verified() // 2) + 1  # whole lines, fewer than recorded
+    results.write_bytes(journal[:cut])
+    again = run_import_process(source, results, sandbox.base_url)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"{results} is shorter ({cut} bytes) than when lsq-import last wrote it" in (
+        again.stderr
+    )
+    assert len(sandbox.activities) == sent
+
+    results.write_bytes(journal)  # the journal as the kill left it resumes
+    resumed = run_import_process(source, results, sandbox.base_url)
+    assert resumed.returncode in (0, 1), resumed.stdout + resumed.stderr
+    statuses = [line["status"] for line in read_results(results)]
+    assert len(statuses) == 60
+    assert len(sandbox.activities) == 60 - statuses.count("unknown")
+
+
+def test_a_results_file_edited_to_the_same_size_is_refused(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """A ``success`` line turned into ``failed`` without changing the file's size: the size
+    check believed it and the row was sent again (11 for 10)."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(10), tmp_path / "r.csv"
+    assert run_import_process(source, results, sandbox.base_url, "--limit", "6").returncode == 0
+    whole = results.read_text(encoding="utf-8")
+    edited = whole.replace(",success,", ",failed,,", 1)  # the same length
+    assert len(edited) == len(whole) and edited != whole
+    results.write_text(edited, encoding="utf-8")
+    again = run_import_process(source, results, sandbox.base_url)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"{results} was changed since lsq-import last wrote it" in again.stderr
+    assert len(sandbox.activities) == 6
+
+    results.write_text(whole, encoding="utf-8")
+    assert run_import_process(source, results, sandbox.base_url).returncode == 0
     assert len(sandbox.activities) == 10
 
 

@@ -48,6 +48,8 @@ class ResultsFile:
         self.previous = Outcomes()
         """The latest status of each row before this run (read by :meth:`claim`)."""
         self.journal = Journal(self.path)
+        self.journal.on_checkpoint = self._checkpointed
+        self.journal.on_rewrite = self._rewriting
         self._lock: ResultsLock | None = None
 
     @classmethod
@@ -113,12 +115,50 @@ class ResultsFile:
 
     def check_resume(self, current: Fingerprints, *, force: bool) -> None:
         """Refuse to resume with another input or a changed mapping, unless ``force``; refuse
-        a results file shorter than lsq-import last wrote it."""
-        check_resume(self.path, current, started=len(self.previous) > 0, force=force)
+        a results file that is not as lsq-import last wrote it (cut, or edited)."""
+        digest = check_resume(self.path, current, started=len(self.previous) > 0, force=force)
+        if digest is not None:
+            self.journal.continue_digest(digest)
+
+    def _checkpointed(self, size: int, sha256: str) -> None:
+        """The journal was fsynced up to ``size`` bytes: record them as verified."""
+        recorded = Fingerprints.load(self.path)
+        if recorded is None:
+            return  # validate's file, or its metadata was deleted: nothing to keep it in
+        with contextlib.suppress(ResultsFileError):  # a stale record is only more cautious
+            dataclasses.replace(recorded, verified_bytes=size, verified_sha256=sha256).save(
+                self.path
+            )
+
+    def _rewriting(self, size: int, sha256: str) -> None:
+        """The final rewrite (fsynced) is about to take the name: accept it from now on."""
+        recorded = Fingerprints.load(self.path)
+        if recorded is not None:
+            dataclasses.replace(recorded, pending_bytes=size, pending_sha256=sha256).save(
+                self.path, durable=True
+            )
 
     def has_metadata(self) -> bool:
         """Whether the fingerprints of the input and mapping are kept beside the file."""
         return self.meta_path.exists()
+
+    def check_metadata(self, *, force: bool) -> None:
+        """Refuse to resume a file that has outcomes but no metadata, unless ``force``.
+
+        lsq-import writes the metadata before the first row is sent; without it nothing says
+        which input the rows belong to, or that the file is as it was written (a row inserted
+        with the same key, or a line cut off, would go unnoticed). With ``force`` the caller
+        checks the keys (:meth:`check_keys`).
+        """
+        if force or self.has_metadata() or not len(self.previous):
+            return
+        raise ResultsFileError(
+            f"{self.path} has outcomes but no {self.meta_path.name} beside it: nothing says which "
+            "input it was started with or that it is as lsq-import wrote it, and rows are "
+            f"matched by number; put {self.meta_path.name} back, use a new --results file, or "
+            "run with --force-resume to go on from what it lists (each recorded row's key is "
+            "then checked against the input's row of that number)"
+        )
 
     def check_keys(self, keys: Iterable[tuple[int, str]]) -> None:
         """Refuse a resume whose input no longer has, at a recorded row number, the key the
@@ -156,9 +196,13 @@ class ResultsFile:
         if recorded is not None:
             dataclasses.replace(
                 recorded,
-                written_bytes=self.path.stat().st_size,
+                written_bytes=recorded.pending_bytes,
                 written_rows=sum(counts.values()),
                 counts={str(status): n for status, n in counts.items()},
+                verified_bytes=recorded.pending_bytes,
+                verified_sha256=recorded.pending_sha256,
+                pending_bytes=0,
+                pending_sha256="",
             ).save(self.path)
         return counts, read_report(self.path)
 

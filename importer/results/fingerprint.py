@@ -46,6 +46,17 @@ class Fingerprints:
     counts: dict[str, int] = field(default_factory=dict)
     """Rows by final status at that rewrite: a rerun of a complete file is answered from these
     without reading (or rewriting) the file."""
+    verified_bytes: int = 0
+    verified_sha256: str = ""
+    """The SHA-256 of the results file's first ``verified_bytes`` bytes, recorded each time the
+    journal is fsynced (about once a second while a run goes, at its end, and at the final
+    rewrite): the file only grows past them, so a resume refuses a file whose first
+    ``verified_bytes`` bytes are not these (cut after a crash, or edited, even to the same
+    size): the rows it lost or changed would be sent again."""
+    pending_bytes: int = 0
+    pending_sha256: str = ""
+    """The final rewrite about to take the file's name: until the metadata says it did, a
+    resume accepts either the journal (``verified_*``) or the rewrite (these)."""
 
     @classmethod
     def of(
@@ -58,15 +69,37 @@ class Fingerprints:
             mapping_digest=file_digest(mapping_path),
         )
 
-    def save(self, results: Path) -> None:
-        """Write atomically next to the results file."""
+    def save(self, results: Path, *, durable: bool = False) -> None:
+        """Write atomically next to the results file; ``durable``: fsynced, with its folder,
+        before this returns (the final rewrite's ``pending_*`` must be on disk before the
+        rewrite takes the results file's name)."""
         target = meta_path(results)
         tmp = target.with_name(f".{target.name}.tmp")
         try:
-            tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(asdict(self), indent=2) + "\n")
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
+            if durable:
+                fsync_dir(target.parent)
         except OSError as exc:
             raise ResultsFileError(f"{target}: cannot write ({exc.strerror})") from None
+
+    def written(self) -> dict[str, object]:
+        """What lsq-import wrote into the results file (to carry into new fingerprints)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "written_bytes",
+                "written_rows",
+                "verified_bytes",
+                "verified_sha256",
+                "pending_bytes",
+                "pending_sha256",
+            )
+        }
 
     @classmethod
     def load(cls, results: Path) -> Fingerprints | None:
@@ -79,6 +112,10 @@ class Fingerprints:
                 written_bytes=int(data.get("written_bytes") or 0),
                 written_rows=int(data.get("written_rows") or 0),
                 counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+                verified_bytes=int(data.get("verified_bytes") or 0),
+                verified_sha256=str(data.get("verified_sha256") or ""),
+                pending_bytes=int(data.get("pending_bytes") or 0),
+                pending_sha256=str(data.get("pending_sha256") or ""),
             )
         except FileNotFoundError:
             return None
@@ -88,23 +125,91 @@ class Fingerprints:
             ) from None
 
 
-def check_resume(results: Path, current: Fingerprints, *, started: bool, force: bool) -> None:
-    """Refuse to resume ``results`` with a changed input or mapping, unless ``force``.
+def fsync_dir(folder: Path) -> None:
+    """Make a new or renamed name in ``folder`` survive a power cut (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | None:
+    """Refuse ``results`` if it is not what lsq-import last wrote: shorter than its verified
+    prefix, or with other bytes in it (and not the final rewrite about to take its name).
+
+    Returns the SHA-256 of the whole file as read (for the journal to go on from when it
+    appends), or None when the file does not end with a complete line (the journal cuts that
+    torn line and hashes again).
+    """
+    try:
+        size = results.stat().st_size
+    except OSError:
+        size = 0
+    verified = recorded.verified_bytes or recorded.written_bytes
+    if size < verified and size != recorded.pending_bytes:
+        raise ResultsFileError(
+            f"{results} is shorter ({size} bytes) than when lsq-import last wrote it "
+            f"({verified} bytes): it was cut or edited, and the rows it lost would be sent "
+            f"again; {_WAY_OUT.format(meta=meta_path(results).name)}"
+        )
+    digest = hashlib.sha256()
+    prefix = pending = ""
+    last = b""
+    with open(results, "rb") as handle:
+        done = 0
+        while block := handle.read(1 << 20):
+            if done < recorded.verified_bytes <= done + len(block):
+                cut = recorded.verified_bytes - done
+                digest.update(block[:cut])
+                prefix = digest.hexdigest()
+                digest.update(block[cut:])
+            else:
+                digest.update(block)
+            done += len(block)
+            last = block[-1:]
+    if recorded.verified_bytes == 0:
+        prefix = ""
+    whole = digest.hexdigest()
+    if recorded.pending_bytes and size == recorded.pending_bytes:
+        pending = whole
+    prefix_ok = not recorded.verified_sha256 or prefix == recorded.verified_sha256
+    pending_ok = bool(recorded.pending_sha256) and pending == recorded.pending_sha256
+    if not (prefix_ok or pending_ok):
+        raise ResultsFileError(
+            f"{results} was changed since lsq-import last wrote it (its first "
+            f"{recorded.verified_bytes} bytes are not what was written): a row whose line was "
+            f"edited or removed would be sent again; "
+            + _WAY_OUT.format(meta=meta_path(results).name)
+        )
+    return digest if last in (b"", b"\n") else None
+
+
+_WAY_OUT = (
+    "restore it from a backup, or, to resume from what it lists now (rows it no longer "
+    "lists as sent are sent again), delete {meta} and run again with --force-resume"
+)
+
+
+def check_resume(
+    results: Path, current: Fingerprints, *, started: bool, force: bool
+) -> hashlib._Hash | None:
+    """Refuse to resume ``results`` with a changed input or mapping, unless ``force``; refuse a
+    results file that is not what lsq-import last wrote (:func:`verify_written`).
 
     ``started``: the results file already holds outcomes. The current fingerprints are saved
-    when the check passes, so the next resume compares against this run's files.
+    when the check passes, so the next resume compares against this run's files. Returns the
+    results file's running SHA-256, if it was read.
     """
     recorded = Fingerprints.load(results) if started else None
-    if recorded is not None and recorded.written_bytes:
-        size = results.stat().st_size if results.exists() else 0
-        if size < recorded.written_bytes:
-            raise ResultsFileError(
-                f"{results} is shorter ({size} bytes) than when lsq-import last wrote it "
-                f"({recorded.written_bytes} bytes, {recorded.written_rows} rows): it was cut or "
-                "edited, and the rows it lost would be sent again; restore it from a backup, or "
-                f"delete {meta_path(results).name} to resume from what it still lists (rows it "
-                "no longer lists are then sent again)"
-            )
+    digest = None
+    if recorded is not None and (recorded.verified_bytes or recorded.written_bytes):
+        digest = verify_written(results, recorded)
     if recorded is not None and not force:
         if recorded.input_digest != current.input_digest:
             raise ResultsFileError(
@@ -124,6 +229,5 @@ def check_resume(results: Path, current: Fingerprints, *, started: bool, force: 
         current.mapping_digest,
     ):
         kept = recorded or current  # what was written stays recorded
-        replace(current, written_bytes=kept.written_bytes, written_rows=kept.written_rows).save(
-            results
-        )
+        replace(current, **kept.written()).save(results)  # type: ignore[arg-type]
+    return digest

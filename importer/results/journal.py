@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import os
 import re
@@ -372,6 +373,20 @@ class Journal:
         self.failed: JournalWriteError | None = None
         """The write error that stopped the run, if any (the file is left as written)."""
         self.opened = False
+        self.on_checkpoint: Callable[[int, str], None] | None = None
+        """Given (bytes, SHA-256 hex of those bytes) of the file each time it was fsynced at an
+        interval or at the end: what a later resume checks the file against."""
+        self.on_rewrite: Callable[[int, str], None] | None = None
+        """Given (bytes, SHA-256 hex) of the final rewrite, fsynced, before it takes the
+        file's name."""
+        self._digest = hashlib.sha256()
+        self._hashed = 0  # bytes of the file that self._digest covers
+        self._last_checkpoint = 0.0
+
+    def continue_digest(self, digest: hashlib._Hash) -> None:
+        """The SHA-256 of the file as it is now (read by the resume check), to go on from."""
+        self._digest = digest
+        self._hashed = self.path.stat().st_size
 
     @property
     def appended(self) -> int:
@@ -408,7 +423,9 @@ class Journal:
         self._handle = handle
         self._writer = csv.writer(handle, lineterminator="\n")
         self.opened = True
-        self._last_sync = self._clock()
+        self._last_sync = self._last_checkpoint = self._clock()
+        if self._hashed > handle.tell():  # the torn tail was cut: hash the file again
+            self._digest, self._hashed = hashlib.sha256(), 0
 
     def _drop_torn_tail(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -442,12 +459,34 @@ class Journal:
             self._handle.flush()
             self._written += 1
             now = self._clock()
-            if now - self._last_sync >= self.fsync_interval:
+            if now - self._last_checkpoint >= self.fsync_interval:
+                self._checkpoint()
+                self._last_checkpoint = now
+            elif now - self._last_sync >= self.fsync_interval:
                 os.fsync(self._handle.fileno())
                 self._synced = self._written
                 self._last_sync = now
         except OSError as exc:
             raise self._failure(exc) from None
+
+    def _checkpoint(self) -> None:
+        """fsync, then tell :attr:`on_checkpoint` what the file now holds."""
+        assert self._handle is not None, "journal not open"
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._synced, self._last_sync = self._written, self._clock()
+        if self.on_checkpoint is None:
+            return
+        size = self._handle.tell()
+        with open(self.path, "rb") as handle:
+            handle.seek(self._hashed)
+            while self._hashed < size:
+                block = handle.read(min(1 << 20, size - self._hashed))
+                if not block:
+                    break
+                self._digest.update(block)
+                self._hashed += len(block)
+        self.on_checkpoint(self._hashed, self._digest.hexdigest())
 
     async def durable(self) -> None:
         """Return once every line appended so far is on disk (an intent before its call).
@@ -492,13 +531,16 @@ class Journal:
         """Flush and fsync; the file stays a valid journal even without :meth:`finalize`."""
         if self._handle is None:
             return
-        handle, self._handle, self._writer = self._handle, None, None
         try:
-            handle.flush()
-            os.fsync(handle.fileno())
+            if self.failed is None:
+                self._checkpoint()
+            else:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
         except OSError as exc:
             raise self._failure(exc) from None
         finally:
+            handle, self._handle, self._writer = self._handle, None, None
             with contextlib.suppress(OSError):  # unwritten buffer: the error above says so
                 handle.close()
 
@@ -540,6 +582,8 @@ class Journal:
                     out.write(raw)
                 out.flush()
                 os.fsync(out.fileno())
+            if self.on_rewrite is not None:
+                self.on_rewrite(*_size_and_digest(tmp))
             os.replace(tmp, self.path)
         except OSError as exc:
             raise ResultsFileError(
@@ -548,6 +592,15 @@ class Journal:
             ) from None
         _fsync_dir(self.path.parent)
         return counts
+
+
+def _size_and_digest(path: Path) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:

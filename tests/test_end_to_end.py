@@ -346,3 +346,36 @@ def test_a_resume_with_nothing_left_to_send_does_not_rewrite_the_file(
     assert summary.report is not None and summary.report.unknown_rows == [5]
     after = results.stat()
     assert after.st_ino == before.st_ino and results.read_bytes() == content
+
+
+def test_a_kill_between_the_final_rename_and_its_metadata_still_resumes(
+    sandbox_thread, tmp_path, sample_rows
+) -> None:
+    """The rewrite took the name, the metadata still describes the journal before it (and its
+    ``pending_*`` the rewrite): a resume accepts the file; any other content is refused."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(12), tmp_path / "r.csv"
+    import_into(sandbox, source, results, limit=8)
+    meta = results.with_name(results.name + ".meta.json")
+    recorded = json.loads(meta.read_text())
+    rewrite = results.read_bytes()
+    journal = rewrite + rewrite.split(b"\n", 1)[1]  # longer than the rewrite, other bytes
+    recorded.update(
+        verified_bytes=len(journal),
+        verified_sha256=hashlib.sha256(journal).hexdigest(),
+        pending_bytes=len(rewrite),
+        pending_sha256=hashlib.sha256(rewrite).hexdigest(),
+    )
+    meta.write_text(json.dumps(recorded))
+    summary = import_into(sandbox, source, results)
+    assert summary.by_status == {"success": 12} and summary.already_done == 8
+    assert len(sandbox.activities) == 12
+
+    recorded = json.loads(meta.read_text())
+    assert recorded["pending_bytes"] == 0 and recorded["verified_bytes"] == results.stat().st_size
+    recorded.update(complete=False, pending_bytes=7, pending_sha256="0" * 64)
+    meta.write_text(json.dumps(recorded))
+    results.write_bytes(results.read_bytes().replace(b",success,", b",failed,,", 1))
+    with pytest.raises(ImporterError, match="was changed since lsq-import last wrote it"):
+        import_into(sandbox, source, results)
+    assert len(sandbox.activities) == 12

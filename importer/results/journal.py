@@ -552,11 +552,12 @@ class Journal:
         Returns the count of rows by final status.
         """
         self.close()
-        offsets = array("q")  # row -> byte offset of its latest line, -1 for none
+        # row -> 1 + byte offset of its latest line (0: none); 4 bytes a row below 4 GiB.
+        offsets = array("I" if self.path.stat().st_size < 2**32 - 1 else "Q")
         for row, _, offset in _scan(self.path):
             if row >= len(offsets):
-                offsets.extend([-1] * (row + 1 - len(offsets) + 1024))
-            offsets[row] = offset
+                offsets.frombytes(bytes((row + 1 - len(offsets) + 1024) * offsets.itemsize))
+            offsets[row] = offset + 1
         counts: Counter[Status] = Counter()
         tmp = self.tmp_path
         try:
@@ -567,9 +568,9 @@ class Journal:
                     lock(held)
                 out.write(_header_line().encode())
                 for row, offset in enumerate(offsets):
-                    if offset < 0:
+                    if not offset:
                         continue
-                    src.seek(offset)
+                    src.seek(offset - 1)
                     raw = src.readline()
                     _, status = _row_and_status(self.path, row, raw)
                     if status == Status.SENDING:

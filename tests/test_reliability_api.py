@@ -215,3 +215,21 @@ def test_a_huge_answer_is_not_read_whole_and_the_row_ends_unknown(
     lines = read_results(results)
     assert {line["error_type"] for line in lines} == {"AnswerTooLarge"}
     assert all("larger than 1048576 bytes" in line["error_message"] for line in lines)
+
+
+def test_a_lost_answer_names_its_cause_once_in_results_and_summary(
+    sandbox_thread, sample_rows, tmp_path
+) -> None:
+    """Before: the results line read ``AnswerTooLarge,AnswerTooLarge: the answer body ...``
+    and the summary ``5 unknown: AnswerTooLarge: AnswerTooLarge: ...`` (the message repeated
+    the class name that error_type already holds). Now the name is said once."""
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(huge_body=1.0))
+    results = tmp_path / "r.csv"
+    summary = import_into(sandbox, sample_rows(3), results)
+    lines = read_results(results)
+    assert {(line["error_type"], line["error_message"]) for line in lines} == {
+        ("AnswerTooLarge", "the answer body is larger than 1048576 bytes: not read")
+    }
+    text = summary.to_text()
+    assert text.count("AnswerTooLarge") == 1, text
+    assert "3 unknown: AnswerTooLarge: the answer body is larger than" in text, text

@@ -80,6 +80,13 @@ def test_transport_failure_after_sending_is_ambiguous() -> None:
     outcome = transport_outcome(aiohttp.ServerDisconnectedError(), maybe_sent=True)
     assert outcome.kind is Kind.AMBIGUOUS and outcome.http_status is None
     assert outcome.error_type == "ServerDisconnectedError"
+    # The class name is error_type's; the message says what happened, without repeating it.
+    assert outcome.error_message == "Server disconnected"
+    bare = transport_outcome(TimeoutError(), maybe_sent=True)
+    assert (bare.error_type, bare.error_message) == (
+        "TimeoutError",
+        "no answer; the call may have been processed",
+    )
 
 
 def test_connection_never_made_is_transient() -> None:

@@ -105,7 +105,7 @@ def test_a_transport_error_quoting_a_key_is_scrubbed() -> None:
     assert_clean(str(error))
     outcome = _lost(error)  # what the pool records for the row
     assert outcome.error_type == "ClientPayloadError"
-    assert outcome.error_message == f"ClientPayloadError: echo x-LSQ-SecretKey: {HIDDEN}"
+    assert outcome.error_message == f"echo x-LSQ-SecretKey: {HIDDEN}"
 
 
 def test_a_key_echoed_in_another_case_is_hidden_too() -> None:

@@ -174,12 +174,13 @@ def test_keys_echoed_by_the_server_reach_no_output(
 # 5. A 2xx answer that cannot be read
 
 
-@pytest.mark.parametrize("fault", ["html_200", "empty_200", "truncated_200"])
+@pytest.mark.parametrize("fault", ["html_200", "empty_200", "truncated_200", "nested_200"])
 def test_an_unreadable_200_after_the_activity_was_created_is_never_sent_again(
     sandbox_thread, sample_rows, tmp_path, fault
 ) -> None:
     """Before: retried as transient, each retry creating another activity (5 rows became 25
-    activities, rows 'failed'). Now: each row is sent once and ends 'unknown'."""
+    activities, rows 'failed'); nested_200 (JSON 100,000 levels deep) stopped the run with
+    a RecursionError, exit 70. Now: each row is sent once and ends 'unknown'."""
     sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(**{fault: 1.0}))
     source, results = sample_rows(5), tmp_path / "r.csv"
     summary = import_into(sandbox, source, results)

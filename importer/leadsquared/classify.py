@@ -111,7 +111,7 @@ def _unreadable(resp: ApiResponse) -> str:
         if not text:
             return "an empty body"
         if text[0] in "{[":
-            return "JSON that does not parse (cut short?)"
+            return "JSON that does not parse (cut short, or nested too deeply?)"
         return f"a body that is not JSON: {' '.join(text.split())[:80]}"
     if not isinstance(body, dict):
         return f"a JSON {type(body).__name__}, not LeadSquared's answer object"

@@ -48,6 +48,13 @@ few hundred bytes; a server that sends more is broken or hostile (unbounded, it 
 the memory), so a larger body is a transport error."""
 
 
+MAX_DEPTH = 64
+"""The deepest nesting of lists and objects an answer may have. LeadSquared's answers are
+three or four levels deep; a deeper one is treated as unreadable, like JSON that does not
+parse (json.loads raises RecursionError at about 1,000 levels, and everything that walks the
+parsed value, the key scrubbing first, would at a few hundred)."""
+
+
 class AnswerTooLarge(Exception):
     """An answer body over the cap: not read further."""
 
@@ -139,16 +146,37 @@ class LeadSquaredClient:
         # Scrubbed before parsing, so the parsed body is clean, and before shortening, so no
         # key is cut in two halves that each escape the replacement.
         text = self.scrub.text(raw.decode("utf-8", errors="replace"))
-        try:
-            body = json.loads(text) if text.strip() else None
-        except ValueError:
-            body = None
+        body = _parse_json(text)
         clean = self.scrub.value(body)
         if clean != body:  # a key in an escaped form the raw text did not show plainly
             body, text = clean, json.dumps(clean, ensure_ascii=False)
         if location:
             self.refused_redirect = location
         return ApiResponse(status, body, text[:500], location=location, method=method)
+
+
+def _parse_json(text: str) -> Any:
+    """``text`` parsed as JSON, or None when it is empty, not JSON or nested deeper than
+    :data:`MAX_DEPTH` (the classify rules say what an unreadable body means)."""
+    if not text.strip():
+        return None
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return None if _deeper_than(body, MAX_DEPTH) else body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

@@ -19,6 +19,7 @@ __all__ = [
     "FAULTS",
     "GARBLED_ANSWER_FAULTS",
     "HUGE_BODY_BYTES",
+    "NESTED_BODY_DEPTH",
     "NETWORK_FAULTS",
     "FaultConfig",
     "FaultDraws",
@@ -42,6 +43,7 @@ FAULTS = (
     "empty_200",
     "truncated_200",
     "huge_body",
+    "nested_200",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
@@ -49,10 +51,15 @@ FAULTS = (
 NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
 # Faults that let the call be processed (lead and activity created) and then replace its
 # success answer with one the client cannot read.
-GARBLED_ANSWER_FAULTS = frozenset({"html_200", "empty_200", "truncated_200", "huge_body"})
+GARBLED_ANSWER_FAULTS = frozenset(
+    {"html_200", "empty_200", "truncated_200", "huge_body", "nested_200"}
+)
 # huge_body's answer size: twice lsq-import's cap on an answer body (1 MiB), and far more
 # than any LeadSquared answer (a few hundred bytes).
 HUGE_BODY_BYTES = 2 * 1024 * 1024
+# nested_200's depth of lists: far past what Python's json parses (about 1,000 levels) in
+# 200 kB, well under the body cap, so the client reads it whole and must not crash on it.
+NESTED_BODY_DEPTH = 100_000
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -70,7 +77,7 @@ class FaultConfig:
     :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
     and an order of calls always give the same faults. None of them creates anything except
     ``drop_after`` and the garbled answers (``html_200``, ``empty_200``, ``truncated_200``,
-    ``huge_body``).
+    ``huge_body``, ``nested_200``).
 
     - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
       ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
@@ -104,6 +111,11 @@ class FaultConfig:
       :data:`HUGE_BODY_BYTES` (2 MiB), sent chunked (no Content-Length to check first), as a
       broken or hostile server that streams without end would: a client must stop reading
       at its cap, and since the call was processed, the row ends ``unknown``.
+    - ``nested_200``: likewise processed, then answered with the success JSON plus a
+      ``Padding`` of lists nested :data:`NESTED_BODY_DEPTH` (100,000) levels deep (200 kB):
+      a parser without a depth limit overflows its stack (Python's json raises
+      RecursionError), a client must treat it as an unreadable body: the row ends
+      ``unknown``.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -130,6 +142,7 @@ class FaultConfig:
     empty_200: float = 0.0
     truncated_200: float = 0.0
     huge_body: float = 0.0
+    nested_200: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

@@ -28,8 +28,8 @@ the endpoint itself (the account); the downlink half of the latency. Injected fa
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
 ``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
 ``drop_after`` closes the connection once the call has been processed, and the garbled
-answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``) replace a processed
-call's success.
+answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``, ``nested_200``)
+replace a processed call's success.
 Each :class:`CallRecord` names its fault and the activity it created.
 
 Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
@@ -73,6 +73,7 @@ from .errors import ApiError, invalid_input
 from .faults import (
     GARBLED_ANSWER_FAULTS,
     HUGE_BODY_BYTES,
+    NESTED_BODY_DEPTH,
     NETWORK_FAULTS,
     FaultConfig,
     FaultDraws,
@@ -513,6 +514,12 @@ class Sandbox:
             )
             response.enable_chunked_encoding()  # no Content-Length: the client must count
             return response
+        if fault == "nested_200":
+            head = json.dumps({**payload, "Padding": None})[: -len("null}")]
+            nested = "[" * NESTED_BODY_DEPTH + "]" * NESTED_BODY_DEPTH
+            return web.Response(
+                status=200, text=head + nested + "}", content_type="application/json"
+            )
         text = json.dumps(payload)  # truncated_200
         return web.Response(
             status=200, text=text[: len(text) // 2], content_type="application/json"

@@ -115,7 +115,12 @@ def test_a_redirect_with_a_rate_limit_body_is_still_a_redirect() -> None:
     [
         (200, None, "<html><body>Thank you</body></html>", "a body that is not JSON: <html>"),
         (200, None, "", "an empty body"),
-        (200, None, '{"Status": "Success", "Mess', "JSON that does not parse (cut short?)"),
+        (
+            200,
+            None,
+            '{"Status": "Success", "Mess',
+            "JSON that does not parse (cut short, or nested too deeply?)",
+        ),
         (200, [], "[]", "a JSON list, not LeadSquared's answer object"),
         (200, [1, 2], "[1, 2]", "a JSON list"),
         (200, {"Status": "Success", "Message": {"Id": {"nested": [1, 2]}}}, "", "no activity Id"),

@@ -186,3 +186,24 @@ def test_a_body_over_the_cap_is_a_lost_answer_not_memory(announced: bool) -> Non
     outcome = _lost(error)
     assert outcome.kind is Kind.AMBIGUOUS and outcome.error_type == "AnswerTooLarge"
     assert f"larger than {len(text) - 1} bytes" in outcome.error_message
+
+
+@pytest.mark.parametrize("depth", [600, 100_000])  # past what the scrubbing walk / json allow
+@pytest.mark.parametrize(("status", "kind"), [(200, "ambiguous"), (500, "transient")])
+def test_a_deeply_nested_json_answer_is_an_unreadable_body_not_an_internal_error(
+    depth: int, status: int, kind: str
+) -> None:
+    """Before: json.loads (100,000 levels) or the walk that hides the keys in parsed values
+    (600 levels) raised RecursionError: exit 70 mid-run. Now the body is unreadable, and
+    the classify rules say what that means: for a 2xx, the call may have been processed."""
+    from importer.leadsquared.classify import classify
+
+    nested = '{"Status": "Success", "Message": {"Id": "x"}, "Padding": '
+    nested += "[" * depth + "]" * depth + "}"
+    answer, _ = call({}, status=status, body=nested)
+    assert answer.status == status and answer.body is None
+    assert answer.text.startswith('{"Status": "Success"') and len(answer.text) <= 500
+    outcome = classify(answer)
+    assert outcome.kind.value == kind
+    if status == 200:
+        assert "nested too deeply" in outcome.error_message

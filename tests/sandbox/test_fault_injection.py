@@ -18,7 +18,7 @@ from .helpers import AUTH, CREATE, FakeClock, body, post, run
 def classify_reply(status: int, text: str) -> Kind:
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested_200
         parsed = None
     return classify(ApiResponse(status, parsed, text)).kind
 
@@ -204,6 +204,19 @@ def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_inclu
     assert sandbox.activities == []
 
 
+def nested_too_deeply(text: str) -> bool:
+    """nested_200's body: a success with a 100,000-level Padding, which json cannot parse."""
+    from importer.sandbox.faults import NESTED_BODY_DEPTH
+
+    if "[" * NESTED_BODY_DEPTH + "]" * NESTED_BODY_DEPTH not in text:
+        return False
+    try:
+        json.loads(text)
+    except RecursionError:
+        return True
+    return False
+
+
 @pytest.mark.parametrize(
     ("fault", "content_type", "looks"),
     [
@@ -213,6 +226,11 @@ def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_inclu
             "truncated_200",
             "application/json",
             lambda text: text.startswith('{"Status": "Success"') and not text.endswith("}"),
+        ),
+        (
+            "nested_200",
+            "application/json",
+            lambda text: text.startswith('{"Status": "Success"') and nested_too_deeply(text),
         ),
     ],
 )

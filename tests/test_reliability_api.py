@@ -84,6 +84,34 @@ def test_a_key_with_a_line_break_is_a_one_line_config_error(
     assert sandbox.calls == []
 
 
+@pytest.mark.parametrize(
+    ("secret", "what"),
+    [
+        # A raw 0x85 byte in the environment reads as a surrogate escape: it was sent on and
+        # ended in aiohttp's UnicodeEncodeError, exit 70.
+        ("sandbox-secret-key\udc85", "a byte that is not UTF-8"),
+        ("sandbox-secret\u2028key", "a line break"),  # was sent (the server said 401: exit 3)
+        ("sandbox-secret\x85key", "a line break"),
+        ("Zq7", "shorter than 8 characters"),  # was sent, and scrubbed out of every word
+    ],
+)
+def test_a_key_that_is_not_printable_ascii_or_too_short_is_refused_before_anything_is_sent(
+    sandbox_thread, sample_rows, tmp_path, secret, what
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    outcome = run_cli(
+        *run_args(sample_rows(3), tmp_path / "r.csv", sandbox.base_url),
+        env={"LSQ_ACCESS_KEY": "sandbox-access-key", "LSQ_SECRET_KEY": secret},
+    )
+    assert outcome.exit_code == 2, outcome.output
+    message = outcome.stderr.strip()
+    assert message.count("\n") == 0 and "LSQ_SECRET_KEY" in message, message
+    assert what in message, message
+    for part in ("sandbox-secret", "Zq7"):
+        assert part not in outcome.output
+    assert sandbox.calls == []
+
+
 # --------------------------------------------------------------------------------------------
 # 1. Redirects
 

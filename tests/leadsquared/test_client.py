@@ -97,10 +97,10 @@ def test_credentials_never_show_in_repr() -> None:
 
 
 def test_credentials_from_env() -> None:
-    creds = credentials_from_env({"LSQ_ACCESS_KEY": "a", "LSQ_SECRET_KEY": "b"})
-    assert creds.secrets() == ("a", "b")
+    creds = credentials_from_env({"LSQ_ACCESS_KEY": "u$raaaaaa", "LSQ_SECRET_KEY": "bbbbbbbb"})
+    assert creds.secrets() == ("u$raaaaaa", "bbbbbbbb")
     with pytest.raises(ConfigError, match="LSQ_SECRET_KEY not set"):
-        credentials_from_env({"LSQ_ACCESS_KEY": "a"})
+        credentials_from_env({"LSQ_ACCESS_KEY": "u$raaaaaa"})
 
 
 @pytest.mark.parametrize(

@@ -198,6 +198,66 @@ def test_keys_echoed_by_the_server_reach_no_output(
     assert "<hidden>" in outputs["debug log"] and "<hidden>" in outputs["summary json"]
 
 
+def test_keys_echoed_in_a_disguise_reach_no_output_and_the_message_is_withheld(
+    sandbox_thread, sample_rows, tmp_path, capfd, log_handlers
+) -> None:
+    """Before: the headers echoed base64- or hex-encoded, as HTML entities, as JSON escapes
+    or split by a line break went into the results file, the summary JSON, the debug log and
+    the HTML report as they came (the scrubber only knew the keys' plain and escaped forms).
+    Now every such message is withheld whole, and the rows still fail as the MX error says."""
+    from importer.leadsquared.scrub import WITHHELD, Scrubber
+    from importer.sandbox.server import ECHO_DISGUISES
+
+    access, secret = "u$rECHOEDACCESSKEY0001", "ECHOEDSECRETKEY0002"
+    sandbox = sandbox_thread(
+        rate=100,
+        per=1.0,
+        access_key=access,
+        secret_key=secret,
+        faults=FaultConfig(echo_encoded=1.0),
+    )
+    results, summary, log, html = (
+        tmp_path / name for name in ("r.csv", "summary.json", "debug.log", "report.html")
+    )
+    rows = len(ECHO_DISGUISES)
+    env = {"LSQ_ACCESS_KEY": access, "LSQ_SECRET_KEY": secret}
+    extra = ("--summary-json", summary, "--log-file", log, "--log-level", "debug")
+    ran = run_cli(*run_args(sample_rows(rows), results, sandbox.base_url, *extra), env=env)
+    assert ran.exit_code == 1, ran.output
+    reported = run_cli("report", results, "--html", html, env={})
+    assert reported.exit_code == 0, reported.output
+    creates = [c for c in sandbox.calls if c.path.endswith("CreateCustom")]
+    assert [c.fault for c in creates] == ["echo_encoded"] * rows  # every disguise once
+
+    captured = capfd.readouterr()
+    outputs = {
+        "results": results.read_text(encoding="utf-8"),
+        "summary json": summary.read_text(encoding="utf-8"),
+        "debug log": log.read_text(encoding="utf-8"),
+        "html report": html.read_text(encoding="utf-8"),
+        "run output": ran.output + ran.stderr,
+        "report output": reported.output + reported.stderr,
+        "stdout/stderr": captured.out + captured.err,
+    }
+    scrub = Scrubber((access, secret))
+    for where, text in outputs.items():
+        for key in (access, secret):
+            for shown in (
+                key,
+                key.encode().hex(),
+                "".join(f"&#{ord(c)};" for c in key),
+                "".join(f"\\u{ord(c):04x}" for c in key),
+                key[: len(key) // 2],  # the split disguise's first half
+            ):
+                assert shown not in text, f"{where} shows a key ({shown!r})"
+        assert not scrub.shows_a_key(text), f"{where} shows a key in a disguise"
+    lines = read_results(results)
+    assert [line["status"] for line in lines] == ["failed"] * rows
+    assert {line["error_type"] for line in lines} == {"MXInvalidInputException"}
+    assert {line["error_message"] for line in lines} == {WITHHELD}
+    assert "withheld" in outputs["summary json"] and "withheld" in outputs["debug log"]
+
+
 # --------------------------------------------------------------------------------------------
 # 5. A 2xx answer that cannot be read
 

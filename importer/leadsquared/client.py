@@ -15,7 +15,7 @@ from yarl import URL
 from .. import __version__
 from ..settings import Credentials
 from .classify import ApiResponse
-from .scrub import Scrubber
+from .scrub import WITHHELD, Scrubber
 
 CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
 ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"
@@ -143,13 +143,16 @@ class LeadSquaredClient:
             # The request went out (for an oversized body, the server even answered): the
             # call may have been processed.
             raise TransportError(exc, maybe_sent=True, scrub=self.scrub) from None
-        # Scrubbed before parsing, so the parsed body is clean, and before shortening, so no
-        # key is cut in two halves that each escape the replacement.
-        text = self.scrub.text(raw.decode("utf-8", errors="replace"))
-        body = _parse_json(text)
-        clean = self.scrub.value(body)
-        if clean != body:  # a key in an escaped form the raw text did not show plainly
-            body, text = clean, json.dumps(clean, ensure_ascii=False)
+        # The body is parsed as it came and then every string in it scrubbed, so a string
+        # that held a key in a disguise is withheld alone, and the envelope (Status, the MX
+        # type) still says what the answer was. The raw text is scrubbed on its own, before
+        # shortening (so no key is cut in two halves that each escape); withheld whole, it
+        # is shown as the scrubbed body instead.
+        decoded = raw.decode("utf-8", errors="replace")
+        body = self.scrub.value(_parse_json(decoded))
+        text = self.scrub.text(decoded)
+        if text == WITHHELD and body is not None:
+            text = self.scrub.text(json.dumps(body, ensure_ascii=False))
         if location:
             self.refused_redirect = location
         return ApiResponse(status, body, text[:500], location=location, method=method)
@@ -202,8 +205,8 @@ def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:
     # Scrubbed as it came and once resolved: resolving re-encodes parts of it, decoding
     # for display may reveal a form the raw header hid.
     location = scrub.text(resp.headers.get("Location", "").strip())
-    if not location:
-        return ""
+    if not location or location == WITHHELD:  # withheld: not a URL to resolve
+        return location
     try:
         return scrub.text(resp.url.join(URL(location)).human_repr())
     except ValueError:  # not a URL at all: show it as it came

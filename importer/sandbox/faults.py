@@ -44,6 +44,7 @@ FAULTS = (
     "truncated_200",
     "huge_body",
     "nested_200",
+    "echo_encoded",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
@@ -102,6 +103,11 @@ class FaultConfig:
     - ``echo_headers``: HTTP 500 ``MXInvalidInputException`` whose ExceptionMessage echoes
       the request headers, both keys included, as a careless (or hostile) server's error
       page would: permanent, and the keys must not reach any output.
+    - ``echo_encoded``: likewise, but the headers are echoed in a disguise, a different one
+      each call, in turn: base64 (standard, then URL-safe), hex, HTML numeric entities,
+      JSON ``\\u`` escapes, and each key cut in two by a line break. A client that only
+      looks for the keys as they are lets every one through; lsq-import withholds the
+      whole message.
     - ``html_200``, ``empty_200``, ``truncated_200``: the call is processed (lead and
       activity created, like ``drop_after``), then its success answer is replaced by an
       HTTP 200 with an HTML page, with an empty body, or with the success JSON cut in half.
@@ -143,6 +149,7 @@ class FaultConfig:
     truncated_200: float = 0.0
     huge_body: float = 0.0
     nested_200: float = 0.0
+    echo_encoded: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

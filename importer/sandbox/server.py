@@ -26,15 +26,15 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 the endpoint itself (the account); the downlink half of the latency. Injected faults
 (:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
-``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
-``drop_after`` closes the connection once the call has been processed, and the garbled
-answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``, ``nested_200``)
-replace a processed call's success.
+``error_200``, throttling, ``echo_headers``, ``echo_encoded``) right after the real limiter
+admits the call, ``drop_after`` closes the connection once the call has been processed, and
+the garbled answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``,
+``nested_200``) replace a processed call's success.
 Each :class:`CallRecord` names its fault and the activity it created.
 
-Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
-do so), a log line or a call record (records keep the path without its query string, and the
-aiohttp access log is off).
+Keys are never echoed in a response (except by the ``echo_headers`` and ``echo_encoded``
+faults, which exist to do so), a log line or a call record (records keep the path without
+its query string, and the aiohttp access log is off).
 
 Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
 counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
@@ -51,6 +51,7 @@ the limiter is exact and the account's upsert atomic.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import dataclasses
 import hmac
@@ -83,10 +84,12 @@ from .schema import SandboxSchema
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
+    "ECHO_DISGUISES",
     "CallRecord",
     "RedirectedRecord",
     "Sandbox",
     "check_loopback",
+    "disguised_headers",
 ]
 
 # The package's name, not this module's: the logger was "importer.sandbox" before the
@@ -158,6 +161,33 @@ class RedirectedRecord:
     body_bytes: int
 
 
+ECHO_DISGUISES = ("base64", "urlsafe base64", "hex", "html entities", "json escapes", "split")
+"""The disguises of the ``echo_encoded`` fault, in the order the calls get them."""
+
+
+def disguised_headers(headers: Mapping[str, str], how: str) -> str:
+    """The request headers (keys included) echoed as ``how`` (one of :data:`ECHO_DISGUISES`)
+    says, as a hostile server might, to get past a client that looks for the keys as they
+    are."""
+    block = "; ".join(f"{name}: {value}" for name, value in headers.items())
+    if how == "base64":
+        return base64.b64encode(block.encode()).decode()
+    if how == "urlsafe base64":
+        return base64.urlsafe_b64encode(block.encode()).decode()
+    if how == "hex":
+        return block.encode().hex()
+    if how == "html entities":
+        return "".join(f"&#{ord(c)};" for c in block)
+    if how == "json escapes":  # literally backslash-u: the parsed message still holds them
+        return "".join(f"\\u{ord(c):04x}" for c in block)
+    if how == "split":  # each value cut in two by a line break
+        return "; ".join(
+            f"{name}: {value[: len(value) // 2]}\n{value[len(value) // 2 :]}"
+            for name, value in headers.items()
+        )
+    raise ValueError(f"unknown disguise {how!r}")
+
+
 def check_loopback(host: str) -> None:
     """The sandbox has well-known keys, so it must never listen beyond this machine."""
     if host == "localhost":
@@ -215,6 +245,7 @@ class Sandbox:
 
         self.calls: list[CallRecord] = []
         self.redirected: list[RedirectedRecord] = []
+        self._echoes_encoded = 0  # echo_encoded's disguises go in turn
         self.base_url = ""
         self._in_flight = 0
 
@@ -449,6 +480,13 @@ class Sandbox:
             raise invalid_input(
                 "Invalid request (sandbox fault); request headers: "
                 + "; ".join(f"{name}: {value}" for name, value in headers.items())
+            )
+        if fault == "echo_encoded":
+            how = ECHO_DISGUISES[self._echoes_encoded % len(ECHO_DISGUISES)]
+            self._echoes_encoded += 1
+            raise invalid_input(
+                f"Invalid request (sandbox fault); request headers ({how}): "
+                + disguised_headers(headers, how)
             )
         if fault.startswith("throttle_"):
             raise self._throttled(int(fault.removeprefix("throttle_")))

@@ -217,6 +217,52 @@ def nested_too_deeply(text: str) -> bool:
     return False
 
 
+def test_echo_encoded_echoes_the_headers_in_a_new_disguise_each_call() -> None:
+    import base64
+
+    from importer.sandbox.server import ECHO_DISGUISES
+
+    replies: list[tuple[int, dict]] = []
+    keys = {"x-LSQ-AccessKey": "u$rECHOACCESS", "x-LSQ-SecretKey": "ECHOSECRET"}
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for _ in ECHO_DISGUISES:
+            replies.append(await post(s, body(), headers=keys))
+
+    sandbox = run(
+        fn,
+        access_key="u$rECHOACCESS",
+        secret_key="ECHOSECRET",
+        faults=FaultConfig(echo_encoded=1.0),
+    )
+    decoded = []
+    for (status, data), how in zip(replies, ECHO_DISGUISES, strict=True):
+        assert status == 500 and data["ExceptionType"] == "MXInvalidInputException"
+        assert classify_reply(status, json.dumps(data)) is Kind.PERMANENT
+        head, shown = data["ExceptionMessage"].split(f"({how}): ", 1)
+        assert "ECHOSECRET" not in shown and "u$rECHOACCESS" not in shown  # not as they are
+        if how.endswith("base64"):
+            shown = base64.b64decode(shown, altchars=b"-_" if how.startswith("url") else None)
+            shown = shown.decode()
+        elif how == "hex":
+            shown = bytes.fromhex(shown).decode()
+        elif how == "html entities":
+            import html
+
+            shown = html.unescape(shown)
+        elif how == "json escapes":
+            shown = json.loads(f'"{shown}"')
+        else:
+            shown = shown.replace("\n", "")
+        decoded.append(shown)
+    assert all("x-LSQ-SecretKey: ECHOSECRET" in shown for shown in decoded)  # yet all there
+    assert all("x-LSQ-AccessKey: u$rECHOACCESS" in shown for shown in decoded)
+    assert [(c.fault, c.metered, c.activity_id) for c in sandbox.calls] == [
+        ("echo_encoded", True, "")
+    ] * len(ECHO_DISGUISES)
+    assert sandbox.activities == []
+
+
 @pytest.mark.parametrize(
     ("fault", "content_type", "looks"),
     [

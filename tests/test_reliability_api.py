@@ -322,3 +322,89 @@ def test_a_lost_answer_names_its_cause_once_in_results_and_summary(
     text = summary.to_text()
     assert text.count("AnswerTooLarge") == 1, text
     assert "3 unknown: AnswerTooLarge: the answer body is larger than" in text, text
+
+
+# --------------------------------------------------------------------------------------------
+# A gzip bomb: a small compressed answer that expands past the cap
+
+_BOMB_CLIENT = """
+import asyncio, resource, sys
+from importer.leadsquared.client import (
+    ACTIVITY_TYPES_PATH, LeadSquaredClient, TransportError, make_session,
+)
+from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+from importer.settings import Credentials
+
+ROW = {
+    "LeadDetails": [
+        {"Attribute": "EmailAddress", "Value": "a@example.com"},
+        {"Attribute": "SearchBy", "Value": "EmailAddress"},
+    ],
+    "Activity": {
+        "ActivityEvent": 105,
+        "ActivityNote": "bomb",
+        "ActivityDateTime": "2024-05-01 09:30:00",
+        "Fields": [],
+    },
+}
+
+def peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+async def main(url: str) -> None:
+    keys = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+    async with make_session(keys) as session:
+        client = LeadSquaredClient(session, url)
+        await client.get(ACTIVITY_TYPES_PATH)  # warm up: no fault on metadata calls
+        before = peak()
+        try:
+            answer = await client.create_lead_and_activity(ROW)
+            said = f"answered {answer.status}"
+        except TransportError as exc:
+            said = exc.name
+        print(said, before, peak())
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_gzip_bomb_is_decompressed_no_further_than_the_cap(sandbox_thread) -> None:
+    """Before: the 1 MiB cap counted decompressed bytes that aiohttp had already made, so the
+    ~200 kB answer of gzip_bomb took tens of MiB (32 MiB per chunk in aiohttp 3.13; its
+    full 200 MiB with the aiohttp 3.9-3.12 that pyproject allows). Now the client reads the
+    compressed bytes and decompresses at most the cap: its peak memory hardly moves."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(gzip_bomb=1.0))
+    ran = subprocess.run(
+        [sys.executable, "-c", _BOMB_CLIENT, sandbox.base_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert ran.returncode == 0, ran.stderr
+    said, before, after = ran.stdout.split()
+    grew = int(after) - int(before)
+    assert grew < 16 * 1024 * 1024, f"peak memory grew by {grew / 2**20:.0f} MiB"
+    assert said == "AnswerTooLarge"
+    [call] = [c for c in sandbox.calls if c.path.endswith("CreateCustom")]
+    assert call.fault == "gzip_bomb" and call.activity_id  # it was processed, then answered
+
+
+def test_a_gzip_bomb_after_the_activity_was_created_leaves_the_row_unknown(
+    sandbox_thread, sample_rows, tmp_path
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(gzip_bomb=1.0))
+    results = tmp_path / "r.csv"
+    summary = import_into(sandbox, sample_rows(3), results)
+    assert summary.by_status == {"unknown": 3}, summary.to_text()
+    assert summary.retries == 0 and len(sandbox.activities) == 3
+    lines = read_results(results)
+    assert {line["error_type"] for line in lines} == {"AnswerTooLarge"}
+    assert all(
+        "larger than 1048576 bytes once decompressed" in line["error_message"] for line in lines
+    )

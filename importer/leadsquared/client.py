@@ -7,6 +7,7 @@ It sends and parses; it does not decide what an answer means (``classify``) nor 
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import aiohttp
@@ -43,9 +44,15 @@ class TransportError(Exception):
 
 KEY_HEADERS = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
 MAX_BODY = 1024 * 1024
-"""The most bytes of an answer body read (after decompression). LeadSquared's answers are a
-few hundred bytes; a server that sends more is broken or hostile (unbounded, it could fill
-the memory), so a larger body is a transport error."""
+"""The most bytes of an answer body read, and the most its compressed bytes are decompressed
+to. LeadSquared's answers are a few hundred bytes; a server that sends more is broken or
+hostile (unbounded, it could fill the memory: a 200 kB gzip body can expand to 200 MiB), so
+a larger body is a transport error."""
+
+ACCEPT_ENCODING = "gzip, deflate"
+"""The content codings asked for, and the only ones decoded. The client decompresses answers
+itself (aiohttp's automatic decompression is off), so that it can stop at :data:`MAX_BODY`;
+it does not ask for ``br`` or ``zstd`` even where aiohttp could decode them."""
 
 
 MAX_DEPTH = 64
@@ -123,7 +130,9 @@ class LeadSquaredClient:
         params: dict[str, str] | None = None,
     ) -> ApiResponse:
         data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
             async with self.session.request(
                 method,
@@ -132,8 +141,12 @@ class LeadSquaredClient:
                 params=params,
                 headers=headers,
                 allow_redirects=False,  # see the class docstring: the keys must not follow
+                # aiohttp would decompress before the cap is counted (a gzip bomb): the
+                # raw body is read up to the cap, then decompressed up to it (_decoded).
+                auto_decompress=False,
             ) as resp:
                 raw = await _read_capped(resp, self.max_body)
+                raw = _decoded(raw, resp.headers.get("Content-Encoding", ""), self.max_body)
                 status = resp.status
                 location = _redirect_target(resp, self.scrub) if 300 <= status < 400 else ""
         except aiohttp.ClientConnectorError as exc:
@@ -183,9 +196,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, or AnswerTooLarge once it is known to exceed ``cap`` bytes: from its
-    Content-Length before reading, else while reading (chunked, or compressed: the cap is on
-    the decompressed bytes)."""
+    """The body as it came (still compressed, if it is), or AnswerTooLarge once it is known
+    to exceed ``cap`` bytes: from its Content-Length before reading, else while reading
+    (chunked)."""
     too_large = f"the answer body is larger than {cap} bytes: not read"
     if resp.content_length is not None and resp.content_length > cap:
         raise AnswerTooLarge(too_large)
@@ -197,6 +210,44 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             raise AnswerTooLarge(too_large)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _decoded(raw: bytes, content_encoding: str, cap: int) -> bytes:
+    """``raw`` with its content codings (gzip, deflate) undone, never decompressing past
+    ``cap`` bytes: AnswerTooLarge beyond it, ClientPayloadError for a body that does not
+    decompress or a coding that was not asked for (both lost answers, as when aiohttp
+    decoded)."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):  # the coding applied last is undone first
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            wbits = 16 + zlib.MAX_WBITS  # 16+: the gzip header and trailer
+        elif coding == "deflate":
+            # RFC 9110's deflate is zlib-wrapped; some servers send a raw deflate stream.
+            wbits = zlib.MAX_WBITS if _has_zlib_header(raw) else -zlib.MAX_WBITS
+        else:
+            raise aiohttp.ClientPayloadError(
+                f"the answer is in content-encoding {coding!r}, which lsq-import did not ask "
+                f"for ({ACCEPT_ENCODING})"
+            )
+        try:
+            # max_length: the output stops there, whatever the input would expand to.
+            decoded = zlib.decompressobj(wbits).decompress(raw, cap + 1)
+        except zlib.error as exc:
+            raise aiohttp.ClientPayloadError(
+                f"the answer's {coding} body does not decompress ({exc})"
+            ) from None
+        if len(decoded) > cap:
+            raise AnswerTooLarge(
+                f"the answer body is larger than {cap} bytes once decompressed: not read"
+            )
+        raw = decoded
+    return raw
+
+
+def _has_zlib_header(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:

@@ -29,7 +29,7 @@ the endpoint itself (the account); the downlink half of the latency. Injected fa
 ``error_200``, throttling, ``echo_headers``, ``echo_encoded``) right after the real limiter
 admits the call, ``drop_after`` closes the connection once the call has been processed, and
 the garbled answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``,
-``nested_200``) replace a processed call's success.
+``nested_200``, ``gzip_bomb``) replace a processed call's success.
 Each :class:`CallRecord` names its fault and the activity it created.
 
 Keys are never echoed in a response (except by the ``echo_headers`` and ``echo_encoded``
@@ -54,12 +54,14 @@ import asyncio
 import base64
 import copy
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import json
 import logging
 import math
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,6 +75,7 @@ from .account import SandboxAccount
 from .errors import ApiError, invalid_input
 from .faults import (
     GARBLED_ANSWER_FAULTS,
+    GZIP_BOMB_BYTES,
     HUGE_BODY_BYTES,
     NESTED_BODY_DEPTH,
     NETWORK_FAULTS,
@@ -186,6 +189,34 @@ def disguised_headers(headers: Mapping[str, str], how: str) -> str:
             for name, value in headers.items()
         )
     raise ValueError(f"unknown disguise {how!r}")
+
+
+_BOMB_HEAD = b'{"Padding": "'
+
+
+@functools.cache
+def _gzip_padding() -> tuple[bytes, Any]:
+    """gzip_bomb's compressed head (``{"Padding": "`` and the padding), and the compressor
+    that made it, to be copied for each answer's tail. Made in 1 MiB pieces: the 200 MiB
+    are never in memory at once."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    parts = [packer.compress(_BOMB_HEAD)]
+    piece = b"x" * (1024 * 1024)
+    left = GZIP_BOMB_BYTES - len(_BOMB_HEAD)
+    while left > 0:
+        parts.append(packer.compress(piece[:left]))
+        left -= len(piece)
+    return b"".join(parts), packer
+
+
+def _gzip_bomb(payload: dict[str, Any]) -> bytes:
+    """The gzip of ``{"Padding": "xxx...", <payload's fields>}``: a little more than
+    ``GZIP_BOMB_BYTES`` decompressed, the success after the padding, so that only a client
+    that decompresses it all sees it."""
+    head, packer = _gzip_padding()
+    packer = packer.copy()  # the cached one stays at the end of the padding
+    tail = ('", ' + json.dumps(payload)[1:]).encode()
+    return head + packer.compress(tail) + packer.flush()
 
 
 def check_loopback(host: str) -> None:
@@ -552,6 +583,13 @@ class Sandbox:
             )
             response.enable_chunked_encoding()  # no Content-Length: the client must count
             return response
+        if fault == "gzip_bomb":
+            return web.Response(
+                status=200,
+                body=_gzip_bomb(payload),
+                content_type="application/json",
+                headers={"Content-Encoding": "gzip"},  # already compressed: sent as it is
+            )
         if fault == "nested_200":
             head = json.dumps({**payload, "Padding": None})[: -len("null}")]
             nested = "[" * NESTED_BODY_DEPTH + "]" * NESTED_BODY_DEPTH

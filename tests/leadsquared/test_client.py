@@ -207,3 +207,73 @@ def test_a_deeply_nested_json_answer_is_an_unreadable_body_not_an_internal_error
     assert outcome.kind.value == kind
     if status == 200:
         assert "nested too deeply" in outcome.error_message
+
+
+def _compressed(data: bytes, coding: str) -> bytes:
+    import gzip
+    import zlib
+
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":  # zlib-wrapped, as RFC 9110 says
+        return zlib.compress(data)
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw deflate"])
+def test_a_compressed_answer_is_read_and_one_that_expands_past_the_cap_is_too_large(
+    coding: str,
+) -> None:
+    """Before: aiohttp decompressed the body before the cap was counted, so a few hundred kB
+    of gzip took up to what they expand to (aiohttp 3.13 stops at 32 MiB per chunk, older
+    versions not at all). Now the raw body is read up to the cap and decompressed no further
+    than the cap: over it, the answer is too large, like an uncompressed one."""
+    from importer.leadsquared.classify import Kind
+    from importer.sending.pool import _lost
+
+    ok = json.dumps({"Status": "Success", "Message": {"Id": "x" * 80}}).encode()
+    header = "deflate" if coding == "raw deflate" else coding
+
+    async def go(cap: int):
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE, max_body=cap).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(
+            URL, body=_compressed(ok, coding), headers={"Content-Encoding": header}, repeat=True
+        )
+        assert asyncio.run(go(len(ok))).body["Message"]["Id"] == "x" * 80  # at the cap
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go(len(ok) - 1))
+        (_, _), [request, *_] = next(iter(mocked.requests.items()))
+    assert request.kwargs["auto_decompress"] is False
+    assert request.kwargs["headers"]["Accept-Encoding"] == "gzip, deflate"
+    error = info.value
+    assert error.maybe_sent and error.name == "AnswerTooLarge"
+    outcome = _lost(error)
+    assert outcome.kind is Kind.AMBIGUOUS
+    assert f"larger than {len(ok) - 1} bytes once decompressed" in outcome.error_message
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "says"),
+    [
+        ("gzip", b"not gzip at all", "does not decompress"),
+        ("br", b"\x8b\x02\x80", "'br'"),  # never asked for (lsq-import asks gzip, deflate)
+    ],
+)
+def test_an_answer_in_a_bad_or_unasked_encoding_is_a_lost_answer(
+    coding: str, body: bytes, says: str
+) -> None:
+    async def go():
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(URL, status=200, body=body, headers={"Content-Encoding": coding})
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go())
+    error = info.value
+    assert error.maybe_sent
+    assert error.name == "ClientPayloadError" and says in error.detail

@@ -302,6 +302,36 @@ def test_garbled_answers_come_after_the_activity_was_created(fault, content_type
     assert sandbox.calls[3].http_status == 500 and sandbox.calls[3].activity_id == ""
 
 
+def test_gzip_bomb_sends_200_kb_that_expand_to_200_mib_ending_in_the_success() -> None:
+    import zlib
+
+    from importer.sandbox.faults import GZIP_BOMB_BYTES
+
+    seen: list[tuple[int, str | None, bytes]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(2):  # the second answer reuses the padding made for the first
+            async with s.post(
+                CREATE, json=body(f"z{i}@example.com"), headers=AUTH, auto_decompress=False
+            ) as r:
+                seen.append((r.status, r.headers.get("Content-Encoding"), await r.read()))
+
+    sandbox = run(fn, faults=FaultConfig(gzip_bomb=1.0))
+    assert [c.fault for c in sandbox.calls] == ["gzip_bomb"] * 2
+    for (status, coding, raw), activity in zip(seen, sandbox.activities, strict=True):
+        assert (status, coding) == (200, "gzip") and len(raw) < 512 * 1024
+        # Decompressed piece by piece (never 200 MiB at once): its size, and how it ends.
+        unpacker, size, tail = zlib.decompressobj(16 + zlib.MAX_WBITS), 0, b""
+        while raw:
+            piece = unpacker.decompress(raw, 1 << 20)
+            raw = unpacker.unconsumed_tail
+            size += len(piece)
+            tail = (tail + piece)[-4096:]
+        assert unpacker.eof and size > GZIP_BOMB_BYTES == 200 * 1024 * 1024
+        answer = json.loads(b'{"Padding": "' + tail.lstrip(b"x"))
+        assert answer["Status"] == "Success" and answer["Message"]["Id"] == activity["Id"]
+
+
 def test_huge_body_streams_a_2_mib_success_without_content_length_after_creating() -> None:
     from importer.sandbox.faults import HUGE_BODY_BYTES
 

@@ -131,6 +131,13 @@ def _unescaped(text: str) -> str:
     return text
 
 
+def _compact(text: str) -> str:
+    """``text`` without whitespace and invisible characters."""
+    if text.isascii():
+        return "".join(text.split())  # several times faster than the regular expression
+    return _INVISIBLE.sub("", text)
+
+
 def _views(text: str) -> Iterator[str]:
     """``text`` as it is, and normalised in the ways a key could be disguised."""
     yield text
@@ -139,11 +146,11 @@ def _views(text: str) -> Iterator[str]:
         yield unescaped
     compact = text
     for seen in (text, unescaped) if unescaped != text else (text,):
-        compact = _INVISIBLE.sub("", seen)
+        compact = _compact(seen)
         if compact != seen:
             yield compact
     if not compact.isascii():  # full-width letters and other compatibility forms
-        folded = _INVISIBLE.sub("", unicodedata.normalize("NFKC", compact))
+        folded = _compact(unicodedata.normalize("NFKC", compact))
         if folded != compact:
             yield folded
 
@@ -174,6 +181,10 @@ class Scrubber:
         # scrubber's own tests have them) is hidden in place only.
         self._plain = tuple(sorted({n.lower() for n in plain if len(n) >= _MIN_NEEDLE}))
         self._encoded = tuple(sorted({n for n in encoded if len(n) >= _MIN_NEEDLE}))
+        # No view of an ASCII text is longer than the text (only NFKC can lengthen one), so
+        # a shorter ASCII text cannot hold a needle: most strings of an answer ("Status",
+        # "Success", an Id) are let through at once.
+        self._shortest = min(map(len, self._plain + self._encoded), default=0)
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -184,6 +195,8 @@ class Scrubber:
         if self._pattern is None or not text:
             return text
         hidden = self._pattern.sub(HIDDEN, text)
+        if len(hidden) < self._shortest and hidden.isascii():
+            return hidden
         return WITHHELD if self.shows_a_key(hidden) else hidden
 
     def shows_a_key(self, text: str) -> bool:

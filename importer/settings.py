@@ -26,30 +26,60 @@ DEFAULT_HOST = "api.leadsquared.com"
 
 logger = logging.getLogger("lsq_import")
 
-# A key travels in a header: a CR or LF in it would split the header (aiohttp refuses it with
-# a ValueError mid-run, exit 70), and no real key holds any control character at all.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A key travels in a header, and LeadSquared's keys are printable ASCII (``u$r`` and letters
+# and digits): a CR or LF would split the header (aiohttp refused it with a ValueError
+# mid-run, exit 70), a raw byte that is not UTF-8 (read from the environment as a surrogate
+# escape) cannot be encoded at all (UnicodeEncodeError, exit 70), and a space, U+2028 or a
+# no-break space is a bad paste that the server refuses as a wrong key.
+_NOT_KEY_CHARACTER = re.compile(r"[^\x21-\x7e]")
+# The characters str.splitlines() breaks at.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+MIN_KEY_LENGTH = 8
+"""The shortest key accepted. LeadSquared's keys are dozens of characters long (an access key
+is ``u$r`` and 32 more; a secret key 40), the sandbox's ``sandbox-access-key`` 18 and the
+throwaway ``--sandbox`` keys 32. A shorter "key" is a bad paste or a placeholder, and the
+scrubbing of server texts (``leadsquared.scrub``) relies on keys being long: a one-character
+secret would be hidden in every word that contains it, and its encodings would be found
+everywhere, withholding every message."""
+
+
+def _what(char: str) -> str:
+    if char in _LINE_BREAKS:
+        return "a line break"
+    if char == " ":
+        return "a space"
+    if "\udc80" <= char <= "\udcff":  # how os.environ and surrogateescape carry a raw byte
+        return "a byte that is not UTF-8"
+    if char < "\x80":
+        return "a control character"
+    return f"a character that is not ASCII (U+{ord(char):04X})"
 
 
 def check_key(name: str, value: str) -> None:
     """Raise ConfigError (one line naming ``name``, never the value) unless ``value`` can be
-    sent as a header: no line break or other control character."""
-    found = _CONTROL.search(value)
-    if found is None:
-        return
-    what = "a line break" if found.group() in "\r\n" else "a control character"
-    raise ConfigError(
-        f"{name} contains {what} at position {found.start() + 1}: "
-        "copy the key again from Settings > API and Webhooks"
-    )
+    a LeadSquared key: printable ASCII without spaces, at least :data:`MIN_KEY_LENGTH`
+    characters."""
+    found = _NOT_KEY_CHARACTER.search(value)
+    if found is not None:
+        raise ConfigError(
+            f"{name} contains {_what(found.group())} at position {found.start() + 1}: "
+            "copy the key again from Settings > API and Webhooks"
+        )
+    if len(value) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"{name} is shorter than {MIN_KEY_LENGTH} characters, too short for a LeadSquared "
+            "key: copy the key again from Settings > API and Webhooks"
+        )
 
 
 @dataclass(frozen=True)
 class Credentials:
     """An access key and secret key pair. ``repr`` and ``str`` never show them.
 
-    Raises ConfigError when a key cannot travel in a header (a CR, LF or other control
-    character), so keys given in code are checked like keys read from the environment.
+    Raises ConfigError when a key is not one (see :func:`check_key`: a line break, a space,
+    a character that is not printable ASCII, or fewer than :data:`MIN_KEY_LENGTH`
+    characters), so keys given in code are checked like keys read from the environment.
     """
 
     access_key: str = field(repr=False)
@@ -108,7 +138,10 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
             "%s is readable by other users and holds your API keys: chmod 600 %s", file, file
         )
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (read_text turned "\r\n" and "\r" into it): splitlines() also
+    # broke at U+2028, U+0085 and the like, cutting a key in two and reading its rest as a
+    # setting of a line the file does not have.
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -124,6 +157,8 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
                 f"{file}: line {number}: unknown setting {name!r} "
                 f"(allowed: {', '.join(ENV_FILE_KEYS)})"
             )
+        if value and name in (ENV_ACCESS_KEY, ENV_SECRET_KEY):
+            check_key(f"{file}: line {number}: {name}", value)
         values[name] = value
     return values
 

@@ -273,7 +273,7 @@ def test_validate_online_with_bad_keys_exits_3(sandbox_thread) -> None:
         cli,
         ["validate", str(SAMPLE_CSV), "-m", str(EXAMPLE_MAPPING), "--online"]
         + ["--host", sandbox.base_url],
-        env={"LSQ_ACCESS_KEY": "wrong", "LSQ_SECRET_KEY": "wrong"},
+        env={"LSQ_ACCESS_KEY": "wrong-access-key", "LSQ_SECRET_KEY": "wrong-secret-key"},
     )
     assert outcome.exit_code == 3, outcome.output
     assert "401" in outcome.stderr

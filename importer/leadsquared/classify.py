@@ -111,7 +111,7 @@ def _unreadable(resp: ApiResponse) -> str:
         if not text:
             return "an empty body"
         if text[0] in "{[":
-            return "JSON that does not parse (cut short?)"
+            return "JSON that does not parse (cut short, or nested too deeply?)"
         return f"a body that is not JSON: {' '.join(text.split())[:80]}"
     if not isinstance(body, dict):
         return f"a JSON {type(body).__name__}, not LeadSquared's answer object"
@@ -242,12 +242,17 @@ def transport_outcome(exc: BaseException, *, maybe_sent: bool) -> Outcome:
 
 def lost_outcome(name: str, detail: str, *, maybe_sent: bool) -> Outcome:
     """:func:`transport_outcome` from an exception's class name and (scrubbed) text, as the
-    client's ``TransportError`` gives them."""
+    client's ``TransportError`` gives them.
+
+    The name goes into ``error_type`` only: every output that shows both (the summary, the
+    report, the debug log) puts it in front of the message, so repeating it there read
+    ``AnswerTooLarge: AnswerTooLarge: ...``."""
     text = " ".join(detail.split())[:200]
-    message = f"{name}: {text}" if text else name
+    if not text:  # e.g. a bare TimeoutError
+        text = "no answer; the call may have been processed" if maybe_sent else "no connection"
     return Outcome(
         Kind.AMBIGUOUS if maybe_sent else Kind.TRANSIENT,
         None,
         error_type=name,
-        error_message=message,
+        error_message=text,
     )

@@ -7,6 +7,7 @@ It sends and parses; it does not decide what an answer means (``classify``) nor 
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ from yarl import URL
 from .. import __version__
 from ..settings import Credentials
 from .classify import ApiResponse
-from .scrub import Scrubber
+from .scrub import WITHHELD, Scrubber
 
 CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
 ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"
@@ -43,9 +44,22 @@ class TransportError(Exception):
 
 KEY_HEADERS = ("x-LSQ-AccessKey", "x-LSQ-SecretKey")
 MAX_BODY = 1024 * 1024
-"""The most bytes of an answer body read (after decompression). LeadSquared's answers are a
-few hundred bytes; a server that sends more is broken or hostile (unbounded, it could fill
-the memory), so a larger body is a transport error."""
+"""The most bytes of an answer body read, and the most its compressed bytes are decompressed
+to. LeadSquared's answers are a few hundred bytes; a server that sends more is broken or
+hostile (unbounded, it could fill the memory: a 200 kB gzip body can expand to 200 MiB), so
+a larger body is a transport error."""
+
+ACCEPT_ENCODING = "gzip, deflate"
+"""The content codings asked for, and the only ones decoded. The client decompresses answers
+itself (aiohttp's automatic decompression is off), so that it can stop at :data:`MAX_BODY`;
+it does not ask for ``br`` or ``zstd`` even where aiohttp could decode them."""
+
+
+MAX_DEPTH = 64
+"""The deepest nesting of lists and objects an answer may have. LeadSquared's answers are
+three or four levels deep; a deeper one is treated as unreadable, like JSON that does not
+parse (json.loads raises RecursionError at about 1,000 levels, and everything that walks the
+parsed value, the key scrubbing first, would at a few hundred)."""
 
 
 class AnswerTooLarge(Exception):
@@ -116,7 +130,9 @@ class LeadSquaredClient:
         params: dict[str, str] | None = None,
     ) -> ApiResponse:
         data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
             async with self.session.request(
                 method,
@@ -125,8 +141,12 @@ class LeadSquaredClient:
                 params=params,
                 headers=headers,
                 allow_redirects=False,  # see the class docstring: the keys must not follow
+                # aiohttp would decompress before the cap is counted (a gzip bomb): the
+                # raw body is read up to the cap, then decompressed up to it (_decoded).
+                auto_decompress=False,
             ) as resp:
                 raw = await _read_capped(resp, self.max_body)
+                raw = _decoded(raw, resp.headers.get("Content-Encoding", ""), self.max_body)
                 status = resp.status
                 location = _redirect_target(resp, self.scrub) if 300 <= status < 400 else ""
         except aiohttp.ClientConnectorError as exc:
@@ -136,25 +156,49 @@ class LeadSquaredClient:
             # The request went out (for an oversized body, the server even answered): the
             # call may have been processed.
             raise TransportError(exc, maybe_sent=True, scrub=self.scrub) from None
-        # Scrubbed before parsing, so the parsed body is clean, and before shortening, so no
-        # key is cut in two halves that each escape the replacement.
-        text = self.scrub.text(raw.decode("utf-8", errors="replace"))
-        try:
-            body = json.loads(text) if text.strip() else None
-        except ValueError:
-            body = None
-        clean = self.scrub.value(body)
-        if clean != body:  # a key in an escaped form the raw text did not show plainly
-            body, text = clean, json.dumps(clean, ensure_ascii=False)
+        # The body is parsed as it came and then every string in it scrubbed, so a string
+        # that held a key in a disguise is withheld alone, and the envelope (Status, the MX
+        # type) still says what the answer was. The raw text is scrubbed on its own, before
+        # shortening (so no key is cut in two halves that each escape); withheld whole, it
+        # is shown as the scrubbed body instead.
+        decoded = raw.decode("utf-8", errors="replace")
+        body = self.scrub.value(_parse_json(decoded))
+        text = self.scrub.text(decoded)
+        if text == WITHHELD and body is not None:
+            text = self.scrub.text(json.dumps(body, ensure_ascii=False))
         if location:
             self.refused_redirect = location
         return ApiResponse(status, body, text[:500], location=location, method=method)
 
 
+def _parse_json(text: str) -> Any:
+    """``text`` parsed as JSON, or None when it is empty, not JSON or nested deeper than
+    :data:`MAX_DEPTH` (the classify rules say what an unreadable body means)."""
+    if not text.strip():
+        return None
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return None if _deeper_than(body, MAX_DEPTH) else body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, or AnswerTooLarge once it is known to exceed ``cap`` bytes: from its
-    Content-Length before reading, else while reading (chunked, or compressed: the cap is on
-    the decompressed bytes)."""
+    """The body as it came (still compressed, if it is), or AnswerTooLarge once it is known
+    to exceed ``cap`` bytes: from its Content-Length before reading, else while reading
+    (chunked)."""
     too_large = f"the answer body is larger than {cap} bytes: not read"
     if resp.content_length is not None and resp.content_length > cap:
         raise AnswerTooLarge(too_large)
@@ -168,14 +212,52 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def _decoded(raw: bytes, content_encoding: str, cap: int) -> bytes:
+    """``raw`` with its content codings (gzip, deflate) undone, never decompressing past
+    ``cap`` bytes: AnswerTooLarge beyond it, ClientPayloadError for a body that does not
+    decompress or a coding that was not asked for (both lost answers, as when aiohttp
+    decoded)."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):  # the coding applied last is undone first
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            wbits = 16 + zlib.MAX_WBITS  # 16+: the gzip header and trailer
+        elif coding == "deflate":
+            # RFC 9110's deflate is zlib-wrapped; some servers send a raw deflate stream.
+            wbits = zlib.MAX_WBITS if _has_zlib_header(raw) else -zlib.MAX_WBITS
+        else:
+            raise aiohttp.ClientPayloadError(
+                f"the answer is in content-encoding {coding!r}, which lsq-import did not ask "
+                f"for ({ACCEPT_ENCODING})"
+            )
+        try:
+            # max_length: the output stops there, whatever the input would expand to.
+            decoded = zlib.decompressobj(wbits).decompress(raw, cap + 1)
+        except zlib.error as exc:
+            raise aiohttp.ClientPayloadError(
+                f"the answer's {coding} body does not decompress ({exc})"
+            ) from None
+        if len(decoded) > cap:
+            raise AnswerTooLarge(
+                f"the answer body is larger than {cap} bytes once decompressed: not read"
+            )
+        raw = decoded
+    return raw
+
+
+def _has_zlib_header(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
 def _redirect_target(resp: aiohttp.ClientResponse, scrub: Scrubber) -> str:
     """Where a 3xx answer points, as an absolute URL in its readable (decoded) form, keys
     hidden; "" when it names nowhere."""
     # Scrubbed as it came and once resolved: resolving re-encodes parts of it, decoding
     # for display may reveal a form the raw header hid.
     location = scrub.text(resp.headers.get("Location", "").strip())
-    if not location:
-        return ""
+    if not location or location == WITHHELD:  # withheld: not a URL to resolve
+        return location
     try:
         return scrub.text(resp.url.join(URL(location)).human_repr())
     except ValueError:  # not a URL at all: show it as it came

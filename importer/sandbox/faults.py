@@ -18,7 +18,9 @@ from ..exceptions import ConfigError
 __all__ = [
     "FAULTS",
     "GARBLED_ANSWER_FAULTS",
+    "GZIP_BOMB_BYTES",
     "HUGE_BODY_BYTES",
+    "NESTED_BODY_DEPTH",
     "NETWORK_FAULTS",
     "FaultConfig",
     "FaultDraws",
@@ -42,6 +44,9 @@ FAULTS = (
     "empty_200",
     "truncated_200",
     "huge_body",
+    "nested_200",
+    "echo_encoded",
+    "gzip_bomb",
 )
 # Faults of the network in front of the API: they hit every CreateCustom call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
@@ -49,10 +54,19 @@ FAULTS = (
 NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
 # Faults that let the call be processed (lead and activity created) and then replace its
 # success answer with one the client cannot read.
-GARBLED_ANSWER_FAULTS = frozenset({"html_200", "empty_200", "truncated_200", "huge_body"})
+GARBLED_ANSWER_FAULTS = frozenset(
+    {"html_200", "empty_200", "truncated_200", "huge_body", "nested_200", "gzip_bomb"}
+)
 # huge_body's answer size: twice lsq-import's cap on an answer body (1 MiB), and far more
 # than any LeadSquared answer (a few hundred bytes).
 HUGE_BODY_BYTES = 2 * 1024 * 1024
+# gzip_bomb's answer once decompressed: 200 MiB, sent as about 200 kB of gzip (far under the
+# 1 MiB cap on what is read), the size a client without a bound on decompression fills its
+# memory with.
+GZIP_BOMB_BYTES = 200 * 1024 * 1024
+# nested_200's depth of lists: far past what Python's json parses (about 1,000 levels) in
+# 200 kB, well under the body cap, so the client reads it whole and must not crash on it.
+NESTED_BODY_DEPTH = 100_000
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -70,7 +84,7 @@ class FaultConfig:
     :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
     and an order of calls always give the same faults. None of them creates anything except
     ``drop_after`` and the garbled answers (``html_200``, ``empty_200``, ``truncated_200``,
-    ``huge_body``).
+    ``huge_body``, ``nested_200``, ``gzip_bomb``).
 
     - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
       ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
@@ -95,6 +109,11 @@ class FaultConfig:
     - ``echo_headers``: HTTP 500 ``MXInvalidInputException`` whose ExceptionMessage echoes
       the request headers, both keys included, as a careless (or hostile) server's error
       page would: permanent, and the keys must not reach any output.
+    - ``echo_encoded``: likewise, but the headers are echoed in a disguise, a different one
+      each call, in turn: base64 (standard, then URL-safe), hex, HTML numeric entities,
+      JSON ``\\u`` escapes, and each key cut in two by a line break. A client that only
+      looks for the keys as they are lets every one through; lsq-import withholds the
+      whole message.
     - ``html_200``, ``empty_200``, ``truncated_200``: the call is processed (lead and
       activity created, like ``drop_after``), then its success answer is replaced by an
       HTTP 200 with an HTML page, with an empty body, or with the success JSON cut in half.
@@ -104,6 +123,17 @@ class FaultConfig:
       :data:`HUGE_BODY_BYTES` (2 MiB), sent chunked (no Content-Length to check first), as a
       broken or hostile server that streams without end would: a client must stop reading
       at its cap, and since the call was processed, the row ends ``unknown``.
+    - ``nested_200``: likewise processed, then answered with the success JSON plus a
+      ``Padding`` of lists nested :data:`NESTED_BODY_DEPTH` (100,000) levels deep (200 kB):
+      a parser without a depth limit overflows its stack (Python's json raises
+      RecursionError), a client must treat it as an unreadable body: the row ends
+      ``unknown``.
+    - ``gzip_bomb``: likewise processed, then answered with ``Content-Encoding: gzip``:
+      about 200 kB that decompress to :data:`GZIP_BOMB_BYTES` (200 MiB) of JSON, a
+      ``Padding`` string and then the success. A client that bounds only the bytes it reads
+      (not what they decompress to) takes 200 MiB of memory; it must stop decompressing at
+      its cap, and since the call was processed, the row ends ``unknown``. The compressed
+      padding is made once per process (about a second), on the first such call.
 
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
@@ -130,6 +160,9 @@ class FaultConfig:
     empty_200: float = 0.0
     truncated_200: float = 0.0
     huge_body: float = 0.0
+    nested_200: float = 0.0
+    echo_encoded: float = 0.0
+    gzip_bomb: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
 

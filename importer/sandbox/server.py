@@ -26,15 +26,15 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 the endpoint itself (the account); the downlink half of the latency. Injected faults
 (:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
-``error_200``, throttling, ``echo_headers``) right after the real limiter admits the call,
-``drop_after`` closes the connection once the call has been processed, and the garbled
-answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``) replace a processed
-call's success.
+``error_200``, throttling, ``echo_headers``, ``echo_encoded``) right after the real limiter
+admits the call, ``drop_after`` closes the connection once the call has been processed, and
+the garbled answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``,
+``nested_200``, ``gzip_bomb``) replace a processed call's success.
 Each :class:`CallRecord` names its fault and the activity it created.
 
-Keys are never echoed in a response (except by the ``echo_headers`` fault, which exists to
-do so), a log line or a call record (records keep the path without its query string, and the
-aiohttp access log is off).
+Keys are never echoed in a response (except by the ``echo_headers`` and ``echo_encoded``
+faults, which exist to do so), a log line or a call record (records keep the path without
+its query string, and the aiohttp access log is off).
 
 Rate limit: a rolling window measured at the server. A call is refused if ``rate`` or more
 counted arrivals lie in ``(now - per, now]``. Authenticated calls to known endpoints are
@@ -51,14 +51,17 @@ the limiter is exact and the account's upsert atomic.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import json
 import logging
 import math
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,7 +75,9 @@ from .account import SandboxAccount
 from .errors import ApiError, invalid_input
 from .faults import (
     GARBLED_ANSWER_FAULTS,
+    GZIP_BOMB_BYTES,
     HUGE_BODY_BYTES,
+    NESTED_BODY_DEPTH,
     NETWORK_FAULTS,
     FaultConfig,
     FaultDraws,
@@ -82,10 +87,12 @@ from .schema import SandboxSchema
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
+    "ECHO_DISGUISES",
     "CallRecord",
     "RedirectedRecord",
     "Sandbox",
     "check_loopback",
+    "disguised_headers",
 ]
 
 # The package's name, not this module's: the logger was "importer.sandbox" before the
@@ -157,6 +164,61 @@ class RedirectedRecord:
     body_bytes: int
 
 
+ECHO_DISGUISES = ("base64", "urlsafe base64", "hex", "html entities", "json escapes", "split")
+"""The disguises of the ``echo_encoded`` fault, in the order the calls get them."""
+
+
+def disguised_headers(headers: Mapping[str, str], how: str) -> str:
+    """The request headers (keys included) echoed as ``how`` (one of :data:`ECHO_DISGUISES`)
+    says, as a hostile server might, to get past a client that looks for the keys as they
+    are."""
+    block = "; ".join(f"{name}: {value}" for name, value in headers.items())
+    if how == "base64":
+        return base64.b64encode(block.encode()).decode()
+    if how == "urlsafe base64":
+        return base64.urlsafe_b64encode(block.encode()).decode()
+    if how == "hex":
+        return block.encode().hex()
+    if how == "html entities":
+        return "".join(f"&#{ord(c)};" for c in block)
+    if how == "json escapes":  # literally backslash-u: the parsed message still holds them
+        return "".join(f"\\u{ord(c):04x}" for c in block)
+    if how == "split":  # each value cut in two by a line break
+        return "; ".join(
+            f"{name}: {value[: len(value) // 2]}\n{value[len(value) // 2 :]}"
+            for name, value in headers.items()
+        )
+    raise ValueError(f"unknown disguise {how!r}")
+
+
+_BOMB_HEAD = b'{"Padding": "'
+
+
+@functools.cache
+def _gzip_padding() -> tuple[bytes, Any]:
+    """gzip_bomb's compressed head (``{"Padding": "`` and the padding), and the compressor
+    that made it, to be copied for each answer's tail. Made in 1 MiB pieces: the 200 MiB
+    are never in memory at once."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    parts = [packer.compress(_BOMB_HEAD)]
+    piece = b"x" * (1024 * 1024)
+    left = GZIP_BOMB_BYTES - len(_BOMB_HEAD)
+    while left > 0:
+        parts.append(packer.compress(piece[:left]))
+        left -= len(piece)
+    return b"".join(parts), packer
+
+
+def _gzip_bomb(payload: dict[str, Any]) -> bytes:
+    """The gzip of ``{"Padding": "xxx...", <payload's fields>}``: a little more than
+    ``GZIP_BOMB_BYTES`` decompressed, the success after the padding, so that only a client
+    that decompresses it all sees it."""
+    head, packer = _gzip_padding()
+    packer = packer.copy()  # the cached one stays at the end of the padding
+    tail = ('", ' + json.dumps(payload)[1:]).encode()
+    return head + packer.compress(tail) + packer.flush()
+
+
 def check_loopback(host: str) -> None:
     """The sandbox has well-known keys, so it must never listen beyond this machine."""
     if host == "localhost":
@@ -214,6 +276,7 @@ class Sandbox:
 
         self.calls: list[CallRecord] = []
         self.redirected: list[RedirectedRecord] = []
+        self._echoes_encoded = 0  # echo_encoded's disguises go in turn
         self.base_url = ""
         self._in_flight = 0
 
@@ -449,6 +512,13 @@ class Sandbox:
                 "Invalid request (sandbox fault); request headers: "
                 + "; ".join(f"{name}: {value}" for name, value in headers.items())
             )
+        if fault == "echo_encoded":
+            how = ECHO_DISGUISES[self._echoes_encoded % len(ECHO_DISGUISES)]
+            self._echoes_encoded += 1
+            raise invalid_input(
+                f"Invalid request (sandbox fault); request headers ({how}): "
+                + disguised_headers(headers, how)
+            )
         if fault.startswith("throttle_"):
             raise self._throttled(int(fault.removeprefix("throttle_")))
         return None
@@ -513,6 +583,19 @@ class Sandbox:
             )
             response.enable_chunked_encoding()  # no Content-Length: the client must count
             return response
+        if fault == "gzip_bomb":
+            return web.Response(
+                status=200,
+                body=_gzip_bomb(payload),
+                content_type="application/json",
+                headers={"Content-Encoding": "gzip"},  # already compressed: sent as it is
+            )
+        if fault == "nested_200":
+            head = json.dumps({**payload, "Padding": None})[: -len("null}")]
+            nested = "[" * NESTED_BODY_DEPTH + "]" * NESTED_BODY_DEPTH
+            return web.Response(
+                status=200, text=head + nested + "}", content_type="application/json"
+            )
         text = json.dumps(payload)  # truncated_200
         return web.Response(
             status=200, text=text[: len(text) // 2], content_type="application/json"

@@ -80,6 +80,13 @@ def test_transport_failure_after_sending_is_ambiguous() -> None:
     outcome = transport_outcome(aiohttp.ServerDisconnectedError(), maybe_sent=True)
     assert outcome.kind is Kind.AMBIGUOUS and outcome.http_status is None
     assert outcome.error_type == "ServerDisconnectedError"
+    # The class name is error_type's; the message says what happened, without repeating it.
+    assert outcome.error_message == "Server disconnected"
+    bare = transport_outcome(TimeoutError(), maybe_sent=True)
+    assert (bare.error_type, bare.error_message) == (
+        "TimeoutError",
+        "no answer; the call may have been processed",
+    )
 
 
 def test_connection_never_made_is_transient() -> None:
@@ -108,7 +115,12 @@ def test_a_redirect_with_a_rate_limit_body_is_still_a_redirect() -> None:
     [
         (200, None, "<html><body>Thank you</body></html>", "a body that is not JSON: <html>"),
         (200, None, "", "an empty body"),
-        (200, None, '{"Status": "Success", "Mess', "JSON that does not parse (cut short?)"),
+        (
+            200,
+            None,
+            '{"Status": "Success", "Mess',
+            "JSON that does not parse (cut short, or nested too deeply?)",
+        ),
         (200, [], "[]", "a JSON list, not LeadSquared's answer object"),
         (200, [1, 2], "[1, 2]", "a JSON list"),
         (200, {"Status": "Success", "Message": {"Id": {"nested": [1, 2]}}}, "", "no activity Id"),

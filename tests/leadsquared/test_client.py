@@ -97,10 +97,10 @@ def test_credentials_never_show_in_repr() -> None:
 
 
 def test_credentials_from_env() -> None:
-    creds = credentials_from_env({"LSQ_ACCESS_KEY": "a", "LSQ_SECRET_KEY": "b"})
-    assert creds.secrets() == ("a", "b")
+    creds = credentials_from_env({"LSQ_ACCESS_KEY": "u$raaaaaa", "LSQ_SECRET_KEY": "bbbbbbbb"})
+    assert creds.secrets() == ("u$raaaaaa", "bbbbbbbb")
     with pytest.raises(ConfigError, match="LSQ_SECRET_KEY not set"):
-        credentials_from_env({"LSQ_ACCESS_KEY": "a"})
+        credentials_from_env({"LSQ_ACCESS_KEY": "u$raaaaaa"})
 
 
 @pytest.mark.parametrize(
@@ -186,3 +186,94 @@ def test_a_body_over_the_cap_is_a_lost_answer_not_memory(announced: bool) -> Non
     outcome = _lost(error)
     assert outcome.kind is Kind.AMBIGUOUS and outcome.error_type == "AnswerTooLarge"
     assert f"larger than {len(text) - 1} bytes" in outcome.error_message
+
+
+@pytest.mark.parametrize("depth", [600, 100_000])  # past what the scrubbing walk / json allow
+@pytest.mark.parametrize(("status", "kind"), [(200, "ambiguous"), (500, "transient")])
+def test_a_deeply_nested_json_answer_is_an_unreadable_body_not_an_internal_error(
+    depth: int, status: int, kind: str
+) -> None:
+    """Before: json.loads (100,000 levels) or the walk that hides the keys in parsed values
+    (600 levels) raised RecursionError: exit 70 mid-run. Now the body is unreadable, and
+    the classify rules say what that means: for a 2xx, the call may have been processed."""
+    from importer.leadsquared.classify import classify
+
+    nested = '{"Status": "Success", "Message": {"Id": "x"}, "Padding": '
+    nested += "[" * depth + "]" * depth + "}"
+    answer, _ = call({}, status=status, body=nested)
+    assert answer.status == status and answer.body is None
+    assert answer.text.startswith('{"Status": "Success"') and len(answer.text) <= 500
+    outcome = classify(answer)
+    assert outcome.kind.value == kind
+    if status == 200:
+        assert "nested too deeply" in outcome.error_message
+
+
+def _compressed(data: bytes, coding: str) -> bytes:
+    import gzip
+    import zlib
+
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":  # zlib-wrapped, as RFC 9110 says
+        return zlib.compress(data)
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw deflate"])
+def test_a_compressed_answer_is_read_and_one_that_expands_past_the_cap_is_too_large(
+    coding: str,
+) -> None:
+    """Before: aiohttp decompressed the body before the cap was counted, so a few hundred kB
+    of gzip took up to what they expand to (aiohttp 3.13 stops at 32 MiB per chunk, older
+    versions not at all). Now the raw body is read up to the cap and decompressed no further
+    than the cap: over it, the answer is too large, like an uncompressed one."""
+    from importer.leadsquared.classify import Kind
+    from importer.sending.pool import _lost
+
+    ok = json.dumps({"Status": "Success", "Message": {"Id": "x" * 80}}).encode()
+    header = "deflate" if coding == "raw deflate" else coding
+
+    async def go(cap: int):
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE, max_body=cap).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(
+            URL, body=_compressed(ok, coding), headers={"Content-Encoding": header}, repeat=True
+        )
+        assert asyncio.run(go(len(ok))).body["Message"]["Id"] == "x" * 80  # at the cap
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go(len(ok) - 1))
+        (_, _), [request, *_] = next(iter(mocked.requests.items()))
+    assert request.kwargs["auto_decompress"] is False
+    assert request.kwargs["headers"]["Accept-Encoding"] == "gzip, deflate"
+    error = info.value
+    assert error.maybe_sent and error.name == "AnswerTooLarge"
+    outcome = _lost(error)
+    assert outcome.kind is Kind.AMBIGUOUS
+    assert f"larger than {len(ok) - 1} bytes once decompressed" in outcome.error_message
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "says"),
+    [
+        ("gzip", b"not gzip at all", "does not decompress"),
+        ("br", b"\x8b\x02\x80", "'br'"),  # never asked for (lsq-import asks gzip, deflate)
+    ],
+)
+def test_an_answer_in_a_bad_or_unasked_encoding_is_a_lost_answer(
+    coding: str, body: bytes, says: str
+) -> None:
+    async def go():
+        async with make_session(CREDS) as session:
+            return await LeadSquaredClient(session, BASE).create_lead_and_activity({})
+
+    with aioresponses() as mocked:
+        mocked.post(URL, status=200, body=body, headers={"Content-Encoding": coding})
+        with pytest.raises(TransportError) as info:
+            asyncio.run(go())
+    error = info.value
+    assert error.maybe_sent
+    assert error.name == "ClientPayloadError" and says in error.detail

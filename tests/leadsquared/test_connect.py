@@ -13,13 +13,13 @@ from importer.leadsquared import Endpoint, connect, refused_message, resolve_end
 from importer.leadsquared.client import ACTIVITY_TYPES_PATH
 from importer.settings import Credentials
 
-KEYS = {"LSQ_ACCESS_KEY": "u$rkey", "LSQ_SECRET_KEY": "secret"}
+KEYS = {"LSQ_ACCESS_KEY": "u$rkey-0001", "LSQ_SECRET_KEY": "secret-0002"}
 
 
 def test_host_and_keys_come_from_the_environment_unless_given() -> None:
     found = resolve_endpoint(environ={**KEYS, "LSQ_HOST": "api-in21.leadsquared.com"})
     assert found.url == "https://api-in21.leadsquared.com"
-    assert found.credentials == Credentials("u$rkey", "secret")
+    assert found.credentials == Credentials("u$rkey-0001", "secret-0002")
     given = resolve_endpoint(host="api-us11.leadsquared.com", environ=KEYS)
     assert given.url == "https://api-us11.leadsquared.com"
     assert "secret" not in repr(given)
@@ -74,6 +74,73 @@ def test_a_key_that_cannot_be_a_header_is_refused_naming_the_variable(
     assert "KEYHEAD" not in message and "KEYTAIL" not in message
 
 
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ("\udc85", "a byte that is not UTF-8"),  # a raw 0x85 byte in the environment
+        ("\x85", "a line break"),  # NEL, U+0085
+        ("\u2028", "a line break"),  # LINE SEPARATOR
+        ("\u2029", "a line break"),
+        ("\x0b", "a line break"),
+        (" ", "a space"),
+        ("\u00a0", "a character that is not ASCII (U+00A0)"),  # a no-break space from a web page
+        ("\u200b", "a character that is not ASCII (U+200B)"),  # zero-width space
+        ("é", "a character that is not ASCII (U+00E9)"),
+    ],
+)
+@pytest.mark.parametrize("variable", ["LSQ_ACCESS_KEY", "LSQ_SECRET_KEY"])
+def test_a_key_that_is_not_printable_ascii_is_refused_naming_the_variable(
+    variable: str, bad: str, what: str
+) -> None:
+    """Before: a raw 0x85 byte (a surrogate escape once read) stopped the run with a
+    UnicodeEncodeError, exit 70; U+2028, U+0085 and other non-ASCII characters were sent
+    (and refused as wrong keys, exit 3). A key is printable ASCII without spaces."""
+    key = "KEYHEAD" + bad + "KEYTAIL"
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(environ={**KEYS, variable: key})
+    message = str(info.value)
+    assert message.startswith(f"{variable} contains {what} at position 8: "), message
+    assert len(message.splitlines()) == 1 and "KEYHEAD" not in message and "KEYTAIL" not in message
+
+
+@pytest.mark.parametrize("short", ["x", "Zq7", "1234567"])
+@pytest.mark.parametrize("variable", ["LSQ_ACCESS_KEY", "LSQ_SECRET_KEY"])
+def test_a_key_too_short_to_be_a_leadsquared_key_is_refused(variable: str, short: str) -> None:
+    """Before: a one-character secret was accepted, and then scrubbed out of every word of the
+    server's messages. LeadSquared's keys are dozens of characters long."""
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(environ={**KEYS, variable: short})
+    message = str(info.value)
+    assert message.startswith(f"{variable} is shorter than 8 characters"), message
+    assert short not in message.replace("8 characters", "")
+    assert resolve_endpoint(environ={**KEYS, variable: "12345678"}).credentials is not None
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85"])
+def test_an_env_file_key_with_a_unicode_line_separator_is_refused_naming_file_and_line(
+    tmp_path: Path, separator: str
+) -> None:
+    """Before: the file was split at U+2028/U+0085 as if they ended a line, so the key was cut
+    and its rest read as a setting ("expected NAME=value" at a line the file does not have).
+    Now the line is the key's, and the key is refused naming the file, line and variable."""
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(
+        f"LSQ_ACCESS_KEY=fromfile-key\nLSQ_SECRET_KEY=KEYHEAD{separator}KEYTAIL\n",
+        encoding="utf-8",
+    )
+    env_file.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(env_file=env_file, environ={})
+    message = str(info.value)
+    assert message.startswith(
+        f"{env_file}: line 2: LSQ_SECRET_KEY contains a line break at position 8"
+    ), message
+    assert "KEYHEAD" not in message and "KEYTAIL" not in message
+    env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile-key\nLSQ_SECRET_KEY=KEYHEAD\x85KEYTAIL\n")
+    with pytest.raises(ConfigError, match="the settings file is not UTF-8 text"):
+        resolve_endpoint(env_file=env_file, environ={})
+
+
 def test_an_env_file_with_crlf_line_endings_is_fine_but_a_bad_key_in_it_is_named(
     tmp_path: Path,
 ) -> None:
@@ -83,16 +150,20 @@ def test_an_env_file_with_crlf_line_endings_is_fine_but_a_bad_key_in_it_is_named
     found = resolve_endpoint(env_file=env_file, environ={})
     assert found.credentials == Credentials("fromfile", "filesecret")
     env_file.write_bytes(b"LSQ_ACCESS_KEY=fromfile\nLSQ_SECRET_KEY=file\x1bsecret\n")
-    with pytest.raises(ConfigError, match="^LSQ_SECRET_KEY contains a control character"):
+    with pytest.raises(
+        ConfigError, match=r"lsq\.env: line 2: LSQ_SECRET_KEY contains a control character"
+    ):
         resolve_endpoint(env_file=env_file, environ={})
 
 
 def test_credentials_given_in_code_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="^the secret key contains a line break") as info:
-        Credentials("u$rkey", "secret\r\nX-Injected: 1")
+        Credentials("u$rkey-0001", "secret-0002\r\nX-Injected: 1")
     assert "X-Injected" not in str(info.value)
     with pytest.raises(ConfigError, match="^the access key"):
-        Credentials("u$r\nkey", "secret")
+        Credentials("u$r\nkey-0001", "secret-0002")
+    with pytest.raises(ConfigError, match="^the secret key is shorter than 8 characters"):
+        Credentials("u$rkey-0001", "s3cr3t")
 
 
 def test_refused_message_for_a_redirect_names_its_target_and_why_it_stops() -> None:
@@ -121,7 +192,7 @@ def test_preflight_stops_at_a_redirect_naming_its_target() -> None:
     target = "https://login.example/sso"
 
     async def main() -> None:
-        async with make_session(Credentials("u$rkey", "secret")) as session:
+        async with make_session(Credentials("u$rkey-0001", "secret-0002")) as session:
             await preflight(LeadSquaredClient(session, base), load_mapping(EXAMPLE_MAPPING))
 
     with aioresponses() as mocked:
@@ -169,7 +240,7 @@ def test_preflight_still_retries_a_metadata_get_whose_200_it_cannot_read() -> No
         return None
 
     async def main():
-        async with make_session(Credentials("u$rkey", "secret")) as session:
+        async with make_session(Credentials("u$rkey-0001", "secret-0002")) as session:
             client = LeadSquaredClient(session, base)
             return await preflight(client, load_mapping(EXAMPLE_MAPPING), sleep=no_sleep)
 

@@ -146,11 +146,14 @@ def test_env_file_supplies_keys_and_host(tmp_path, sample_rows, sandbox_thread) 
 
 def test_env_file_readable_by_others_warns(tmp_path: Path, caplog) -> None:
     env_file = tmp_path / "lsq.env"
-    env_file.write_text("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\n")
+    env_file.write_text("LSQ_ACCESS_KEY=u$rAAAA1111\nLSQ_SECRET_KEY=BBBB2222\n")
     env_file.chmod(0o644)
-    assert read_env_file(env_file) == {"LSQ_ACCESS_KEY": "a", "LSQ_SECRET_KEY": "b"}
+    assert read_env_file(env_file) == {
+        "LSQ_ACCESS_KEY": "u$rAAAA1111",
+        "LSQ_SECRET_KEY": "BBBB2222",
+    }
     assert "readable by other users" in caplog.text
-    assert "a\n" not in caplog.text and "=b" not in caplog.text
+    assert "AAAA1111" not in caplog.text and "BBBB2222" not in caplog.text
 
 
 @pytest.mark.parametrize(

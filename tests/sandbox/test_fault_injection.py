@@ -18,7 +18,7 @@ from .helpers import AUTH, CREATE, FakeClock, body, post, run
 def classify_reply(status: int, text: str) -> Kind:
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested_200
         parsed = None
     return classify(ApiResponse(status, parsed, text)).kind
 
@@ -204,6 +204,65 @@ def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_inclu
     assert sandbox.activities == []
 
 
+def nested_too_deeply(text: str) -> bool:
+    """nested_200's body: a success with a 100,000-level Padding, which json cannot parse."""
+    from importer.sandbox.faults import NESTED_BODY_DEPTH
+
+    if "[" * NESTED_BODY_DEPTH + "]" * NESTED_BODY_DEPTH not in text:
+        return False
+    try:
+        json.loads(text)
+    except RecursionError:
+        return True
+    return False
+
+
+def test_echo_encoded_echoes_the_headers_in_a_new_disguise_each_call() -> None:
+    import base64
+
+    from importer.sandbox.server import ECHO_DISGUISES
+
+    replies: list[tuple[int, dict]] = []
+    keys = {"x-LSQ-AccessKey": "u$rECHOACCESS", "x-LSQ-SecretKey": "ECHOSECRET"}
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for _ in ECHO_DISGUISES:
+            replies.append(await post(s, body(), headers=keys))
+
+    sandbox = run(
+        fn,
+        access_key="u$rECHOACCESS",
+        secret_key="ECHOSECRET",
+        faults=FaultConfig(echo_encoded=1.0),
+    )
+    decoded = []
+    for (status, data), how in zip(replies, ECHO_DISGUISES, strict=True):
+        assert status == 500 and data["ExceptionType"] == "MXInvalidInputException"
+        assert classify_reply(status, json.dumps(data)) is Kind.PERMANENT
+        head, shown = data["ExceptionMessage"].split(f"({how}): ", 1)
+        assert "ECHOSECRET" not in shown and "u$rECHOACCESS" not in shown  # not as they are
+        if how.endswith("base64"):
+            shown = base64.b64decode(shown, altchars=b"-_" if how.startswith("url") else None)
+            shown = shown.decode()
+        elif how == "hex":
+            shown = bytes.fromhex(shown).decode()
+        elif how == "html entities":
+            import html
+
+            shown = html.unescape(shown)
+        elif how == "json escapes":
+            shown = json.loads(f'"{shown}"')
+        else:
+            shown = shown.replace("\n", "")
+        decoded.append(shown)
+    assert all("x-LSQ-SecretKey: ECHOSECRET" in shown for shown in decoded)  # yet all there
+    assert all("x-LSQ-AccessKey: u$rECHOACCESS" in shown for shown in decoded)
+    assert [(c.fault, c.metered, c.activity_id) for c in sandbox.calls] == [
+        ("echo_encoded", True, "")
+    ] * len(ECHO_DISGUISES)
+    assert sandbox.activities == []
+
+
 @pytest.mark.parametrize(
     ("fault", "content_type", "looks"),
     [
@@ -213,6 +272,11 @@ def test_echo_headers_answers_an_mx_error_quoting_the_request_headers_keys_inclu
             "truncated_200",
             "application/json",
             lambda text: text.startswith('{"Status": "Success"') and not text.endswith("}"),
+        ),
+        (
+            "nested_200",
+            "application/json",
+            lambda text: text.startswith('{"Status": "Success"') and nested_too_deeply(text),
         ),
     ],
 )
@@ -236,6 +300,36 @@ def test_garbled_answers_come_after_the_activity_was_created(fault, content_type
     assert [c.activity_id for c in creates] == [a["Id"] for a in sandbox.activities]
     assert len(sandbox.leads) == 3
     assert sandbox.calls[3].http_status == 500 and sandbox.calls[3].activity_id == ""
+
+
+def test_gzip_bomb_sends_200_kb_that_expand_to_200_mib_ending_in_the_success() -> None:
+    import zlib
+
+    from importer.sandbox.faults import GZIP_BOMB_BYTES
+
+    seen: list[tuple[int, str | None, bytes]] = []
+
+    async def fn(sandbox: Sandbox, s: aiohttp.ClientSession) -> None:
+        for i in range(2):  # the second answer reuses the padding made for the first
+            async with s.post(
+                CREATE, json=body(f"z{i}@example.com"), headers=AUTH, auto_decompress=False
+            ) as r:
+                seen.append((r.status, r.headers.get("Content-Encoding"), await r.read()))
+
+    sandbox = run(fn, faults=FaultConfig(gzip_bomb=1.0))
+    assert [c.fault for c in sandbox.calls] == ["gzip_bomb"] * 2
+    for (status, coding, raw), activity in zip(seen, sandbox.activities, strict=True):
+        assert (status, coding) == (200, "gzip") and len(raw) < 512 * 1024
+        # Decompressed piece by piece (never 200 MiB at once): its size, and how it ends.
+        unpacker, size, tail = zlib.decompressobj(16 + zlib.MAX_WBITS), 0, b""
+        while raw:
+            piece = unpacker.decompress(raw, 1 << 20)
+            raw = unpacker.unconsumed_tail
+            size += len(piece)
+            tail = (tail + piece)[-4096:]
+        assert unpacker.eof and size > GZIP_BOMB_BYTES == 200 * 1024 * 1024
+        answer = json.loads(b'{"Padding": "' + tail.lstrip(b"x"))
+        assert answer["Status"] == "Success" and answer["Message"]["Id"] == activity["Id"]
 
 
 def test_huge_body_streams_a_2_mib_success_without_content_length_after_creating() -> None:

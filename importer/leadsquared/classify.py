@@ -117,6 +117,8 @@ def _unreadable(resp: ApiResponse) -> str:
         return f"a JSON {type(body).__name__}, not LeadSquared's answer object"
     status, _, _ = _envelope(body)
     if status.lower() == "success":
+        if _activity_id(body):
+            return f"a body that says Success (activity {_activity_id(body)})"
         return "Status Success but no activity Id (Message.Id missing or not a string)"
     return f"an answer without a known Status ({status or 'none'})"
 
@@ -159,6 +161,13 @@ RULES: tuple[Rule, ...] = (
         "HTTP 2xx with Status Error and no type",
         lambda r: _is_2xx(r) and _envelope(r.body)[0].lower() == "error",
         Kind.PERMANENT,
+    ),
+    (
+        # The body says the activity was created although the status says otherwise (a 500
+        # from a proxy after the backend answered, a 201): sending it again could post it twice.
+        "any other status whose body says Success, to a call not safe to repeat (a POST)",
+        lambda r: not _is_safe_to_repeat(r) and _envelope(r.body)[0].lower() == "success",
+        Kind.AMBIGUOUS,
     ),
     (
         # The server took the call and said "OK" in a way we cannot read (an HTML page, an

@@ -129,7 +129,7 @@ def test_a_redirect_with_a_rate_limit_body_is_still_a_redirect() -> None:
         (200, {"Status": "Success", "Message": "Id"}, "", "no activity Id"),
         (200, {"Status": "Success"}, "", "no activity Id"),
         (200, {"Message": {"Id": "x"}}, "", "without a known Status (none)"),
-        (201, {"Status": "Success", "Message": {"Id": "x"}}, "", "Status Success but no"),
+        (201, {"Status": "Success", "Message": {"Id": "x"}}, "", "says Success (activity x)"),
         (204, None, "", "an empty body"),
     ],
 )
@@ -153,3 +153,16 @@ def test_an_unreadable_2xx_to_a_get_is_simply_retried(text: str) -> None:
 def test_a_success_ignores_a_lead_id_that_is_not_a_string() -> None:
     body = {"Status": "Success", "Message": {"Id": "a", "RelatedId": {"x": 1}, "LeadId": "L"}}
     assert classify(ApiResponse(200, body)).lead_id == "L"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 201])
+def test_an_error_status_whose_body_says_success_is_not_sent_again(status: int) -> None:
+    """HTTP 500 with ``Status: Success`` and an Id was retried as transient: the server says it
+    created the activity, so a retry would post it twice. Keep the row ``unknown``."""
+    body = {"Status": "Success", "Message": {"Id": "act-1", "RelatedId": "lead-1"}}
+    outcome = classify(ApiResponse(status, body, "", method="POST"))
+    assert outcome.kind is Kind.AMBIGUOUS
+    assert "says Success (activity act-1)" in outcome.error_message
+    assert "not sent again" in outcome.error_message
+    # A GET (a metadata call) is safe to repeat: still retried.
+    assert classify(ApiResponse(500, body, "", method="GET")).kind is Kind.TRANSIENT

@@ -4,6 +4,8 @@
    ``ru_maxrss``, from ``os.wait4``) over a generated N-row CSV, against a sandbox in its own
    process at a high limit (``python -m importer sandbox --port 0 --rate 5000 --per 1``): what
    a multi-day run holds while sending and at its end (final rewrite and report).
+   It stops 10,000 rows before the end (``--limit``); the same command then resumes them:
+   how long until the resume's first call reaches the sandbox, and in all.
 2. The same command again: a no-op rerun of the finished file (wall time and peak RSS), and
    ``python -m importer --help`` for the interpreter's and the imports' share of it.
 3. ``read_outcomes`` (resume planning) on a 1,000,000-line results file (median of three).
@@ -37,12 +39,20 @@ from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 TARGETS = {"peak_rss_mb": 100, "noop_seconds": 1.0, "read_outcomes_seconds": 1.0}
 
 
-def measure(command: list[str]) -> dict[str, Any]:
-    """Wall time, peak RSS and exit code of one child process."""
+def measure(command: list[str], first_call: Any = None) -> dict[str, Any]:
+    """Wall time, peak RSS and exit code of one child process; with ``first_call`` (a
+    sandbox, reset beforehand), also the seconds until its first call arrived there."""
     env = {**os.environ, "LSQ_ACCESS_KEY": DEFAULT_ACCESS_KEY, "LSQ_SECRET_KEY": DEFAULT_SECRET_KEY}
+    first: float | None = None
     with tempfile.TemporaryFile() as out:
         started = time.monotonic()
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        while first_call is not None and first is None and proc.poll() is None:
+            calls = first_call.state()["calls"]
+            if any(call["path"].endswith("CreateCustom") for call in calls):  # a row's call
+                first = time.monotonic() - started
+            else:
+                time.sleep(0.01)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.monotonic() - started
         out.seek(0)
@@ -52,6 +62,7 @@ def measure(command: list[str]) -> dict[str, Any]:
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports kilobytes
         "exit_code": os.waitstatus_to_exitcode(status),
         "output_tail": tail[-1:],
+        **({} if first_call is None else {"first_call_seconds": first and round(first, 3)}),
     }
 
 
@@ -92,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.concurrency),
                 "--quiet",
             ]
-            run = measure(command)
+            left = min(10_000, rows // 10)
+            run = measure([*command, "--limit", str(rows - left)])
+            # The resume of the last rows: how long until its first call (planning: reading the
+            # results file, checking it, skipping the rows already done) and in all.
+            box.reset()
+            resume = measure(command, first_call=box)
             noop = measure(command)
             # What any command costs before it does anything (interpreter, imports): the part
             # of the no-op rerun that is not lsq-import's work.
@@ -111,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "results_mb": results_mb,
         "run": run,
+        "resume": {"rows_left": left, **resume},
         "noop": noop,
         "startup": startup,
         "read_outcomes": {"lines": lines, "seconds": round(statistics.median(times), 3)},
@@ -121,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         ["what", "s", "peak RSS MB", "exit", "target"],
         [
             ["run", run["seconds"], run["peak_rss_mb"], run["exit_code"], "<= 100 MB"],
+            [
+                f"resume of the last {left:,}: first call after {resume['first_call_seconds']} s",
+                resume["seconds"],
+                resume["peak_rss_mb"],
+                resume["exit_code"],
+                "first call <= 1 s",
+            ],
             ["no-op rerun", noop["seconds"], noop["peak_rss_mb"], noop["exit_code"], "<= 1 s"],
             ["start-up alone (--help)", startup["seconds"], startup["peak_rss_mb"], "", ""],
             [
@@ -134,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     emit_json("memory", figures)
-    return 0 if run["exit_code"] == 0 and noop["exit_code"] == 0 else 1
+    return 0 if run["exit_code"] == 0 and resume["exit_code"] == noop["exit_code"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -16,18 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .exceptions import ConfigError, ImporterError, InputFileError
 from .exitcodes import ExitStatus
-from .mapping import Mapping, load_mapping
 from .progress import RunObserver
 from .reader import CSV_SUFFIXES, EXCEL_SUFFIXES
 from .results.file import ResultsFile
 from .runner import ImportOptions, run_import
-from .sending.pacer import Pacer
 from .settings import ImportSettings
 from .summary import Summary
+
+if TYPE_CHECKING:
+    from .mapping import Mapping
 
 SUPPORTED = tuple(CSV_SUFFIXES) + tuple(EXCEL_SUFFIXES)
 
@@ -158,7 +159,10 @@ def run_batch(
             f"{', '.join(clash)}: two input files share a name, so they would share a results "
             "file; rename one"
         )
-    the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    from .mapping import load_mapping
+    from .sending.pacer import Pacer
+
+    the_mapping = load_mapping(mapping) if isinstance(mapping, str | os.PathLike) else mapping
     batch = BatchSummary()
     budget = settings.max_calls  # for the whole batch: what each file used is taken off
     pacer = Pacer(settings.rate, settings.per)

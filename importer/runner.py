@@ -22,26 +22,30 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from .exceptions import ImporterError, InputFileError, JournalWriteError
 from .exitcodes import ExitStatus
-from .leadsquared.classify import Outcome
-from .leadsquared.connect import Endpoint, connect, refused_message, resolve_endpoint
-from .mapping import Mapping, Payload, RowError, RowSkipped, load_mapping
-from .preflight import preflight
 from .progress import RunObserver, observer_for
-from .reader import InputFile, Row, open_input
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
 from .results.report import read_report
 from .results.status import Status
-from .sending.pacer import Pacer
-from .sending.pool import StopReason, WorkerPool
-from .sending.retry import RetryPolicy
 from .settings import Credentials, ImportSettings
 from .summary import Summary
+
+if TYPE_CHECKING:
+    from .leadsquared.classify import Outcome
+    from .leadsquared.connect import Endpoint
+    from .mapping import Mapping, Payload
+    from .reader import InputFile, Row
+    from .sending.pacer import Pacer
+    from .sending.pool import WorkerPool
+
+# The mapping (pydantic), the reader, aiohttp and the sending stage are imported when a run
+# has something to do: a rerun of a finished file (a nightly job's usual case) needs none of
+# them, and their imports were most of its time.
 
 logger = logging.getLogger("lsq_import")
 
@@ -111,9 +115,37 @@ def run_import(
     before anything is sent.
     """
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
-    the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     results_file = ResultsFile.for_input(input_path, results)
     observer = observer_for(progress)
+    mapping_path = Path(mapping) if isinstance(mapping, str | os.PathLike) else mapping.path
+    try:
+        fingerprints: Fingerprints | None = Fingerprints.of(input_path, mapping_path)
+    except OSError:
+        fingerprints = None  # a missing or unreadable file: the checks below say which
+    done = results_file.completed_counts(fingerprints) if fingerprints else None
+    if fingerprints is not None and done is not None:
+        # Every row of this very input already succeeded (as the batch skips such a file):
+        # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
+        observer.started(Path(input_path))
+        observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
+        observer.finished()
+        return Summary(
+            input=str(input_path),
+            results=str(results_file.path),
+            by_status=done,
+            already_done=done[Status.SUCCESS],
+            fingerprints={
+                "input": fingerprints.input_digest,
+                "mapping": fingerprints.mapping_digest,
+            },
+        )
+
+    from .leadsquared.connect import resolve_endpoint
+    from .mapping import load_mapping
+    from .reader import open_input
+    from .sending.stop import StopReason
+
+    the_mapping = load_mapping(mapping) if isinstance(mapping, str | os.PathLike) else mapping
 
     def open_source() -> InputFile:
         return open_input(
@@ -125,24 +157,8 @@ def run_import(
 
     with open_source() as source:
         the_mapping.check_columns(source.columns, str(input_path))
-        fingerprints = Fingerprints.of(input_path, the_mapping.path)
-        done = results_file.completed_counts(fingerprints)
-        if done is not None:
-            # Every row of this very input already succeeded (as the batch skips such a file):
-            # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
-            observer.started(Path(input_path))
-            observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
-            observer.finished()
-            return Summary(
-                input=str(input_path),
-                results=str(results_file.path),
-                by_status=done,
-                already_done=done[Status.SUCCESS],
-                fingerprints={
-                    "input": fingerprints.input_digest,
-                    "mapping": fingerprints.mapping_digest,
-                },
-            )
+        if fingerprints is None:
+            fingerprints = Fingerprints.of(input_path, the_mapping.path)
         endpoint = resolve_endpoint(
             host=settings.host,
             credentials=settings.credentials,
@@ -229,6 +245,8 @@ class _Run:
             self.on_result(result)
 
     def rows_to_send(self) -> Iterator[Payload]:
+        from .mapping import RowError, RowSkipped
+
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
@@ -267,6 +285,12 @@ class _Run:
             yield payload
 
     async def main(self, endpoint: Endpoint) -> None:
+        from .leadsquared.connect import connect, refused_message
+        from .preflight import preflight
+        from .sending.pacer import Pacer
+        from .sending.pool import WorkerPool
+        from .sending.retry import RetryPolicy
+
         settings = self.settings
         retry = RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -337,6 +361,8 @@ class _Run:
 
 def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:
     """First Ctrl-C/SIGTERM: finish calls in flight, then stop. Second: stop at once."""
+    from .sending.stop import StopReason
+
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
 

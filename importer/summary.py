@@ -12,7 +12,7 @@ from typing import Any
 from .exitcodes import ExitStatus
 from .results.report import ResultsReport
 from .results.status import FINAL_STATUSES, NOT_DONE, Status
-from .sending.pool import StopReason
+from .sending.stop import StopReason
 
 
 @dataclass

@@ -441,3 +441,40 @@ def test_retry_options_bound_attempts_and_delays(
     lines = read_results(tmp_path / "r.csv")
     assert [(line["status"], line["attempts"]) for line in lines] == [("failed", "3")] * 2
     assert len(sandbox.arrivals("CreateCustom")) == 6
+
+
+def test_a_rerun_of_a_finished_file_imports_neither_aiohttp_nor_pydantic(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """The nightly job's usual case: the file already went in. It used to pay ~1 s of imports
+    (aiohttp, the mapping's pydantic) to find nothing to send."""
+    from .conftest import SANDBOX_KEYS, import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(5), tmp_path / "r.csv"
+    assert import_into(sandbox, source, results).exit_status == 0
+    args = ["run", str(source), "-m", str(EXAMPLE_MAPPING), "--results", str(results)]
+    args += ["--host", sandbox.base_url, "--quiet"]
+    probe = (
+        "import sys\n"
+        "from importer.cli import main\n"
+        f"sys.argv = ['lsq-import', *{args!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'pydantic'})\n"
+        "print('HEAVY', heavy, code, file=sys.stderr)\n"
+    )
+    env = {
+        **os.environ,
+        "LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key,
+        "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env=env,
+    )  # fmt: skip
+    assert "HEAVY [] 0" in done.stderr, done.stdout + done.stderr
+    assert "5 rows already succeeded earlier: not sent again" in done.stdout
+    assert len(sandbox.activities) == 5

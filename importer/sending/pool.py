@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import logging
 import re
@@ -33,26 +32,13 @@ from ..results.status import Status
 from .attempt import attempt
 from .pacer import Pacer
 from .retry import RetryPolicy
+from .stop import StopReason
 
 _DONE: Any = object()
 logger = logging.getLogger("lsq_import")
 
 
 _STATUS_OF = {Kind.SUCCESS: Status.SUCCESS, Kind.AMBIGUOUS: Status.UNKNOWN}
-
-
-class StopReason(enum.StrEnum):
-    """Why a run stopped before every row was attempted ("" when it did not)."""
-
-    NONE = ""
-    FATAL = "fatal"
-    """LeadSquared refused the whole run (bad keys, wrong host)."""
-    INTERRUPTED = "interrupted"
-    """Ctrl-C or SIGTERM."""
-    ERROR = "error"
-    """An error mid-run (a callback or the row feed failed)."""
-    BUDGET = "budget"
-    """The ``max_calls`` budget was reached."""
 
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]+")

@@ -6,7 +6,8 @@ import asyncio
 
 from importer.leadsquared.classify import ApiResponse, Kind, classify, transport_outcome
 from importer.leadsquared.client import TransportError
-from importer.sending import Pacer, attempt
+from importer.sending import Pacer
+from importer.sending.attempt import attempt
 
 OK = ApiResponse(200, {"Status": "Success", "Message": {"Id": "A"}})
 THROTTLED = ApiResponse(429, {"Status": "Error", "ExceptionMessage": "exceeded the limit"})

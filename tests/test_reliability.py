@@ -359,7 +359,7 @@ def test_an_input_that_breaks_off_mid_run_stops_with_exit_4_and_keeps_every_outc
     """A read error after rows were sent was exit 2 ("nothing was sent") with no summary."""
     import contextlib
 
-    import importer.runner as runner
+    import importer.reader as runner  # the runner opens its input through importer.reader
     from importer.exceptions import InputReadError
     from importer.exitcodes import ExitStatus
 

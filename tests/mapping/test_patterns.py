@@ -4,10 +4,15 @@ proof is that the pattern never reaches ``re`` at all, or that the text is refus
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from importer.exceptions import MappingError
-from importer.mapping import RowError, RowSkipped
+from importer.mapping import RowError, RowSkipped, patterns
 from importer.mapping.patterns import MAX_TEXT, TextTooLong, UnsafePattern, user_pattern
 
 from .conftest import build, with_changes
@@ -114,3 +119,174 @@ def test_the_helper_serves_substitution_too():
         pattern.sub("-", "x" * (MAX_TEXT + 1))
     with pytest.raises(ValueError, match=r"'\(' is not a regular expression"):
         user_pattern("(")
+
+
+# ---- repeats that reread what an ambiguous repeat gave back
+#
+# Each of these passed the check before and takes seconds to minutes on a 3,000-character
+# cell of one repeated letter: the first repeat gives back one character at a time, and for
+# each the next repeat reads the rest of the run again before the match fails.
+
+REREAD = "that can read up to"
+
+
+def assert_refused(load, pattern: str, why: str, **condition: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        filter_mapping(load, pattern, **condition)
+    message = str(caught.value)
+    assert f"filters.skip_if[0].matches: {patterns._quoted(pattern)} " in message
+    assert why in message
+    assert "\n" not in message and len(message) < 600
+
+
+@pytest.mark.parametrize(
+    ("pattern", "case"),
+    [
+        (r"(?i)A*a*!", "sensitive"),  # > 30 s: ignoring case, 'A*' and 'a*' overlap
+        (r"(?i:A*)a*!", "sensitive"),
+        (r"A*a*!", "insensitive"),
+        (r"(?i)k*\u212a*!", "sensitive"),  # the Kelvin sign folds to 'k'
+        # '[^a]' keeps case outside the group, so it matches 'A': the two overlap after all.
+        (r"(?i:a)+[^a1]+1", "sensitive"),
+        (r"(?i)a+(?-i:[^a1])+1", "sensitive"),
+    ],
+)
+def test_repeats_that_overlap_once_case_is_folded_are_refused(load, pattern, case):
+    assert_refused(load, pattern, REREAD, case=case)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"[a-c]*[b-z]*[a]*!",  # 12.9 s: '[a-c]*' and '[b-z]*' share 'b' and 'c'
+        r"[a-c]*[b-z]*!",
+        r"\w*\d+!",
+        r"[^x]*\d+!",
+        r".*\s+!",
+        r"\d+\d+!",
+        r".*\d+x",
+        r"(?:\d+)(?:\d+)!",
+        r"(?:x|\d+)\d+!",
+        r".*(?:\w+\.)+!",
+    ],
+)
+def test_repeats_whose_character_sets_overlap_are_refused(load, pattern):
+    assert_refused(load, pattern, REREAD)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"a{1,3000}a{1,3000}!",  # 10.5 s: a counted repeat with a large maximum is unbounded
+        r"a{1,3000}a+!",
+        r"\d{0,4000}\d{1,4000}x",
+        r".*a{200}!",  # a fixed count reads its 200 characters again for every extent
+        r".*(?:ab){500}!",
+    ],
+)
+def test_counted_repeats_with_a_large_maximum_are_refused_like_unbounded_ones(load, pattern):
+    assert_refused(load, pattern, REREAD)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        # A lookaround runs again each time the repeat before it gives back a character.
+        (r"\d+(?=.*x)!", "has 2 repeats whose extent is ambiguous ('\\d+', '.*'"),
+        (r"\d+(?!\d*x)!", REREAD),
+        (r"\w*(?<=a{100})!", REREAD),
+        # Alternatives that both match 'a': 2 ** 25 ways to try before the '!' fails.
+        ("(?:a|a)" * 25 + "!", "has 25 repeats or alternatives whose extent is ambiguous"),
+        ("(?:a|b|ab)" * 14 + "!", "alternatives whose extent is ambiguous"),
+    ],
+)
+def test_repeats_before_lookarounds_and_alternatives_alike_are_refused(load, pattern, why):
+    assert_refused(load, pattern, why)
+
+
+SAFE = [
+    r"^\d+-\d+$",
+    r"^[A-Z]{2}\d{4}$",
+    r"(?i)^[a-z]{2}\d{4}$",
+    r"@example\.com$",
+    r"(?i)@(gmail|yahoo)\.com$",
+    r"^(?:foo|bar)$",
+    r"\s+",
+    r"^\+?\d[\d -]{6,14}\d$",
+    r"^(?:\+91)?[6-9]\d{9}$",
+    r"^[\w.+-]+@[\w-]+\.[\w.]+$",
+    r"^\w+@\w+\.com$",
+    r"^\d{4}-\d{2}-\d{2}$",
+    r"^[A-Z][a-z]+ [A-Z][a-z]+$",
+    r"(?i)^(?:mr|mrs|ms)\.? ",
+    r"(?i)^[^a]*a+!",  # ignoring case everywhere, '[^a]' refuses 'A' too
+    r"(?i)\b(?:test|dummy|sample)\b",
+    r"^N/?A$",
+    r"^.{0,2}$",
+    r"^\s*$",
+    r"test.*example",
+    r"(\w+\.)+com$",
+    r"^(?:\d{1,3}\.){3}\d{1,3}$",
+    r"^[^@]+@[^@]+$",
+    r"(?=.*x)",
+]
+
+# Accepted, and close to what is refused: an ambiguous repeat followed by a repeat that must
+# start after a character it cannot read, or that reads a few characters only.
+TRICKY = [
+    r".*x\d+!",
+    r"test.*\(\d+\)",
+    r".*\d{4}-",
+    r".*@.*",
+    r"a*!",
+    r"\d+-\d+!",
+    r"(?i)^[a-z]+\d+!",
+    r"(\w+\.)+com$",
+    r"(?=.*x)",
+    r"test.*example",
+    r"(?i)@(gmail|yahoo)\.com$",
+    r"\s+",
+]
+
+
+@pytest.mark.parametrize("pattern", SAFE + TRICKY)
+def test_common_safe_patterns_are_accepted(load, pattern):
+    filter_mapping(load, pattern)
+    filter_mapping(load, pattern, case="insensitive")
+
+
+@pytest.mark.parametrize("char", list("kKsiI\u0130\u00b5\u03c9\u00df1"))
+def test_a_folded_literal_matches_the_characters_re_matches(char):
+    # The check's shortcut for literals ignoring case, against a scan of every code point.
+    literal = f"\\U{ord(char):08x}"
+    every = patterns._every_character()
+    assert set(patterns._matching(literal, True)) == set(re.findall(literal, every, re.I))
+
+
+def test_accepted_tricky_patterns_finish_on_adversarial_cells():
+    # No timing asserted (about 3 s in all): the timeout only turns a hang into a failure,
+    # and the last line printed names the pattern that hung.
+    script = (
+        "from importer.mapping.patterns import MAX_TEXT, user_pattern\n"
+        "n = MAX_TEXT\n"
+        "cells = ['a' * n, '1' * n, 'x' + '1' * (n - 2) + '!', ('ab' * n)[: n - 1] + '!']\n"
+        f"for source in {TRICKY!r}:\n"
+        "    print(source, flush=True)\n"
+        "    pattern = user_pattern(source)\n"
+        "    for cell in cells:\n"
+        "        pattern.search(cell)\n"
+        "print('done')\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=Path(__file__).parents[2],
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        printed = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout
+        pytest.fail(f"still matching after 20 s: {(printed or '').splitlines()[-1:]}")
+    assert done.stdout.endswith("done\n"), done.stderr

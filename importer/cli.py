@@ -12,9 +12,12 @@ import importlib
 import logging
 import logging.handlers
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -131,7 +134,8 @@ input_options = _all(*_INPUT_OPTIONS)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Bulk-import CSV and Excel rows into LeadSquared, one lead + activity per row.
 
     \b
@@ -140,6 +144,32 @@ def cli() -> None:
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="lsq-import: %(levelname)s: %(message)s")
+    sigterm_as_ctrl_c(ctx)
+
+
+def sigterm_as_ctrl_c(ctx: click.Context) -> None:
+    """Make SIGTERM (``kill``, ``systemctl stop``, a scheduler's timeout) do what Ctrl-C does,
+    until the command ends.
+
+    Python dies of a SIGTERM at once, exit 143 and not a word, wherever it is; a Ctrl-C is a
+    KeyboardInterrupt, which every stage turns into a documented ending (the start-up into one
+    line and exit 4). While rows are sent, the runner's own handlers take both signals.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set there (a test runner's thread, say)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(ctrl_c):  # Python's KeyboardInterrupt, or asyncio's: cancel the main task
+            ctrl_c(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job of a shell script): SIGTERM still stops
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    ctx.call_on_close(
+        lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    )
 
 
 @cli.command()

@@ -273,10 +273,11 @@ def start_import_and_wait_for(results: Path, settled: int) -> subprocess.Popen[s
     return proc
 
 
-def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path, sig: signal.Signals) -> None:
     results = tmp_path / "r.csv"
     proc = start_import_and_wait_for(results, 5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 4, out + err
     assert "Traceback" not in err
@@ -285,6 +286,91 @@ def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
     assert 5 <= len(lines) < 200
     assert {line["status"] for line in lines} == {"success"}  # in-flight calls finished
     assert len({line["row"] for line in lines}) == len(lines)
+
+
+def _importer(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **KEYS_ENV},
+    )
+
+
+def assert_interrupted_before_sending(proc: subprocess.Popen[str]) -> None:
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, (proc.returncode, out, err)
+    assert "Traceback" not in err
+    assert out == ""
+    assert err.strip().count("\n") == 0, err
+    assert "interrupted before any row was sent" in err, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and FIFOs")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_input_is_being_read_exits_4_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    # The input is a FIFO: the run is provably in its start-up, reading the input, once the
+    # test's end of the FIFO opens (that open returns when the run has opened the other end).
+    source = tmp_path / "leads.csv"
+    os.mkfifo(source)
+    results = tmp_path / "r.csv"
+    proc = _importer(
+        "run", str(source), "-m", str(EXAMPLE_MAPPING), "--sandbox", "--results", str(results)
+    )
+    with open(source, "wb"):
+        proc.send_signal(sig)
+        assert_interrupted_before_sending(proc)
+    assert not results.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_during_the_preflight_exits_4_with_one_line_and_sends_no_row(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    import asyncio
+    import threading
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    # Every answer is held until the test releases it: the run waits in its first preflight
+    # call, and the test sees that call arrive (sandbox.calls) before it sends the signal.
+    release = threading.Event()
+    dispatch = sandbox._dispatch
+
+    async def held(*args, **kwargs):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return await dispatch(*args, **kwargs)
+
+    sandbox._dispatch = held  # type: ignore[method-assign]
+    results = tmp_path / "r.csv"
+    proc = _importer(
+        "run",
+        str(sample_rows(3)),
+        "-m",
+        str(EXAMPLE_MAPPING),
+        "--host",
+        sandbox.base_url,
+        "--rate",
+        "100",
+        "--per",
+        "1",
+        "--results",
+        str(results),
+    )
+    deadline = time.monotonic() + 30
+    while not sandbox.calls and time.monotonic() < deadline:  # the observable condition
+        time.sleep(0.02)
+    assert sandbox.calls, "the preflight call never arrived"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert_interrupted_before_sending(proc)
+    finally:
+        release.set()
+    assert sandbox.arrivals("CreateCustom") == []
+    assert not results.exists()
 
 
 def test_progress_bar_only_for_a_terminal() -> None:

@@ -527,3 +527,79 @@ def test_retry_options_bound_attempts_and_delays(
     lines = read_results(tmp_path / "r.csv")
     assert [(line["status"], line["attempts"]) for line in lines] == [("failed", "3")] * 2
     assert len(sandbox.arrivals("CreateCustom")) == 6
+
+
+def _run_with_env_file(tmp_path: Path, env_file: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(ROOT / "sample_data/leads.csv"),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--results",
+            str(tmp_path / "r.csv"),
+            "--env-file",
+            str(env_file),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""},
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("LSQ_ACCESS_KEY=a\nLSQ_PASSWORD=x\n", "unknown setting 'LSQ_PASSWORD'"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY\n", "line 2: expected NAME=value"),
+        ("LSQ_ACCESS_KEY=a\n", "LSQ_SECRET_KEY not set"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\x1bc\n", "LSQ_SECRET_KEY contains a control"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\nLSQ_HOST=http://example.com\n", "plain http"),
+    ],
+    ids=["unknown setting", "bad line", "missing key", "bad key", "bad host"],
+)
+def test_a_refused_env_file_readable_by_others_is_one_line_naming_both_problems(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(content)
+    env_file.chmod(0o644)
+    done = _run_with_env_file(tmp_path, env_file)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # the refusal, not a warning first
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines
+    assert f"chmod 600 {env_file}" in lines[0], lines
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_an_env_file_readable_by_others_that_is_used_warns_once(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(
+        f"LSQ_ACCESS_KEY={SANDBOX_KEYS.access_key}\nLSQ_SECRET_KEY={SANDBOX_KEYS.secret_key}\n"
+        f"LSQ_HOST={sandbox.base_url}\n"
+    )
+    env_file.chmod(0o644)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "importer", "run", str(sample_rows(2)),
+            "-m", str(EXAMPLE_MAPPING), "--results", str(tmp_path / "r.csv"),
+            "--env-file", str(env_file), "--rate", "100", "--per", "1",
+        ],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"lsq-import: WARNING: {env_file} is readable by other users and holds your API keys: "
+        f"chmod 600 {env_file}"
+    ]
+    assert SANDBOX_KEYS.secret_key not in done.stderr + done.stdout

@@ -236,6 +236,22 @@ def test_a_ragged_row_is_invalid_and_the_rest_is_checked(tmp_path: Path) -> None
     assert "cells" in summary.problems[0][1]
 
 
+def test_a_stray_quote_is_one_invalid_row_and_no_row_vanishes(tmp_path: Path) -> None:
+    # The sample's notes are quoted. A stray '"' opening row 4's city used to be closed by the
+    # quote of row 5's note: row 4 came out valid with the cells of both in one, and row 5 was
+    # gone, every row number after it one lower.
+    lines = SAMPLE_CSV.read_text(encoding="utf-8-sig").splitlines()[:21]
+    city = lines[3].split(",")[4]
+    lines[3] = lines[3].replace(f",{city},", f',"{city},', 1)
+    source = tmp_path / "stray.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke("validate", source, "-m", EXAMPLE_MAPPING, "--results", tmp_path / "c.csv")
+    assert result.exit_code == 1, result.output
+    assert "20 rows checked" in result.output and "19 valid, 1 invalid" in result.output
+    assert "row 4: line 4, column 'city': a quoted cell opens here and swallows" in result.output
+    assert [(r["row"], r["status"]) for r in read_results(tmp_path / "c.csv")] == [("4", "invalid")]
+
+
 def test_a_runs_results_file_is_never_overwritten(tmp_path: Path) -> None:
     results = tmp_path / "leads.results.csv"
     journal = Journal(results)

@@ -302,3 +302,30 @@ def test_a_log_file_that_fills_up_mid_run_is_one_line_and_the_run_goes_on(
         "nothing more is logged there, the run goes on"
     ]
     assert [line["status"] for line in read_results(results)] == ["success"] * 3
+
+
+def test_the_results_folder_is_fsynced_before_the_first_row_and_after_the_final_rename(
+    tmp_path, sample_rows, sandbox_thread, monkeypatch
+) -> None:
+    import stat
+
+    from .conftest import import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "r.csv"
+    folder_syncs: list[tuple[int, int]] = []  # (rows arrived at the sandbox, results inode)
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced = os.fstat(fd)
+        if stat.S_ISDIR(synced.st_mode) and synced.st_ino == tmp_path.stat().st_ino:
+            inode = results.stat().st_ino if results.exists() else -1
+            folder_syncs.append((len(sandbox.arrivals("CreateCustom")), inode))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    summary = import_into(sandbox, sample_rows(3), results)
+    assert summary.by_status == {"success": 3}
+    first, last = folder_syncs[0], folder_syncs[-1]
+    assert first[0] == 0 and first[1] != -1  # the new file's name, before any row was sent
+    assert last == (3, results.stat().st_ino)  # the rewritten file's name, after the rename

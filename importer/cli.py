@@ -6,15 +6,19 @@ only turns options into arguments and outcomes into output and exit codes (see `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
 import logging
 import logging.handlers
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -131,7 +135,8 @@ input_options = _all(*_INPUT_OPTIONS)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Bulk-import CSV and Excel rows into LeadSquared, one lead + activity per row.
 
     \b
@@ -139,7 +144,41 @@ def cli() -> None:
       lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
     """
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="lsq-import: %(levelname)s: %(message)s")
+        # Warnings (an env file others can read) on stderr; --log-level only sets what
+        # --log-file gets, so a debug log does not also pour onto the terminal or cron mail.
+        stderr = logging.StreamHandler()
+        stderr.setLevel(logging.WARNING)
+        logging.basicConfig(
+            level=logging.WARNING,
+            format="lsq-import: %(levelname)s: %(message)s",
+            handlers=[stderr],
+        )
+    sigterm_as_ctrl_c(ctx)
+
+
+def sigterm_as_ctrl_c(ctx: click.Context) -> None:
+    """Make SIGTERM (``kill``, ``systemctl stop``, a scheduler's timeout) do what Ctrl-C does,
+    until the command ends.
+
+    Python dies of a SIGTERM at once, exit 143 and not a word, wherever it is; a Ctrl-C is a
+    KeyboardInterrupt, which every stage turns into a documented ending (the start-up into one
+    line and exit 4). While rows are sent, the runner's own handlers take both signals.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set there (a test runner's thread, say)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(ctrl_c):  # Python's KeyboardInterrupt, or asyncio's: cancel the main task
+            ctrl_c(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job of a shell script): SIGTERM still stops
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    ctx.call_on_close(
+        lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    )
 
 
 @cli.command()
@@ -292,7 +331,8 @@ def run(
           --host api-in21.leadsquared.com --results leads.results.csv
     """
     check_output_path("--summary-json", summary_json)
-    setup_logging(log_file, log_level)
+    check_output_path("--log-file", log_file)
+    click.get_current_context().with_resource(log_to_file(log_file, log_level))
     _load("ProgressBar", "wants_bar", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
     progress = ProgressBar() if wants_bar(quiet) else False
@@ -340,22 +380,64 @@ def check_output_path(option: str, path: Path | None) -> None:
         raise CliError(f"{option} {path}: {problem}", int(ExitStatus.BAD_INPUT))
 
 
-def setup_logging(log_file: Path | None, level: str) -> None:
-    """Send the ``lsq_import`` log to a rotating file (keys never reach it: nothing logs them)."""
+@contextlib.contextmanager
+def log_to_file(log_file: Path | None, level: str) -> Iterator[None]:
+    """Send the ``lsq_import`` log to a rotating file while the block runs (keys never reach
+    it: nothing logs them); then the handler is closed and removed and the logger's level is
+    what it was, so a second command in the same process (a test, a library user calling
+    ``main`` twice) does not write into this one's file."""
     if log_file is None:
+        yield
         return
     try:
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
-        )
+        handler = _LogFile(log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
     except OSError as exc:
         raise CliError(
             f"--log-file {log_file}: {exc.strerror}", int(ExitStatus.BAD_INPUT)
         ) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("lsq_import")
+    before = logger.level
     logger.addHandler(handler)
     logger.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+        handler.close()
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The ``--log-file`` handler. A write that fails mid-run (the disk filled up) is said in
+    one line, once, and the log stops there; logging's default prints a traceback for every
+    record. The run goes on: its results file, not the log, is what a resume needs."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what is buffered: that write can fail too
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException | None) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        click.echo(
+            f"lsq-import: --log-file {self.baseFilename}: cannot write ({why}); "
+            "nothing more is logged there, the run goes on",
+            err=True,
+        )
 
 
 @cli.command()

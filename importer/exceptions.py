@@ -42,6 +42,19 @@ class InputReadError(InputFileError):
     exit_status = ExitStatus.INTERRUPTED
 
 
+class InterruptedBeforeSending(ImporterError):
+    """Ctrl-C or SIGTERM during a run's start-up (reading and hashing the input, checking the
+    mapping and the results file, connecting, the preflight), before its first row was sent.
+
+    Nothing was imported, so there is nothing to resume: the same command starts again. Exit 4,
+    like every interruption. Raised by :func:`importer.run_import` instead of letting the
+    KeyboardInterrupt through, as a Ctrl-C once rows go out ends in a summary rather than an
+    exception.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+
 class MappingError(ImporterError):
     """The mapping file is missing, unparsable, invalid, or does not fit the input file."""
 

@@ -17,7 +17,8 @@ class ExitStatus(IntEnum):
     API_FATAL = 3
     """LeadSquared refused the whole run (bad keys, wrong regional host, bad path, a redirect)."""
     INTERRUPTED = 4
-    """Stopped early (Ctrl-C, SIGTERM): what was not attempted can be resumed."""
+    """Stopped early (Ctrl-C, SIGTERM, also before the first row): what was not attempted can
+    be resumed."""
     BUDGET_REACHED = 5
     """Stopped cleanly at ``--max-calls``: run again (e.g. the next night) to continue."""
     INTERNAL_ERROR = 70

@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from .exceptions import ImporterError, InputFileError, JournalWriteError
+from .exceptions import ImporterError, InputFileError, InterruptedBeforeSending, JournalWriteError
 from .exitcodes import ExitStatus
 from .progress import RunObserver, observer_for
 from .results.file import ResultsFile
@@ -112,112 +112,128 @@ def run_import(
     :func:`importer.batch.run_batch` passes each file), so that calls of those runs still in
     the server's window count; by default the run makes its own at ``rate``/``per``.
     Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
-    before anything is sent.
+    before anything is sent, and :class:`importer.exceptions.InterruptedBeforeSending` for a
+    Ctrl-C (KeyboardInterrupt) before the first row was sent; once rows go out, a first
+    Ctrl-C or SIGTERM lets the calls in flight finish and the summary says it was interrupted.
     """
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
-    results_file = ResultsFile.for_input(input_path, results)
-    observer = observer_for(progress)
-    mapping_path = Path(mapping) if isinstance(mapping, str | os.PathLike) else mapping.path
+    run: _Run | None = None
     try:
-        fingerprints: Fingerprints | None = Fingerprints.of(input_path, mapping_path)
-    except OSError:
-        fingerprints = None  # a missing or unreadable file: the checks below say which
-    done = results_file.completed_counts(fingerprints) if fingerprints else None
-    if fingerprints is not None and done is not None:
-        # Every row of this very input already succeeded (as the batch skips such a file):
-        # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
-        observer.started(Path(input_path))
-        observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
-        observer.finished()
-        return Summary(
-            input=str(input_path),
-            results=str(results_file.path),
-            by_status=done,
-            already_done=done[Status.SUCCESS],
-            fingerprints={
-                "input": fingerprints.input_digest,
-                "mapping": fingerprints.mapping_digest,
-            },
-        )
-
-    from .leadsquared.connect import resolve_endpoint
-    from .mapping import load_mapping
-    from .reader import open_input
-    from .sending.stop import StopReason
-
-    the_mapping = load_mapping(mapping) if isinstance(mapping, str | os.PathLike) else mapping
-
-    def open_source() -> InputFile:
-        return open_input(
-            input_path,
-            sheet=settings.sheet,
-            encoding=settings.encoding,
-            delimiter=settings.delimiter,
-        )
-
-    with open_source() as source:
-        the_mapping.check_columns(source.columns, str(input_path))
-        if fingerprints is None:
-            fingerprints = Fingerprints.of(input_path, the_mapping.path)
-        endpoint = resolve_endpoint(
-            host=settings.host,
-            credentials=settings.credentials,
-            env_file=settings.env_file,
-            sandbox=settings.sandbox,
-        )
-        rows = source.rows()
-        first = next(rows, None)
-        if first is None:
-            # An empty export is almost always an upstream failure: say so, don't report success.
-            raise InputFileError(f"{input_path}: has a header but no data rows: nothing to import")
-        with results_file.claim():
-            results_file.check_metadata(force=settings.force_resume)
-            if not results_file.has_metadata() and len(results_file.previous):
-                # Nothing says this is the input the file was started with: its keys must.
-                with open_source() as again:
-                    results_file.check_keys(
-                        (row.number, the_mapping.key_of(row)) for row in again.rows()
-                    )
-            results_file.check_resume(fingerprints, force=settings.force_resume)
-            run = _Run(
-                last_written=results_file.last_written(),
-                rows=itertools.chain([first], rows),
-                mapping=the_mapping,
-                journal=results_file.journal,
-                previous=results_file.previous,
-                summary=Summary(input=str(input_path), results=str(results_file.path)),
-                observer=observer,
-                on_result=on_result,
-                settings=settings,
-                pacer=pacer,
-            )
-            run.summary.fingerprints = {
-                "input": fingerprints.input_digest,
-                "mapping": fingerprints.mapping_digest,
-            }
-            started = time.monotonic()
+        results_file = ResultsFile.for_input(input_path, results)
+        observer = observer_for(progress)
+        mapping_path = Path(mapping) if isinstance(mapping, str | os.PathLike) else mapping.path
+        try:
+            fingerprints: Fingerprints | None = Fingerprints.of(input_path, mapping_path)
+        except OSError:
+            fingerprints = None  # a missing or unreadable file: the checks below say which
+        done = results_file.completed_counts(fingerprints) if fingerprints else None
+        if fingerprints is not None and done is not None:
+            # Every row of this very input already succeeded (as the batch skips such a file):
+            # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
             observer.started(Path(input_path))
-            try:
-                asyncio.run(run.main(endpoint))
-            except asyncio.CancelledError:
-                # A second Ctrl-C abandoned the calls in flight; finalize marks them unknown.
-                run.summary.stop_reason = StopReason.INTERRUPTED
-            finally:
-                observer.finished()
-                run.summary.elapsed = time.monotonic() - started
-                if results_file.journal.failed is not None:
-                    # It could not be written: leave it as it is (a valid journal) and report it.
-                    with contextlib.suppress(JournalWriteError):
-                        results_file.journal.close()
-                    run.summary.report = read_report(results_file.path)
-                    run.summary.by_status = Counter(
-                        {Status(s): n for s, n in run.summary.report.by_status.items()}
-                    )
-                elif results_file.journal.opened:
-                    run.summary.by_status, run.summary.report = results_file.finish()
-        if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
-            results_file.mark_complete(fingerprints)
-    return run.summary
+            observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
+            observer.finished()
+            return Summary(
+                input=str(input_path),
+                results=str(results_file.path),
+                by_status=done,
+                already_done=done[Status.SUCCESS],
+                fingerprints={
+                    "input": fingerprints.input_digest,
+                    "mapping": fingerprints.mapping_digest,
+                },
+            )
+
+        from .leadsquared.connect import resolve_endpoint
+        from .mapping import load_mapping
+        from .reader import open_input
+        from .sending.stop import StopReason
+
+        the_mapping = load_mapping(mapping) if isinstance(mapping, str | os.PathLike) else mapping
+
+        def open_source() -> InputFile:
+            return open_input(
+                input_path,
+                sheet=settings.sheet,
+                encoding=settings.encoding,
+                delimiter=settings.delimiter,
+            )
+
+        with open_source() as source:
+            the_mapping.check_columns(source.columns, str(input_path))
+            if fingerprints is None:
+                fingerprints = Fingerprints.of(input_path, the_mapping.path)
+            endpoint = resolve_endpoint(
+                host=settings.host,
+                credentials=settings.credentials,
+                env_file=settings.env_file,
+                sandbox=settings.sandbox,
+            )
+            rows = source.rows()
+            first = next(rows, None)
+            if first is None:
+                # An empty export is almost always an upstream failure: say so, don't report
+                # success.
+                raise InputFileError(
+                    f"{input_path}: has a header but no data rows: nothing to import"
+                )
+            with results_file.claim():
+                results_file.check_metadata(force=settings.force_resume)
+                if not results_file.has_metadata() and len(results_file.previous):
+                    # Nothing says this is the input the file was started with: its keys must.
+                    with open_source() as again:
+                        results_file.check_keys(
+                            (row.number, the_mapping.key_of(row)) for row in again.rows()
+                        )
+                results_file.check_resume(fingerprints, force=settings.force_resume)
+                run = _Run(
+                    last_written=results_file.last_written(),
+                    rows=itertools.chain([first], rows),
+                    mapping=the_mapping,
+                    journal=results_file.journal,
+                    previous=results_file.previous,
+                    summary=Summary(input=str(input_path), results=str(results_file.path)),
+                    observer=observer,
+                    on_result=on_result,
+                    settings=settings,
+                    pacer=pacer,
+                )
+                run.summary.fingerprints = {
+                    "input": fingerprints.input_digest,
+                    "mapping": fingerprints.mapping_digest,
+                }
+                started = time.monotonic()
+                observer.started(Path(input_path))
+                try:
+                    asyncio.run(run.main(endpoint))
+                except asyncio.CancelledError:
+                    # A second Ctrl-C abandoned the calls in flight; finalize marks them unknown.
+                    run.summary.stop_reason = StopReason.INTERRUPTED
+                finally:
+                    observer.finished()
+                    run.summary.elapsed = time.monotonic() - started
+                    if results_file.journal.failed is not None:
+                        # It could not be written: leave it as it is (a valid journal) and
+                        # report it.
+                        with contextlib.suppress(JournalWriteError):
+                            results_file.journal.close()
+                        run.summary.report = read_report(results_file.path)
+                        run.summary.by_status = Counter(
+                            {Status(s): n for s, n in run.summary.report.by_status.items()}
+                        )
+                    elif results_file.journal.opened:
+                        run.summary.by_status, run.summary.report = results_file.finish()
+            if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
+                results_file.mark_complete(fingerprints)
+        return run.summary
+    except KeyboardInterrupt:
+        # Once rows go out, Ctrl-C and SIGTERM stop the pool (see _handle_signals) and the run
+        # ends with its summary; one here, before that, finds nothing sent.
+        if run is not None and run.sending:
+            raise
+        raise InterruptedBeforeSending(
+            f"{input_path}: interrupted before any row was sent; run the same command again"
+        ) from None
 
 
 @dataclass
@@ -236,6 +252,8 @@ class _Run:
     """When an earlier run last wrote the results file (wall clock), or None."""
     pacer: Pacer | None = None
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
+    sending: bool = False
+    """The pool has started: rows may have been sent (until then a Ctrl-C ends the start-up)."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -337,6 +355,7 @@ class _Run:
                 max_calls=max_calls,
             )
             _handle_signals(pool, stack)
+            self.sending = True
             try:
                 await pool.run(self.rows_to_send())
             except ImporterError as exc:
@@ -374,8 +393,18 @@ def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:
         pool.stop(StopReason.INTERRUPTED)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
         try:
             loop.add_signal_handler(sig, first)
         except (NotImplementedError, RuntimeError, ValueError):
             return  # not the main thread (e.g. a scheduler's worker thread): no handlers
-        stack.callback(loop.remove_signal_handler, sig)
+        stack.callback(_restore_signal, loop, sig, previous)
+
+
+def _restore_signal(loop: asyncio.AbstractEventLoop, sig: int, previous: Any) -> None:
+    """Give ``sig`` back to the handler it had before the pool: asyncio would reset it to the
+    default, and a SIGTERM then would kill the run mid-rewrite with nothing said (the CLI's
+    handler, or a scheduler's, is what should see it)."""
+    loop.remove_signal_handler(sig)
+    if previous is not None:
+        signal.signal(sig, previous)

@@ -118,25 +118,46 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
 ENV_FILE_KEYS = (ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_HOST)
 
 
-def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+def read_env_file(path: str | os.PathLike[str], *, warn: bool = True) -> dict[str, str]:
     """Read ``LSQ_*`` settings from an environment file (``NAME=value`` lines, ``#`` comments,
     optional ``export`` and quotes): the format of systemd's ``EnvironmentFile=`` and of
     ``. file`` in a shell, so one file serves cron, systemd and lsq-import alike.
 
-    Warns (logging) when the file is readable by other users: it holds the secret key.
+    A file readable by other users (it holds the secret key) is warned about (logging) once it
+    is accepted; when it is refused, the refusal says so too, in its one line. ``warn=False``
+    leaves both to a caller that may still refuse the values (see :func:`env_file_exposure`).
     """
     file = Path(path)
     try:
+        values = _parse_env_file(file)
+    except ConfigError as exc:
+        exposure = env_file_exposure(file) if warn else ""
+        if exposure:
+            raise ConfigError(f"{exc}; also, {exposure}") from None
+        raise
+    if warn and (exposure := env_file_exposure(file)):
+        logger.warning("%s", exposure)
+    return values
+
+
+def env_file_exposure(path: str | os.PathLike[str]) -> str:
+    """The one-line warning for an environment file other users can read, or ""."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return ""
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return ""
+    return f"{path} is readable by other users and holds your API keys: chmod 600 {path}"
+
+
+def _parse_env_file(file: Path) -> dict[str, str]:
+    try:
         text = file.read_text(encoding="utf-8")
-        mode = file.stat().st_mode
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the settings file ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: the settings file is not UTF-8 text") from None
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        logger.warning(
-            "%s is readable by other users and holds your API keys: chmod 600 %s", file, file
-        )
     values: dict[str, str] = {}
     # Lines end at "\n" only (read_text turned "\r\n" and "\r" into it): splitlines() also
     # broke at U+2028, U+0085 and the like, cutting a key in two and reading its rest as a

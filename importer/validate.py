@@ -53,6 +53,8 @@ DUPLICATE_EXAMPLES = 5
 ROWS_PER_EXAMPLE = 5
 # How many invalid rows the printed summary quotes; the results file has them all.
 PROBLEM_EXAMPLES = 5
+# How many warnings (values sent as documented that may not be what was meant) it quotes.
+WARNING_EXAMPLES = 5
 
 
 @dataclass
@@ -76,6 +78,13 @@ class ValidationSummary:
     """Invalid rows by the column to fix ("" when the problem is not one column's)."""
     problems: list[tuple[int, str]] = field(default_factory=list)
     """The first few invalid rows: (row number, message)."""
+    warnings: int = 0
+    """Values of valid rows sent as documented that may not be what was meant (a local time
+    that happens twice): see :class:`importer.mapping.RowWarning`."""
+    warnings_by_column: Counter[str] = field(default_factory=Counter)
+    """Warnings by column ("" when one is not one column's)."""
+    warning_examples: list[tuple[int, str]] = field(default_factory=list)
+    """The first few warnings: (row number, message)."""
     elapsed: float = 0.0
     account: PreflightReport | None = None
     """The account check, when validating ``--online``."""
@@ -124,6 +133,17 @@ class ValidationSummary:
                 lines.append(f"  row {number}: {message}")
             if self.invalid > len(self.problems):
                 lines.append(f"  ... and {self.invalid - len(self.problems)} more")
+        if self.warnings:
+            noun = "value" if self.warnings == 1 else "values"
+            lines.append(
+                f"warning: {self.warnings} {noun} of valid rows may not be sent as meant; "
+                "check them (a time that happens twice is sent as the first; write the offset "
+                "into the cell, and %z into the format, to send the other):"
+            )
+            for number, message in self.warning_examples:
+                lines.append(f"  row {number}: {message}")
+            if self.warnings > len(self.warning_examples):
+                lines.append(f"  ... and {self.warnings - len(self.warning_examples)} more")
         duplicates = self.duplicates_text()
         if duplicates:
             lines.append(duplicates)
@@ -150,6 +170,8 @@ class ValidationSummary:
             "duplicate_keys": self.duplicate_keys,
             "duplicate_rows": self.duplicate_rows,
             "invalid_by_column": dict(self.invalid_by_column),
+            "warnings": self.warnings,
+            "warnings_by_column": dict(self.warnings_by_column),
             "elapsed": round(self.elapsed, 3),
             "exit_status": int(self.exit_status),
         }
@@ -299,6 +321,12 @@ def _check_rows(
                 )
             continue
         valid += 1
+        if payload.warnings:
+            for warning in payload.warnings:
+                summary.warnings += 1
+                summary.warnings_by_column[warning.column or ""] += 1
+                if len(summary.warning_examples) < WARNING_EXAMPLES:
+                    summary.warning_examples.append((row.number, str(warning)))
         key = payload.key
         add(key_digest(key))
         if write is not None:

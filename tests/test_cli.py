@@ -273,10 +273,11 @@ def start_import_and_wait_for(results: Path, settled: int) -> subprocess.Popen[s
     return proc
 
 
-def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path, sig: signal.Signals) -> None:
     results = tmp_path / "r.csv"
     proc = start_import_and_wait_for(results, 5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 4, out + err
     assert "Traceback" not in err
@@ -285,6 +286,91 @@ def test_ctrl_c_finishes_calls_in_flight_and_exits_4(tmp_path: Path) -> None:
     assert 5 <= len(lines) < 200
     assert {line["status"] for line in lines} == {"success"}  # in-flight calls finished
     assert len({line["row"] for line in lines}) == len(lines)
+
+
+def _importer(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **KEYS_ENV},
+    )
+
+
+def assert_interrupted_before_sending(proc: subprocess.Popen[str]) -> None:
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, (proc.returncode, out, err)
+    assert "Traceback" not in err
+    assert out == ""
+    assert err.strip().count("\n") == 0, err
+    assert "interrupted before any row was sent" in err, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and FIFOs")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_input_is_being_read_exits_4_with_one_line(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    # The input is a FIFO: the run is provably in its start-up, reading the input, once the
+    # test's end of the FIFO opens (that open returns when the run has opened the other end).
+    source = tmp_path / "leads.csv"
+    os.mkfifo(source)
+    results = tmp_path / "r.csv"
+    proc = _importer(
+        "run", str(source), "-m", str(EXAMPLE_MAPPING), "--sandbox", "--results", str(results)
+    )
+    with open(source, "wb"):
+        proc.send_signal(sig)
+        assert_interrupted_before_sending(proc)
+    assert not results.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_during_the_preflight_exits_4_with_one_line_and_sends_no_row(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    import asyncio
+    import threading
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    # Every answer is held until the test releases it: the run waits in its first preflight
+    # call, and the test sees that call arrive (sandbox.calls) before it sends the signal.
+    release = threading.Event()
+    dispatch = sandbox._dispatch
+
+    async def held(*args, **kwargs):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return await dispatch(*args, **kwargs)
+
+    sandbox._dispatch = held  # type: ignore[method-assign]
+    results = tmp_path / "r.csv"
+    proc = _importer(
+        "run",
+        str(sample_rows(3)),
+        "-m",
+        str(EXAMPLE_MAPPING),
+        "--host",
+        sandbox.base_url,
+        "--rate",
+        "100",
+        "--per",
+        "1",
+        "--results",
+        str(results),
+    )
+    deadline = time.monotonic() + 30
+    while not sandbox.calls and time.monotonic() < deadline:  # the observable condition
+        time.sleep(0.02)
+    assert sandbox.calls, "the preflight call never arrived"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert_interrupted_before_sending(proc)
+    finally:
+        release.set()
+    assert sandbox.arrivals("CreateCustom") == []
+    assert not results.exists()
 
 
 def test_progress_bar_only_for_a_terminal() -> None:
@@ -478,3 +564,79 @@ def test_a_rerun_of_a_finished_file_imports_neither_aiohttp_nor_pydantic(
     assert "HEAVY [] 0" in done.stderr, done.stdout + done.stderr
     assert "5 rows already succeeded earlier: not sent again" in done.stdout
     assert len(sandbox.activities) == 5
+
+
+def _run_with_env_file(tmp_path: Path, env_file: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(ROOT / "sample_data/leads.csv"),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--results",
+            str(tmp_path / "r.csv"),
+            "--env-file",
+            str(env_file),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""},
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("LSQ_ACCESS_KEY=a\nLSQ_PASSWORD=x\n", "unknown setting 'LSQ_PASSWORD'"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY\n", "line 2: expected NAME=value"),
+        ("LSQ_ACCESS_KEY=a\n", "LSQ_SECRET_KEY not set"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\x1bc\n", "LSQ_SECRET_KEY contains a control"),
+        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\nLSQ_HOST=http://example.com\n", "plain http"),
+    ],
+    ids=["unknown setting", "bad line", "missing key", "bad key", "bad host"],
+)
+def test_a_refused_env_file_readable_by_others_is_one_line_naming_both_problems(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(content)
+    env_file.chmod(0o644)
+    done = _run_with_env_file(tmp_path, env_file)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # the refusal, not a warning first
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines
+    assert f"chmod 600 {env_file}" in lines[0], lines
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_an_env_file_readable_by_others_that_is_used_warns_once(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    env_file = tmp_path / "lsq.env"
+    env_file.write_text(
+        f"LSQ_ACCESS_KEY={SANDBOX_KEYS.access_key}\nLSQ_SECRET_KEY={SANDBOX_KEYS.secret_key}\n"
+        f"LSQ_HOST={sandbox.base_url}\n"
+    )
+    env_file.chmod(0o644)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "importer", "run", str(sample_rows(2)),
+            "-m", str(EXAMPLE_MAPPING), "--results", str(tmp_path / "r.csv"),
+            "--env-file", str(env_file), "--rate", "100", "--per", "1",
+        ],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LSQ_ACCESS_KEY": "", "LSQ_SECRET_KEY": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"lsq-import: WARNING: {env_file} is readable by other users and holds your API keys: "
+        f"chmod 600 {env_file}"
+    ]
+    assert SANDBOX_KEYS.secret_key not in done.stderr + done.stdout

@@ -7,6 +7,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from importer.cli import cli
@@ -294,3 +295,117 @@ def test_log_file_has_failed_rows_and_retries_but_no_keys(
     text = log.read_text()
     assert re.search(r"row 3: failed after 1 attempts \(HTTP 500\) MXInvalidInputException", text)
     assert access not in text and secret not in text
+
+
+def test_log_records_go_to_the_log_file_and_not_to_stderr(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    log = tmp_path / "run.log"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(with_bad_email(sample_rows(5), 2)),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--results",
+            str(tmp_path / "r.csv"),
+            "--host",
+            sandbox.base_url,
+            "--rate",
+            "100",
+            "--per",
+            "1",
+            "--log-file",
+            str(log),
+            "--log-level",
+            "debug",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **keys_env()},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    text = log.read_text()
+    assert "preflight:" in text and "row 3: failed" in text
+    assert proc.stderr == ""  # no progress bar (not a terminal), and no log records
+    assert "rows in" in proc.stdout and "preflight:" not in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["/dev/full", "a folder", "a missing folder", "a FIFO"])
+def test_an_unusable_log_file_is_refused_before_anything_is_sent(
+    tmp_path, sample_rows, sandbox_thread, kind: str
+) -> None:
+    import os
+
+    if kind == "/dev/full":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full here")
+        log = Path("/dev/full")
+    elif kind == "a folder":
+        log = tmp_path / "logs"
+        log.mkdir()
+    elif kind == "a FIFO":
+        log = tmp_path / "log.fifo"
+        os.mkfifo(log)
+    else:
+        log = tmp_path / "no" / "run.log"
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    outcome = run_cli(
+        "run",
+        sample_rows(3),
+        "-m",
+        EXAMPLE_MAPPING,
+        "--results",
+        tmp_path / "r.csv",
+        "--host",
+        sandbox.base_url,
+        "--log-file",
+        log,
+    )
+    assert outcome.exit_code == 2, outcome.output
+    assert "Traceback" not in outcome.output
+    message = outcome.stderr.strip()
+    assert message.count("\n") == 0 and "--log-file" in message and str(log) in message, message
+    assert sandbox.calls == []
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_each_command_logs_to_its_own_log_file_and_leaves_no_handler(tmp_path, sample_rows) -> None:
+    # A library user or a test calling the CLI twice in one process: the first command's
+    # log file must not receive the second command's records, nor stay open.
+    import logging
+
+    logger = logging.getLogger("lsq_import")
+    handlers, level = list(logger.handlers), logger.level
+    source = sample_rows(2)
+    for name in ("first", "second"):
+        outcome = run_cli(
+            "run",
+            source,
+            "-m",
+            EXAMPLE_MAPPING,
+            "--sandbox",
+            "--rate",
+            "100",
+            "--per",
+            "1",
+            "--results",
+            tmp_path / f"{name}.csv",
+            "--log-file",
+            tmp_path / f"{name}.log",
+        )
+        assert outcome.exit_code == 0, outcome.output
+        assert logger.handlers == handlers and logger.level == level
+    first, second = (tmp_path / "first.log").read_text(), (tmp_path / "second.log").read_text()
+    assert first.count("preflight:") == 1 and second.count("preflight:") == 1

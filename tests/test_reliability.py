@@ -396,3 +396,48 @@ def test_an_input_that_breaks_off_mid_run_stops_with_exit_4_and_keeps_every_outc
     again = import_into(sandbox, source, results)
     assert again.exit_status is ExitStatus.SUCCESS, again.to_text()
     assert len(sandbox.activities) == 60
+
+
+def test_a_log_file_that_fills_up_mid_run_is_one_line_and_the_run_goes_on(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results, log = sample_rows(3), tmp_path / "r.csv", tmp_path / "run.log"
+    log.write_text("x" * 4000 + "\n")  # an earlier night's log, nearly at the limit below
+    done = run_import_process(
+        source, results, sandbox.base_url, "--log-file", str(log), file_size_limit=4096
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"lsq-import: --log-file {log}: cannot write (File too large); "
+        "nothing more is logged there, the run goes on"
+    ]
+    assert [line["status"] for line in read_results(results)] == ["success"] * 3
+
+
+def test_the_results_folder_is_fsynced_before_the_first_row_and_after_the_final_rename(
+    tmp_path, sample_rows, sandbox_thread, monkeypatch
+) -> None:
+    import stat
+
+    from .conftest import import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "r.csv"
+    folder_syncs: list[tuple[int, int]] = []  # (rows arrived at the sandbox, results inode)
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced = os.fstat(fd)
+        if stat.S_ISDIR(synced.st_mode) and synced.st_ino == tmp_path.stat().st_ino:
+            inode = results.stat().st_ino if results.exists() else -1
+            folder_syncs.append((len(sandbox.arrivals("CreateCustom")), inode))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    summary = import_into(sandbox, sample_rows(3), results)
+    assert summary.by_status == {"success": 3}
+    first, last = folder_syncs[0], folder_syncs[-1]
+    assert first[0] == 0 and first[1] != -1  # the new file's name, before any row was sent
+    assert last == (3, results.stat().st_ino)  # the rewritten file's name, after the rename

@@ -236,6 +236,68 @@ def test_a_ragged_row_is_invalid_and_the_rest_is_checked(tmp_path: Path) -> None
     assert "cells" in summary.problems[0][1]
 
 
+def test_a_stray_quote_is_one_invalid_row_and_no_row_vanishes(tmp_path: Path) -> None:
+    # The sample's notes are quoted. A stray '"' opening row 4's city used to be closed by the
+    # quote of row 5's note: row 4 came out valid with the cells of both in one, and row 5 was
+    # gone, every row number after it one lower.
+    lines = SAMPLE_CSV.read_text(encoding="utf-8-sig").splitlines()[:21]
+    city = lines[3].split(",")[4]
+    lines[3] = lines[3].replace(f",{city},", f',"{city},', 1)
+    source = tmp_path / "stray.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = invoke("validate", source, "-m", EXAMPLE_MAPPING, "--results", tmp_path / "c.csv")
+    assert result.exit_code == 1, result.output
+    assert "20 rows checked" in result.output and "19 valid, 1 invalid" in result.output
+    assert "row 4: line 4, column 'city': a quoted cell opens here and swallows" in result.output
+    assert [(r["row"], r["status"]) for r in read_results(tmp_path / "c.csv")] == [("4", "invalid")]
+
+
+def test_local_times_that_happen_twice_are_warned_about_by_row_and_column(
+    tmp_path: Path,
+) -> None:
+    # 01:30 on 3 November 2024 happened twice in New York (EDT, then EST): it is sent as the
+    # first, as documented, but the file cannot say which one was meant, so validate says so.
+    mapping = tmp_path / "ny.yaml"
+    mapping.write_text(
+        EXAMPLE_MAPPING.read_text().replace("timezone: Asia/Kolkata", "timezone: America/New_York")
+    )
+    header, records = sample_records()
+    column = header.index("visited_at")
+    rows = [list(records[i]) for i in range(12)]
+    folds = {3: "03/11/2024 01:30", 5: "03/11/2024 01:05", 8: "03/11/2024 01:30"}
+    folds |= {9: "03/11/2024 01:59", 10: "03/11/2024 01:00", 11: "03/11/2024 01:45"}
+    for i, text in folds.items():
+        rows[i][column] = text
+    rows[0][column] = "03/11/2024 02:00"  # once only (EST): no warning
+    rows[1][column] = "03/11/2024 00:59"  # once only (EDT)
+    source = write_csv(tmp_path / "ny.csv", header, rows)
+
+    result = invoke("validate", source, "-m", mapping)
+    assert result.exit_code == 0, result.output  # sent as documented: a warning, not invalid
+    assert "12 valid, 0 invalid" in result.output
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("warning: 6 "))
+    assert "happens twice is sent as the first" in lines[start], lines[start]
+
+    def fold(row: int, text: str, utc: str) -> str:
+        return (
+            f"  row {row}: column 'visited_at': '{text}' happens twice in America/New_York "
+            f"(-04:00, then -05:00); sent as the first, {utc} UTC"
+        )
+
+    assert lines[start + 1 : start + 7] == [
+        fold(5, "03/11/2024 01:30", "2024-11-03 05:30:00"),
+        fold(7, "03/11/2024 01:05", "2024-11-03 05:05:00"),
+        fold(10, "03/11/2024 01:30", "2024-11-03 05:30:00"),
+        fold(11, "03/11/2024 01:59", "2024-11-03 05:59:00"),
+        fold(12, "03/11/2024 01:00", "2024-11-03 05:00:00"),
+        "  ... and 1 more",
+    ]
+    summary = validate_file(source, mapping)
+    assert summary.warnings == 6 and summary.to_dict()["warnings"] == 6
+    assert summary.warnings_by_column == {"visited_at": 6}
+
+
 def test_a_runs_results_file_is_never_overwritten(tmp_path: Path) -> None:
     results = tmp_path / "leads.results.csv"
     journal = Journal(results)

@@ -4,15 +4,26 @@ client that sends them. The run and the preflight/metadata commands connect thro
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
-from ..settings import ENV_HOST, Credentials, base_url, credentials_from_env, read_env_file
+from ..exceptions import ConfigError
+from ..settings import (
+    ENV_HOST,
+    Credentials,
+    base_url,
+    credentials_from_env,
+    env_file_exposure,
+    read_env_file,
+)
 from .classify import shown_url
 from .client import LeadSquaredClient, make_session
+
+logger = logging.getLogger("lsq_import")
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,22 @@ def resolve_endpoint(
     if sandbox:
         return Endpoint(None)
     env = {**(os.environ if environ is None else environ)}
-    if env_file:
-        env.update(read_env_file(env_file))
-    return Endpoint(base_url(host or env.get(ENV_HOST)), credentials or credentials_from_env(env))
+    # An env file others can read is said once: in the refusal's one line if anything here
+    # refuses it (a bad line, a bad key or host in it, a key missing), else as a warning.
+    exposure = env_file_exposure(env_file) if env_file else ""
+    try:
+        if env_file:
+            env.update(read_env_file(env_file, warn=False))
+        endpoint = Endpoint(
+            base_url(host or env.get(ENV_HOST)), credentials or credentials_from_env(env)
+        )
+    except ConfigError as exc:
+        if exposure:
+            raise ConfigError(f"{exc}; also, {exposure}") from None
+        raise
+    if exposure:
+        logger.warning("%s", exposure)
+    return endpoint
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..exceptions import MappingError
 from .compile import Mapping, Target
 from .load import load_mapping
-from .outcomes import Payload, RowError, RowSkipped
+from .outcomes import Payload, RowError, RowSkipped, RowWarning
 
 __all__ = [
     "Mapping",
@@ -27,6 +27,7 @@ __all__ = [
     "Payload",
     "RowError",
     "RowSkipped",
+    "RowWarning",
     "Target",
     "load_mapping",
 ]

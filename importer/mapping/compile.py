@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from ..exceptions import MappingError
 from .dates import date_converter, datetime_converter
-from .outcomes import Payload, RowError, RowSkipped
+from .outcomes import Payload, RowError, RowSkipped, RowWarning
 from .patterns import TextTooLong, user_pattern
 from .schema import BaseSpec, Condition, DatetimeSpec, MappingFile, Spec
 from .templates import Getter, split_template, template_getter
@@ -44,8 +44,15 @@ def _constant_getter(constant: str) -> Getter:
     return get
 
 
-def _converter(spec: BaseSpec, key: str, fail: Fail, source_zone: str | None) -> Converter | None:
-    """The whole chain for one value: transforms in order, then the map, then date parsing."""
+def _converter(
+    spec: BaseSpec,
+    key: str,
+    fail: Fail,
+    source_zone: str | None,
+    warn: Callable[[str], None] | None = None,
+) -> Converter | None:
+    """The whole chain for one value: transforms in order, then the map, then date parsing.
+    ``warn`` is told of a date-time sent as documented that may not be what was meant."""
     steps: list[Converter] = []
     for step in spec.transform:
         if step.name == "phone":
@@ -59,10 +66,10 @@ def _converter(spec: BaseSpec, key: str, fail: Fail, source_zone: str | None) ->
         steps.append(map_converter(spec.map, key, fail, fold=fold, unmapped=spec.unmapped))
     if isinstance(spec, DatetimeSpec):
         zone = ZoneInfo(spec.timezone or source_zone or "UTC")
-        steps.append(datetime_converter(spec.format, zone, fail))
+        steps.append(datetime_converter(spec.format, zone, fail, warn))
     elif isinstance(spec, Spec) and spec.datetime is not None:
         zone = ZoneInfo(spec.datetime.timezone or source_zone or "UTC")
-        steps.append(datetime_converter(spec.datetime.format, zone, fail))
+        steps.append(datetime_converter(spec.datetime.format, zone, fail, warn))
     elif isinstance(spec, Spec) and spec.date is not None:
         steps.append(date_converter(spec.date.format, fail))
     if not steps:
@@ -97,7 +104,13 @@ class _Value:
 
     __slots__ = ("key", "columns", "column", "simple", "resolve")
 
-    def __init__(self, key: str, spec: BaseSpec, source_zone: str | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        spec: BaseSpec,
+        source_zone: str | None = None,
+        warnings: list[RowWarning] | None = None,
+    ) -> None:
         self.key = key
         # The one column to blame in a RowError; a template's columns are named in the message.
         self.column = column = spec.column
@@ -107,7 +120,18 @@ class _Value:
                 RowError(message, column) if column is not None else RowError(f"{key}: {message}")
             )
 
-        convert = _converter(spec, key, row_fail, source_zone)
+        row_warn: Callable[[str], None] | None = None
+        if warnings is not None:
+            add = warnings.append
+
+            def row_warn(message: str) -> None:
+                add(
+                    RowWarning(message, column)
+                    if column is not None
+                    else RowWarning(f"{key}: {message}")
+                )
+
+        convert = _converter(spec, key, row_fail, source_zone, row_warn)
         constant: str | None = None
         if spec.column is not None:
             self.columns: tuple[str, ...] = (spec.column,)
@@ -358,6 +382,8 @@ class Mapping:
         self.validate_dropdown_options: bool = model.options.validate_dropdown_options
         self._normalise_key = _key_normaliser(self.search_by)
         zone = model.source.timezone
+        self._warnings: list[RowWarning] = []
+        """What the values of the row being built warned about (see RowWarning)."""
 
         # Every compiled value, in mapping order: for columns() and check_columns().
         self._all: list[_Value] = []
@@ -417,7 +443,7 @@ class Mapping:
         )
 
     def _value(self, key: str, spec: BaseSpec, zone: str | None) -> _Value:
-        value = _Value(key, spec, zone)
+        value = _Value(key, spec, zone, self._warnings)
         self._all.append(value)
         return value
 
@@ -505,6 +531,9 @@ class Mapping:
             value = self._search.resolve(row.values)
         except RowError:
             return ""
+        finally:
+            if self._warnings:  # not this method's to report: build() says them
+                self._warnings.clear()
         return self._normalise_key(value) if value else ""
 
     def build(self, row: Row) -> Payload:
@@ -512,7 +541,12 @@ class Mapping:
 
         Raises RowError if the reader could not read the row or the row cannot be mapped, and
         RowSkipped if a ``filters.skip_if`` condition matches (checked before any mapping).
+        What its values warned about (a local time that happens twice) is in the payload's
+        ``warnings``.
         """
+        warnings = self._warnings
+        if warnings:  # left by a row that failed after a value had warned
+            warnings.clear()
         if row.error:
             raise RowError(row.error)
         values = row.values
@@ -555,4 +589,8 @@ class Mapping:
         body: dict[str, Any] = {"LeadDetails": details, "Activity": activity}
         if self.validate_dropdown_options:
             body["ValidateDropDownOptions"] = True
-        return Payload(row=row.number, key=self._normalise_key(search_value), body=body)
+        said: tuple[RowWarning, ...] = ()
+        if warnings:
+            said = tuple(warnings)
+            warnings.clear()
+        return Payload(row.number, self._normalise_key(search_value), body, said)

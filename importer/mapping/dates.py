@@ -175,16 +175,21 @@ def _reads_time(fmt: str) -> bool:
     return _TIME_DIRECTIVES.search(fmt.replace("%%", "")) is not None
 
 
-def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Converter:
+def datetime_converter(
+    formats: list[str], zone: ZoneInfo, fail: Fail, warn: Callable[[str], None] | None = None
+) -> Converter:
     """Parse local text with the first matching format; return UTC 'YYYY-MM-DD HH:MM:SS'.
 
     Files repeat date-times a lot (one import batch, one event day), so results are cached per
     distinct text. A local time the clocks skipped (a spring-forward gap) names no instant: it
     is a row error rather than a guess an hour off. A time the clocks went through twice (a
     fall-back fold) is its first occurrence (zoneinfo's fold=0, PEP 495's default): one fixed
-    reading, and the file gives nothing to tell the two apart.
+    reading, and the file gives nothing to tell the two apart; ``warn`` is called with a
+    one-line message naming both readings each time such a text is converted, cached or not.
+    A date without a time is never warned about: it means the day's first instant.
     """
     parsers = [(fast_parser(fmt) or _strptime_parser(fmt), _reads_time(fmt)) for fmt in formats]
+    folds: dict[str, str] = {}  # text -> its warning, for the texts in a fold
 
     def parse(text: str) -> tuple[datetime, bool]:
         """The value and whether its format read a time of day."""
@@ -214,13 +219,45 @@ def datetime_converter(formats: list[str], zone: ZoneInfo, fail: Fail) -> Conver
                     f"{show(text)} does not exist in {zone.key} (the clocks skipped it); "
                     "check the time and the time zone"
                 )
+            if reads_time and warn is not None:
+                second = local.replace(fold=1)
+                if second.utcoffset() != local.utcoffset():
+                    folds[text] = (
+                        f"{show(text)} happens twice in {zone.key} ({_offset(local)}, then "
+                        f"{_offset(second)}); sent as the first, {_utc_text(utc)} UTC"
+                    )
         else:
             utc = parsed.astimezone(UTC)
-        # isoformat zero-pads the year (strftime('%Y') does not before 1000 on glibc); the
-        # first 19 characters drop microseconds and the '+00:00'.
-        return utc.isoformat(" ")[:19]
+        return _utc_text(utc)
 
-    return cached(convert)
+    converted = cached(convert)
+    if warn is None:
+        return converted
+
+    def convert_and_warn(text: str) -> str:
+        result = converted(text)
+        if folds:  # empty unless the file has a time in a fold: one truth test a value
+            message = folds.get(text)
+            if message is not None:
+                warn(message)
+        return result
+
+    return convert_and_warn
+
+
+def _utc_text(utc: datetime) -> str:
+    # isoformat zero-pads the year (strftime('%Y') does not before 1000 on glibc); the first
+    # 19 characters drop microseconds and the '+00:00'.
+    return utc.isoformat(" ")[:19]
+
+
+def _offset(local: datetime) -> str:
+    """'-04:00': the UTC offset of an aware local time."""
+    offset = local.utcoffset()
+    assert offset is not None
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def date_converter(formats: list[str], fail: Fail) -> Converter:

@@ -8,8 +8,8 @@ person will look at. Rows whose cells are all empty are counted but not yielded.
 
 Problems are reported at the smallest scope that is true:
 
-* A problem with one row (more cells than the header, a quoted cell never closed before the end
-  of the file, bytes that do not decode, a NUL character, a cell longer than any LeadSquared
+* A problem with one row (more cells than the header, a stray quote that would swallow the rows
+  after it, bytes that do not decode, a NUL character, a cell longer than any LeadSquared
   field) gives a :class:`Row` whose ``error`` says what is wrong, naming the line and column
   where it can; reading goes on with the next row, and the mapping turns that row into an
   ``invalid`` result. Rows before a bad one may already have been sent, so a problem found

@@ -27,8 +27,17 @@ CSV details:
   spreadsheet shows when it opens such a file. A row with more cells is an error row ("expected
   10 cells, found 11") whose ``values`` hold its first cells, unless the extra cells are all
   empty (a trailing delimiter), which a spreadsheet shows as nothing either.
-* A quote that is never closed swallows the rest of the file into one cell: that row is an error
-  row and the last one.
+* A stray quote (a cell that starts with ``"`` and was never meant to be quoted) makes csv.reader
+  read on past the line end, swallowing the rows after it into one cell, until a quote closes it
+  or the file ends. Its row is an error row naming the line and column where the quote opened,
+  and reading goes on with the next line, so the rows it swallowed come out as the rows they
+  are (and every row keeps the number it has once the quote is fixed). That is the case when the
+  quoted cell is never closed, and when it ran past a line end and was closed by a quote followed
+  by more text (in a well-formed file a closing quote is followed by the delimiter or the line
+  end) where that quote starts a cell of its line (it is the quote that opens the next row's
+  quoted note) or the row has the wrong number of cells. The multi-line notes of real exports
+  read as they are, however many lines they have; so do those of a writer that does not double
+  the quotes inside a cell, unless such a quote follows a delimiter.
 * A cell longer than :func:`csv.field_size_limit` (128 Ki characters; no LeadSquared field holds
   that much) makes its row an error row naming the lines it spans. Reading goes on after the
   row's end, found by following the quotes as csv.reader does, so the rest of a huge quoted cell
@@ -46,7 +55,8 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -99,6 +109,10 @@ _END = 0
 """In :attr:`_Lines.flags`: the file has no more lines (line numbers start at 1)."""
 
 
+_RECENT_LINES = 1024
+"""How many of the last lines read are kept, to look again at a record that spanned lines."""
+
+
 class _Lines:
     """The file's physical lines as :class:`csv.reader` reads them, and what it cannot say.
 
@@ -112,27 +126,35 @@ class _Lines:
 
     The row loop clears ``flags`` after each record that has some, so that they always belong
     to the record just read (csv.reader never reads past the end of a record); a record with
-    no flags, the usual case, costs one truth test. ``line`` is the last line read, for
-    finding the end of a row csv.reader gave up on.
+    no flags, the usual case, costs one truth test. ``recent`` holds the last lines read (the
+    last one is the line csv.reader gave up on, or the last line of the record just read), to
+    look again at a record that spanned lines and to read its lines again from another point.
+
+    ``lines`` is a file handle, or the lines of one after a stray quote (some kept in
+    ``recent``, then the handle); ``first`` is the number of its first line. ``since`` is
+    :data:`_undecodable_seen` before any of those lines was decoded.
     """
 
-    __slots__ = ("_handle", "ended", "flags", "line")
+    __slots__ = ("_lines", "_first", "since", "ended", "flags", "recent")
 
-    def __init__(self, handle: TextIO) -> None:
-        self._handle = handle
+    def __init__(self, lines: Iterable[str], first: int = 1, since: int | None = None) -> None:
+        self._lines = lines
+        self._first = first
+        self.since = _undecodable_seen[0] if since is None else since
         self.ended = False
         self.flags: list[int] = []
-        self.line = ""
+        self.recent: deque[str] = deque(maxlen=_RECENT_LINES)
 
     def __iter__(self) -> Iterator[str]:
         flags = self.flags
         undecodable = _UNDECODABLE.search
-        seen, before = _undecodable_seen, _undecodable_seen[0]
-        for number, line in enumerate(self._handle, start=1):
+        seen, before = _undecodable_seen, self.since
+        keep = self.recent.append
+        for number, line in enumerate(self._lines, start=self._first):
             # isascii() is O(1) on a str: ASCII lines cost one search for a NUL (a memchr)
             if "\x00" in line or (not line.isascii() and seen[0] != before and undecodable(line)):
                 flags.append(number)
-            self.line = line
+            keep(line)
             yield line
         self.ended = True
         flags.append(_END)
@@ -154,14 +176,27 @@ class _CsvInput(InputFile):
         self.delimiter = delimiter
         self._handle: TextIO | None = handle
         self._enc = handle.encoding
-        self._lines = lines
-        self._line_iter = iter(lines)
-        self._records = csv.reader(self._line_iter, delimiter=delimiter)
         self._header_end = 0
         """csv.reader's line_num at the end of the header."""
+        self._text_after = re.compile(f'"[^"\r\n{re.escape(delimiter)}]').search
+        """Finds a quote followed by text: on a record's second line or later, the only place
+        the quote that closes a stray quote's cell can be (see :func:`_stray_quote`)."""
+        self._read_from(lines, 0)
+
+    def _read_from(self, lines: _Lines, before: int) -> None:
+        """Parse ``lines`` from here on; ``before``: the physical lines before its first."""
+        self._lines = lines
+        self._line_iter = iter(lines)
+        self._records = csv.reader(self._line_iter, delimiter=self.delimiter or ",")
+        self._before = before
+        """Physical lines before the first one csv.reader was given (0, or the line of a stray
+        quote that reading went on after): add it to its line_num for the physical line."""
         self._skipped = 0
-        """Lines read past csv.reader (the rest of an oversized row): add them to its line_num
-        for the physical line."""
+        """Lines read past csv.reader (the rest of an oversized row): add them too."""
+
+    def _physical(self, line_num: int) -> int:
+        """The physical line number of csv.reader's ``line_num``."""
+        return self._before + self._skipped + line_num
 
     @classmethod
     def open(cls, p: Path, display: str, encoding: str | None, delimiter: str | None) -> _CsvInput:
@@ -238,26 +273,45 @@ class _CsvInput(InputFile):
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
         width = len(columns)
-        lines = self._lines
-        flags = lines.flags
-        records = self._records
+        text_after = self._text_after
         number = self.header_row
         ended_on = self._header_end  # csv.reader's line_num where the last record ended
         try:
             while True:
+                # Rebound when reading goes on after a stray quote, from another _Lines.
+                lines = self._lines
+                flags = lines.flags
+                recent = lines.recent
+                records = self._records
                 try:
                     # The hot loop: a well-formed row costs a flags test, a length check, a
-                    # strip of its first cell, a dict and noting where it ended. Everything
-                    # unusual goes through _odd_row.
+                    # look at the lines it took, a strip of its first cell, a dict and noting
+                    # where it ended. Everything unusual goes through _odd_row.
                     for cells in records:
                         number += 1
                         if not flags and len(cells) == width:
-                            if cells[0].strip() or not _is_blank(cells):
-                                yield Row(number, dict(zip(columns, cells, strict=False)))
-                            ended_on = records.line_num
-                            continue
-                        row = self._odd_row(number, cells)
+                            line_num = records.line_num
+                            spans = line_num - ended_on
+                            # One line; or several (a multi-line note) where no quote is
+                            # followed by text: a stray quote's closing one would be.
+                            if (
+                                spans == 1
+                                or (spans == 2 and not text_after(recent[-1]))
+                                or (
+                                    2 < spans <= len(recent)
+                                    and not any(text_after(recent[-k]) for k in range(1, spans))
+                                )
+                            ):
+                                if cells[0].strip() or not _is_blank(cells):
+                                    yield Row(number, dict(zip(columns, cells, strict=False)))
+                                ended_on = line_num
+                                continue
+                        row = self._odd_row(number, cells, ended_on)
                         ended_on = records.line_num
+                        if self._lines is not lines:  # a stray quote: read on after its line
+                            assert row is not None
+                            yield row
+                            break
                         if lines.ended:
                             if row is not None:
                                 yield row
@@ -265,16 +319,21 @@ class _CsvInput(InputFile):
                         flags.clear()
                         if row is not None:
                             yield row
-                    return
+                    else:
+                        return
+                    ended_on = 0
                 except csv.Error as exc:
                     # csv.reader gave up on this record but starts the next one afresh on
                     # the next line: report the row, find its real end, and go on.
                     number += 1
                     row = self._oversized_row(number, exc, ended_on)
-                    ended_on = records.line_num
                     yield row
-                    if lines.ended:
+                    if self._lines is not lines:  # a stray quote: read on after its line
+                        ended_on = 0
+                    elif lines.ended:
                         return
+                    else:
+                        ended_on = records.line_num
         except UnicodeDecodeError as exc:  # pragma: no cover - the error handler takes them all
             raise InputReadError(
                 f"{self._display}: row {number + 1}: {_decode_message(self._enc, None)}; "
@@ -296,7 +355,9 @@ class _CsvInput(InputFile):
         would read the next line as a new record, which is wrong when that cell is quoted and
         goes on: the rest of the cell would come out as rows (a huge quoted note whose lines
         look like leads). So the quotes are followed from the record's first line on, the way
-        csv.reader reads them, and the lines up to the record's real end are read here.
+        csv.reader reads them, and the lines up to the record's real end are read here. A quote
+        that is never closed is a stray quote (see :meth:`_stray_row`): reading goes on after
+        its line.
         """
         lines, records = self._lines, self._records
         if "field larger than field limit" not in str(exc):  # pragma: no cover - see above
@@ -304,11 +365,11 @@ class _CsvInput(InputFile):
                 f"{self._display}: row {number}: cannot parse as CSV ({exc}); "
                 "the rows before it were read"
             ) from exc
-        first = ended_on + self._skipped + 1
-        last = records.line_num + self._skipped
+        first = self._physical(ended_on + 1)
+        last = self._physical(records.line_num)
         # A record only goes on past a line end inside a quoted cell: if it began on an earlier
         # line, the line where csv.reader gave up began inside one.
-        open_quote = _ends_in_quotes(lines.line, first < last, self.delimiter or ",")
+        open_quote = _ends_in_quotes(lines.recent[-1], first < last, self.delimiter or ",")
         while open_quote:
             line = next(self._line_iter, None)
             if line is None:
@@ -320,8 +381,12 @@ class _CsvInput(InputFile):
         lines.flags.clear()  # undecodable bytes in these lines are part of this row's error
         if ended:
             lines.flags.append(_END)
-        span = f"line {first}" if first == last else f"lines {first} to {last}"
         if ended and open_quote:
+            found = self._stray_row(number, first, last, fits=False)
+            if found is not None:
+                return found
+        span = f"line {first}" if first == last else f"lines {first} to {last}"
+        if ended and open_quote:  # pragma: no cover - _stray_row finds the quote
             error = (
                 f"a quoted cell is never closed, so the row runs to the end of the file "
                 f"({span}) and a cell is longer than {csv.field_size_limit():,} characters; "
@@ -336,17 +401,34 @@ class _CsvInput(InputFile):
                 error += "; if the row has a stray '\"', it swallowed the lines after it"
         return Row(number, dict.fromkeys(self.columns, ""), error=error)
 
-    def _odd_row(self, number: int, cells: list[str]) -> Row | None:
-        """A row that holds undecodable bytes, is short, long, blank, or ends the file inside a
-        quote."""
+    def _odd_row(self, number: int, cells: list[str], ended_on: int) -> Row | None:
+        """A row that spans lines (it may hold a stray quote) or ends the file inside a quote,
+        holds undecodable bytes, is short, long or blank. ``ended_on``: csv.reader's line_num
+        where the record before it ended."""
         columns = self.columns
         width = len(columns)
-        flags = self._lines.flags
+        lines = self._lines
+        flags = lines.flags
+        spans = self._records.line_num - ended_on
+        if lines.ended or (
+            spans > 1
+            and (
+                spans > len(lines.recent)
+                or any(self._text_after(lines.recent[-k]) for k in range(1, spans))
+            )
+        ):
+            # csv.reader only hands over a record after the last line when a quote left it
+            # open; a record that spans lines may hold a stray quote if a quote on a line after
+            # its first is followed by text.
+            first = self._physical(ended_on + 1)
+            last = self._physical(self._records.line_num)
+            found = self._stray_row(number, first, last, fits=len(cells) == width)
+            if found is not None:
+                return found
+            if lines.ended:  # pragma: no cover - _stray_row finds the quote
+                return Row(number, _padded(columns, cells), error=_UNCLOSED_QUOTE)
         if flags and flags[0] != _END:
             return self._binary_row(number, cells, flags[0])
-        if self._lines.ended:
-            # csv.reader only hands over a record after the last line when a quote left it open
-            return Row(number, _padded(columns, cells), error=_UNCLOSED_QUOTE)
         if len(cells) < width:
             if _is_blank(cells):
                 return None
@@ -361,6 +443,94 @@ class _CsvInput(InputFile):
             error=f"expected {width} cells, found {len(cells)}; "
             f"quote any cell that contains '{self.delimiter}'",
         )
+
+    def _stray_row(self, number: int, first: int, last: int, *, fits: bool) -> Row | None:
+        """The error row of a record (physical lines ``first`` to ``last``, the last line read)
+        that holds a stray quote, or None if it holds none; reading then goes on after the line
+        where the stray quote opened. ``fits``: the record has the header's number of cells.
+
+        A stray quote is a quoted cell that runs past a line end and is never closed, or is
+        closed by a quote followed by more text (see :func:`_stray_quote`), where that quote
+        starts a cell of its line (it is the quote that opens the next row's quoted note) or the
+        record does not fit the header. A well-formed file has neither (a quote inside a quoted
+        cell is doubled); one written without doubling them (``"he said "hi""``) is read as
+        before unless such a quote follows a delimiter. Reading on after its line reads the
+        lines it swallowed as the rows they are, numbered as they will be once the quote is
+        fixed. The row's values are its cells up to that line's end (none when its lines are no
+        longer kept); it is not imported anyway.
+        """
+        delimiter = self.delimiter or ","
+        kept = self._kept(first, last)
+        source = kept if kept is not None else self._lines_from(first)
+        try:
+            found = _stray_quote(iter(source), first, delimiter)
+        finally:
+            if not isinstance(source, list):
+                source.close()
+        if found is None:
+            return None
+        line, cell, closed, at_cell_start = found
+        if closed and fits and not at_cell_start:
+            return None
+        columns = self.columns
+        where = f"line {line}, " + (
+            f"column '{columns[cell]}'" if cell < len(columns) else f"cell {cell + 1}"
+        )
+        if closed:
+            error = (
+                f"{where}: a quoted cell opens here and swallows the lines after it up to "
+                f"line {last}, where a quote ends it with text after it; check for a stray "
+                "'\"' in this row"
+            )
+        else:
+            error = (
+                f"{where}: a quoted cell opens here and is never closed, so it would run to "
+                "the end of the file; check for a stray '\"' in this row"
+            )
+        values = dict.fromkeys(columns, "")
+        if kept is not None:
+            # The record as it would be with the quote closed at its line's end.
+            cells = next(csv.reader(kept[: line - first + 1], delimiter=delimiter), [])
+            if cells:
+                cells[-1] = _LINE_END.sub("", cells[-1])
+            values = _padded(columns, [_readable(cell) for cell in cells])
+        if line < last:
+            error += f" (reading went on with line {line + 1})"
+            self._read_on_after(line, None if kept is None else kept[line + 1 - first :])
+        return Row(number, values, error=error)
+
+    def _kept(self, first: int, last: int) -> list[str] | None:
+        """Physical lines ``first`` to ``last`` (the last line read), if still kept."""
+        recent = self._lines.recent
+        count = last - first + 1
+        if count > len(recent):
+            return None
+        return [recent[k] for k in range(-count, 0)]  # a deque indexes fast near its ends
+
+    def _lines_from(self, first: int) -> TextIO:
+        """The file opened again, at physical line ``first``."""
+        handle = open(self.path, encoding=self._enc, newline="", errors=_UNDECODABLE_ERRORS)  # noqa: SIM115
+        try:
+            for _ in itertools.islice(handle, first - 1):
+                pass
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def _read_on_after(self, line: int, again: list[str] | None) -> None:
+        """Go on reading at physical line ``line + 1``: ``again`` (the kept lines from there to
+        the last one read), then the rest of the open file; or, when those lines are no longer
+        kept, from the file opened again at that line."""
+        since = self._lines.since  # those lines were decoded already: search them all
+        if again is not None and self._handle is not None:
+            self._read_from(_Lines(itertools.chain(again, self._handle), line + 1, since), line)
+            return
+        handle = self._lines_from(line + 1)
+        old, self._handle = self._handle, handle
+        if old is not None:
+            old.close()
+        self._read_from(_Lines(handle, line + 1, since), line)
 
     def _binary_row(self, number: int, cells: list[str], line: int) -> Row:
         """The error row for a record with undecodable bytes or a NUL, naming the line (the
@@ -519,6 +689,67 @@ def _ends_in_quotes(line: str, quoted: bool, delimiter: str) -> bool:
         if j < 0:
             return False
         i, at_start = j + 1, True
+
+
+_LINE_END = re.compile(r"(\r\n|\r|\n)$")
+
+
+def _readable(cell: str) -> str:
+    """A cell of an error row as it may be kept: blank if it holds a NUL or undecodable bytes
+    (see :meth:`_CsvInput._binary_row`)."""
+    return "" if "\x00" in cell or _UNDECODABLE.search(cell) else cell
+
+
+def _stray_quote(
+    lines: Iterator[str], first: int, delimiter: str
+) -> tuple[int, int, bool, bool] | None:
+    """Follow one record from its first line (numbered ``first``) the way csv.reader reads it
+    (``strict=False``, ``""`` for a quote, no escape character) to what may be a stray quote: a
+    quoted cell that runs past a line end and then is never closed, or is closed by a quote
+    followed by something other than the delimiter or the line end, which a well-formed file
+    never has.
+
+    Returns (line, cell index, closed, at cell start) of where that cell's quote opened (the
+    first such cell; one never closed is the last to open) and whether the quote that closed it
+    starts a cell of its line (first on it, or after a delimiter), or None when the record ends
+    without one.
+    """
+    cell = 0
+    quoted = spanned = False
+    opened = (first, 0)
+    for number, line in enumerate(lines, start=first):
+        stop = len(line.rstrip("\r\n"))  # newline="": a line end only ever ends a line
+        i = 0
+        at_start = not quoted
+        while True:
+            if quoted:
+                j = line.find('"', i, stop)
+                if j < 0:
+                    break  # the line ends inside the quoted cell
+                if line.startswith('"', j + 1):  # "" inside quotes is one quote
+                    i = j + 2
+                    continue
+                quoted, i = False, j + 1
+                if spanned and i < stop and line[i] != delimiter:
+                    return (*opened, True, j == 0 or line[j - 1] == delimiter)
+                # after the closing quote: a delimiter starts the next cell; anything else but
+                # the line end is more of this cell, unquoted (csv.reader's strict=False)
+                at_start = i < stop and line[i] == delimiter
+                cell += at_start
+                i += at_start
+                continue
+            if i >= stop:
+                return None  # a line end outside quotes ends the record
+            if at_start and line[i] == '"':
+                quoted, spanned, opened, i = True, False, (number, cell), i + 1
+                continue
+            # an unquoted cell runs to the next delimiter, or the line end ends the record
+            j = line.find(delimiter, i, stop)
+            if j < 0:
+                return None
+            i, at_start, cell = j + 1, True, cell + 1
+        spanned = True
+    return (*opened, False, False) if quoted else None
 
 
 def _single_byte(enc: str) -> bool:

@@ -9,9 +9,11 @@ every intent written meanwhile (group commit), so calls that start together cost
 in a worker thread so the event loop keeps going. Outcome lines are fsynced every
 ``fsync_interval`` seconds and at the end (losing one to a power cut leaves the row
 ``unknown``, never sent twice). Any write error raises :class:`JournalWriteError`: the run
-stops at once.
+stops at once. A new file's folder is fsynced once its header is written: an fsynced line is
+only as durable as the file's name.
 
-When the run ends, the file is rewritten atomically (temporary file, fsync, rename) to hold
+When the run ends, the file is rewritten atomically (temporary file, fsync, rename, fsync of
+the folder) to hold
 exactly one line per attempted input row, its latest outcome, in input (row-number) order, so
 it reads like the input. Resuming reads it back: rows already ``success`` are not sent again.
 
@@ -415,6 +417,12 @@ class Journal:
             if handle.tell() == 0:
                 handle.write(_header_line())
                 handle.flush()
+                # A new file (made just now to be locked, or left empty): the intents fsynced
+                # into it are only as durable as its name, which lives in the folder. Without
+                # this, a power cut could leave their fsynced lines in a file no name points to,
+                # and the rerun would send those rows again.
+                os.fsync(handle.fileno())
+                _fsync_dir(self.path.parent)
         except OSError as exc:
             handle.close()
             raise ResultsFileError(
@@ -605,6 +613,9 @@ def _size_and_digest(path: Path) -> tuple[int, str]:
 
 
 def _fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a file just created or renamed into it) durable. Best effort:
+    a folder that cannot be opened for reading, or a file system without directory fsync, is
+    left as it is."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from importer.exceptions import MappingError
-from importer.mapping import Mapping, RowError, load_mapping
+from importer.mapping import Mapping, RowError, RowWarning, load_mapping
 from importer.mapping.dates import fast_parser
 
 from .conftest import base_mapping, build, map_mapping, sent_attribute, with_changes
@@ -140,6 +140,45 @@ def test_a_time_in_the_fall_back_fold_is_its_first_occurrence(load, fmt, text):
     # 01:30 happened twice (EDT, then EST): the first, 05:30 UTC, whichever parser reads it.
     mapping = datetime_mapping(load, "America/New_York", fmt)
     assert sent_time(mapping, text) == "2024-11-03 05:30:00"
+
+
+def test_a_time_in_the_fold_is_a_warning_of_its_row_every_time(load):
+    mapping = datetime_mapping(load, "America/New_York", "%Y-%m-%d %H:%M")
+    fold = RowWarning(
+        "'2024-11-03 01:30' happens twice in America/New_York (-04:00, then -05:00); "
+        "sent as the first, 2024-11-03 05:30:00 UTC",
+        "at",
+    )
+    # the converter caches its results: the second row with that text is warned about too
+    for _ in range(2):
+        assert build(mapping, email="a@x.io", at="2024-11-03 01:30").warnings == (fold,)
+    assert build(mapping, email="a@x.io", at="2024-11-03 02:30").warnings == ()
+    assert build(mapping, email="a@x.io", at="2024-11-03 00:30").warnings == ()
+    # a row that fails after the fold leaves nothing behind for the next row
+    with pytest.raises(RowError):
+        build(mapping, email="", at="2024-11-03 01:30")
+    assert build(mapping, email="a@x.io", at="2024-07-01 12:00").warnings == ()
+    assert str(fold) == f"column 'at': {fold.message}"
+
+
+def test_a_date_without_a_time_at_a_fold_midnight_is_no_warning(load):
+    # Havana goes back from 01:00 to 00:00: midnight of that day happens twice, but a date
+    # means the day's first instant, as documented.
+    mapping = datetime_mapping(load, "America/Havana", "%Y-%m-%d")
+    payload = build(mapping, email="a@x.io", at="2024-11-03")
+    assert payload.warnings == ()
+
+
+def test_a_template_date_time_in_the_fold_names_its_mapping_key(load):
+    spec = {"template": "{day} {time}", "format": "%Y-%m-%d %H:%M"}
+    mapping = load(
+        with_changes(source={"timezone": "America/New_York"}, activity={"datetime": spec})
+    )
+    payload = build(mapping, email="a@x.io", day="2024-11-03", time="01:30")
+    assert [str(w) for w in payload.warnings] == [
+        "activity.datetime: '2024-11-03 01:30' happens twice in America/New_York "
+        "(-04:00, then -05:00); sent as the first, 2024-11-03 05:30:00 UTC"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -183,10 +183,22 @@ def test_trailing_delimiter_in_header_is_a_blank_name(tmp_path: Path) -> None:
 TOO_LONG = "expected 3 cells, found 4; quote any cell that contains ','"
 
 
-UNCLOSED = (
-    "a quoted cell is never closed, so the row runs to the end of the file; "
-    "check for a stray '\"' in this row"
-)
+def stray(line: int, column: str, resumed: bool = True) -> str:
+    """The error of the row whose quote at ``line``/``column`` never closes."""
+    message = (
+        f"line {line}, column '{column}': a quoted cell opens here and is never closed, so it "
+        "would run to the end of the file; check for a stray '\"' in this row"
+    )
+    return message + (f" (reading went on with line {line + 1})" if resumed else "")
+
+
+def swallowing(line: int, column: str, last: int) -> str:
+    """The error of the row whose quote at ``line``/``column`` swallows lines up to ``last``."""
+    return (
+        f"line {line}, column '{column}': a quoted cell opens here and swallows the lines after "
+        f"it up to line {last}, where a quote ends it with text after it; check for a stray "
+        f"'\"' in this row (reading went on with line {line + 1})"
+    )
 
 
 def test_long_row_is_an_error_row_and_reading_goes_on(tmp_path: Path) -> None:
@@ -233,35 +245,116 @@ def test_many_ragged_rows_each_become_error_rows(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("end", ["\n", ""])
-def test_unclosed_quote_is_the_last_row_with_an_error(tmp_path: Path, end: str) -> None:
-    path = write(tmp_path, "q.csv", f'a,b\n1,2\n"3\n4",5\n6,"7\n8,9{end}')
-    # records: header 1, row 2, multi-line row 3, the quote opened on row 4 never closes
+def test_a_quote_never_closed_is_its_rows_error_and_the_lines_after_it_are_read(
+    tmp_path: Path, end: str
+) -> None:
+    path = write(tmp_path, "q.csv", f'a,b\n1,2\n"3\n4",5\n6,"7\n8,9\n10,11{end}')
+    # records: header 1, row 2, multi-line row 3; the quote opened on line 5 never closes:
+    # row 4 is that line alone, and lines 6 and 7 are rows 5 and 6 as they would be without it
     assert read_all(path)[1] == [
         Row(2, {"a": "1", "b": "2"}),
         Row(3, {"a": "3\n4", "b": "5"}),
-        Row(4, {"a": "6", "b": f"7\n8,9{end}"}, error=UNCLOSED),
+        Row(4, {"a": "6", "b": "7"}, error=stray(5, "b")),
+        Row(5, {"a": "8", "b": "9"}),
+        Row(6, {"a": "10", "b": "11"}),
     ]
 
 
-def test_unclosed_quote_in_a_one_column_file(tmp_path: Path) -> None:
+def test_unclosed_quote_on_the_last_line(tmp_path: Path) -> None:
     path = write(tmp_path, "q.csv", 'a\n1\n"2\n')
-    assert read_all(path)[1] == [Row(2, {"a": "1"}), Row(3, {"a": "2\n"}, error=UNCLOSED)]
-
-
-def test_stray_quote_swallowing_a_huge_part_is_one_error_row(tmp_path: Path) -> None:
-    # Once a file error once rows were read (item 11); now the row that opened the quote is the
-    # error row, naming the lines it swallowed, and it is the last row: nothing closes it.
-    path = write(tmp_path, "q.csv", 'a,b\n1,2\n3,"4\n' + "5,6\n" * 40_000)
     assert read_all(path)[1] == [
-        Row(2, {"a": "1", "b": "2"}),
+        Row(2, {"a": "1"}),
+        Row(3, {"a": "2"}, error=stray(3, "a", resumed=False)),
+    ]
+
+
+def test_an_unclosed_quote_after_a_multi_line_cell_of_the_same_row_names_its_own_line(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "q.csv", 'a,b,c\n"x\ny",2,"3\n4,5,6\n')
+    assert read_all(path)[1] == [
+        Row(2, {"a": "x\ny", "b": "2", "c": "3"}, error=stray(3, "c")),
+        Row(3, {"a": "4", "b": "5", "c": "6"}),
+    ]
+
+
+def test_lines_read_again_after_a_stray_quote_keep_their_own_errors(tmp_path: Path) -> None:
+    body = 'a,b\n1,"x\n2,Z\xfcrich\n3,y\n4,5,6\n'
+    path = write(tmp_path, "q.csv", body, encoding="latin-1")
+    assert read_all(path)[1] == [
+        Row(2, {"a": "1", "b": "x"}, error=stray(2, "b")),
         Row(
             3,
-            {"a": "", "b": ""},
-            error="a quoted cell is never closed, so the row runs to the end of the file "
-            "(lines 3 to 40003) and a cell is longer than 131,072 characters; "
-            "check for a stray '\"' in this row",
+            {"a": "2", "b": ""},
+            error="line 3, column 'b': cannot decode as utf-8 (try --encoding cp1252)",
+        ),
+        Row(4, {"a": "3", "b": "y"}),
+        Row(
+            5,
+            {"a": "4", "b": "5"},
+            error="expected 2 cells, found 3; quote any cell that contains ','",
         ),
     ]
+
+
+def test_a_stray_quote_closed_by_the_next_rows_quoted_note_is_found(tmp_path: Path) -> None:
+    # The usual export: notes are quoted. A stray quote in row 3's city is closed by the quote
+    # that opens row 4's note; csv.reader made one row of the two (too few cells, padded) and
+    # row 4 vanished. A closing quote followed by text, in a cell that ran past a line end,
+    # with the wrong number of cells: that is the stray quote's row, and row 4 is read again.
+    path = write(
+        tmp_path,
+        "n.csv",
+        "email,city,note\n"
+        'a@x.in,Pune,"likes ""SIP"", calls back"\n'
+        'b@x.in,"Goa,walk-in\n'
+        'c@x.in,Agra,"Price sensitive, compare offers"\n'
+        'd@x.in,Ooty,"two\nlines"\n',
+    )
+    assert read_all(path)[1] == [
+        Row(2, {"email": "a@x.in", "city": "Pune", "note": 'likes "SIP", calls back'}),
+        Row(
+            3,
+            {"email": "b@x.in", "city": "Goa,walk-in", "note": ""},
+            error=swallowing(3, "city", 4),
+        ),
+        Row(4, {"email": "c@x.in", "city": "Agra", "note": "Price sensitive, compare offers"}),
+        Row(5, {"email": "d@x.in", "city": "Ooty", "note": "two\nlines"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'a,b,c\n1,"note\nwith ""quotes"", commas, and\n\nlines",3\n',  # the right cell count
+        'a,b,c\n1,"short row\nof a multi-line note"\n',  # fewer cells: padded, as ever
+        'a,b,c\n1,"a closing quote ""right""\nthen a comma",3,\n',  # a trailing delimiter
+        'a,b,c\n1,"sloppy but right\ncount" with text after,3\n',  # text after, right count
+    ],
+)
+def test_multi_line_cells_that_are_not_stray_quotes_read_as_before(
+    tmp_path: Path, body: str
+) -> None:
+    path = write(tmp_path, "m.csv", body)
+    with open(path, newline="", encoding="utf-8") as handle:
+        expected = [cells for cells in csv.reader(handle)][1:]
+    rows = read_all(path)[1]
+    assert [r.error for r in rows] == [""]
+    assert [list(r.values.values()) for r in rows] == [(expected[0] + ["", ""])[:3]]
+
+
+def test_stray_quote_swallowing_a_huge_part_is_one_error_row_and_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    # Once a file error once rows were read (item 11), then the last row, swallowing 40,000
+    # lines; now the row with the stray quote is the error row and the lines after it are rows.
+    path = write(tmp_path, "q.csv", 'a,b\n1,2\n3,"4\n' + "5,6\n" * 40_000)
+    rows = read_all(path)[1]
+    assert rows[:2] == [
+        Row(2, {"a": "1", "b": "2"}),
+        Row(3, {"a": "", "b": ""}, error=stray(3, "b")),
+    ]
+    assert rows[2:] == [Row(n, {"a": "5", "b": "6"}) for n in range(4, 40_004)]
 
 
 def test_a_ten_megabyte_cell_is_an_error_row_and_reading_goes_on(tmp_path: Path) -> None:
@@ -395,6 +488,28 @@ def test_following_the_quotes_agrees_with_csv_reader(quoted: bool) -> None:
             next(csv.reader(source))
             went_on = next(source, None) is None
             assert delimited._ends_in_quotes(text, quoted, ",") is went_on, (text, quoted)
+
+
+def test_finding_a_stray_quote_agrees_with_csv_reader() -> None:
+    # Every text of up to 7 characters of a , " and line ends, read as one record from its
+    # start: the quote _stray_quote finds never closed is csv.reader's last cell of a record
+    # that ran to the end; when it finds none, csv.reader's record ends before a line added
+    # after the text, and when it finds one closed, the quote really is followed by text.
+    for n in range(1, 8):
+        for chars in itertools.product('a,"\n', repeat=n):
+            text = "".join(chars)
+            lines = text.splitlines(keepends=True)
+            found = delimited._stray_quote(iter(lines), 1, ",")
+            record = next(csv.reader(lines + ["#\n"]), [])
+            if found is None:
+                assert "#" not in "".join(record), text
+            elif not found[2]:
+                line, cell, _, _ = found
+                assert "#" in record[-1] and cell == len(record) - 1, (text, found)
+                assert lines[line - 1].count('"'), (text, found)
+            else:
+                line, cell, _, _ = found
+                assert lines[line - 1].count('"') and line < len(lines), (text, found)
 
 
 class _FailingRaw(io.RawIOBase):

@@ -180,3 +180,54 @@ def test_resume_planning_reads_big_files_in_blocks_and_still_names_the_damaged_l
         path.write_bytes(b"\n".join([*lines[:25], bad, *lines[26:]]))
         with pytest.raises(ResultsFileError, match="line 26 is damaged"):
             read_outcomes(path)
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch, results: Path) -> list[tuple[str, int]]:
+    """Record each os.fsync as (what it syncs: 'folder', 'results' or 'other', the results
+    file's size by name at that moment: -1 when the name is not there)."""
+    import os
+    import stat
+
+    events: list[tuple[str, int]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced = os.fstat(fd)
+        folder = results.parent.stat()
+        by_name = results.stat() if results.exists() else None
+        if stat.S_ISDIR(synced.st_mode) and synced.st_ino == folder.st_ino:
+            what = "folder"
+        elif by_name is not None and synced.st_ino == by_name.st_ino:
+            what = "results"
+        else:
+            what = "other"
+        events.append((what, by_name.st_size if by_name is not None else -1))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return events
+
+
+def test_a_new_results_file_has_its_folder_fsynced_once_its_header_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The intents fsynced into a new file are lost with it if its name is not on disk: after a
+    # power cut the rerun would find no results file and send those rows again.
+    results = tmp_path / "r.csv"
+    events = _record_fsyncs(monkeypatch, results)
+    Journal(results).open()
+    header = len(",".join(COLUMNS)) + 1
+    assert events == [("results", header), ("folder", header)]
+
+
+def test_reopening_a_results_file_does_not_fsync_its_folder_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "r.csv"
+    journal = Journal(results)
+    journal.open()
+    journal.record(Result(2, "a@x", Status.SUCCESS, attempts=1))
+    journal.close()
+    events = _record_fsyncs(monkeypatch, results)
+    Journal(results).open()
+    assert events == []

@@ -592,11 +592,18 @@ def _run_with_env_file(tmp_path: Path, env_file: Path, *extra: str) -> subproces
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ("LSQ_ACCESS_KEY=a\nLSQ_PASSWORD=x\n", "unknown setting 'LSQ_PASSWORD'"),
-        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY\n", "line 2: expected NAME=value"),
-        ("LSQ_ACCESS_KEY=a\n", "LSQ_SECRET_KEY not set"),
-        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\x1bc\n", "LSQ_SECRET_KEY contains a control"),
-        ("LSQ_ACCESS_KEY=a\nLSQ_SECRET_KEY=b\nLSQ_HOST=http://example.com\n", "plain http"),
+        ("LSQ_ACCESS_KEY=u$rAccessKey0123\nLSQ_PASSWORD=x\n", "unknown setting 'LSQ_PASSWORD'"),
+        ("LSQ_ACCESS_KEY=u$rAccessKey0123\nLSQ_SECRET_KEY\n", "line 2: expected NAME=value"),
+        ("LSQ_ACCESS_KEY=u$rAccessKey0123\n", "LSQ_SECRET_KEY not set"),
+        (
+            "LSQ_ACCESS_KEY=u$rAccessKey0123\nLSQ_SECRET_KEY=Secret\x1bKey0123\n",
+            "LSQ_SECRET_KEY contains a control",
+        ),
+        (
+            "LSQ_ACCESS_KEY=u$rAccessKey0123\nLSQ_SECRET_KEY=SecretKey0123456\n"
+            "LSQ_HOST=http://example.com\n",
+            "plain http",
+        ),
     ],
     ids=["unknown setting", "bad line", "missing key", "bad key", "bad host"],
 )

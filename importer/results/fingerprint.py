@@ -126,7 +126,9 @@ class Fingerprints:
 
 
 def fsync_dir(folder: Path) -> None:
-    """Make a new or renamed name in ``folder`` survive a power cut (best effort)."""
+    """Make the folder's entries (a file just created or renamed into it) durable. Best effort:
+    a folder that cannot be opened for reading, or a file system without directory fsync, is
+    left as it is."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..exceptions import JournalWriteError, ResultsFileError
+from .fingerprint import fsync_dir
 from .status import FINAL_STATUSES, Status
 
 COLUMNS = (
@@ -422,7 +423,7 @@ class Journal:
                 # this, a power cut could leave their fsynced lines in a file no name points to,
                 # and the rerun would send those rows again.
                 os.fsync(handle.fileno())
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             handle.close()
             raise ResultsFileError(
@@ -599,7 +600,7 @@ class Journal:
                 f"{self.path}: cannot rewrite the results file ({exc.strerror}); "
                 "the journal as written is intact"
             ) from None
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return counts
 
 
@@ -610,19 +611,3 @@ def _size_and_digest(path: Path) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the folder's entries (a file just created or renamed into it) durable. Best effort:
-    a folder that cannot be opened for reading, or a file system without directory fsync, is
-    left as it is."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -331,8 +331,9 @@ def test_a_journal_cut_after_a_kill_is_refused_not_resent(
     resumed = run_import_process(source, results, sandbox.base_url)
     assert resumed.returncode in (0, 1), resumed.stdout + resumed.stderr
     statuses = [line["status"] for line in read_results(results)]
-    assert len(statuses) == 60
-    assert len(sandbox.activities) == 60 - statuses.count("unknown")
+    assert len(statuses) == 60 and set(statuses) <= {"success", "unknown"}
+    # Each success once; a row the kill left ``unknown`` may or may not have landed.
+    assert statuses.count("success") <= len(sandbox.activities) <= 60
 
 
 def test_a_results_file_edited_to_the_same_size_is_refused(

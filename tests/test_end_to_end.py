@@ -379,3 +379,30 @@ def test_a_kill_between_the_final_rename_and_its_metadata_still_resumes(
     with pytest.raises(ImporterError, match="was changed since lsq-import last wrote it"):
         import_into(sandbox, source, results)
     assert len(sandbox.activities) == 12
+
+
+def test_a_rewrite_that_never_took_the_name_is_forgotten_at_the_next_resume(
+    sandbox_thread, tmp_path, sample_rows
+) -> None:
+    """A kill after the rewrite's digest was recorded but before the rename left ``pending_*``
+    behind: a later cut of the file to that size passed as "the rewrite" (12 duplicates)."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(12), tmp_path / "r.csv"
+    import_into(sandbox, source, results, limit=8)
+    meta = results.with_name(results.name + ".meta.json")
+    recorded = json.loads(meta.read_text())
+    shorter = results.read_bytes()[:-1]
+    shorter = shorter[: shorter.rindex(b"\n") + 1]  # one line fewer: what the cut will leave
+    recorded.update(pending_bytes=len(shorter), pending_sha256=hashlib.sha256(shorter).hexdigest())
+    meta.write_text(json.dumps(recorded))
+    # The resume's check (a run killed right after it never reaches its own final rewrite).
+    from importer.results.file import ResultsFile
+    from importer.results.fingerprint import Fingerprints
+
+    with ResultsFile(results).claim() as claimed:
+        claimed.check_resume(Fingerprints.of(source, EXAMPLE_MAPPING), force=False)
+    assert json.loads(meta.read_text())["pending_bytes"] == 0
+    results.write_bytes(shorter)
+    with pytest.raises(ImporterError, match="than when lsq-import last wrote it"):
+        import_into(sandbox, source, results)
+    assert len(sandbox.activities) == 8

@@ -155,6 +155,19 @@ def test_a_results_file_cut_short_is_refused_not_resent(
         )
         assert "restore it from a backup" in again.stderr
         assert len(sandbox.activities) == 30  # nothing sent again
+    # Cut to its header, emptied, deleted: no outcome can be read, and every row was sent
+    # again (118 activities for 59 rows).
+    header = whole[: whole.index(b"\n") + 1]
+    for cut_to in (header, b"", None):
+        if cut_to is None:
+            results.unlink()
+        else:
+            results.write_bytes(cut_to)
+        again = run_import_process(source, results, sandbox.base_url)
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert "than when lsq-import last wrote it" in again.stderr
+        assert len(sandbox.activities) == 30
+    assert not results.exists()  # the refused run leaves no empty file behind
     results.write_bytes(whole)
     assert run_import_process(source, results, sandbox.base_url).returncode == 0
     assert len(sandbox.activities) == 30

@@ -154,7 +154,7 @@ def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | Non
     except OSError:
         size = 0
     verified = recorded.verified_bytes or recorded.written_bytes
-    if size < verified and size != recorded.pending_bytes:
+    if size < verified and not (recorded.pending_bytes and size == recorded.pending_bytes):
         raise ResultsFileError(
             f"{results} is shorter ({size} bytes) than when lsq-import last wrote it "
             f"({verified} bytes): it was cut or edited, and the rows it lost would be sent "
@@ -182,6 +182,18 @@ def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | Non
         pending = whole
     prefix_ok = not recorded.verified_sha256 or prefix == recorded.verified_sha256
     pending_ok = bool(recorded.pending_sha256) and pending == recorded.pending_sha256
+    if pending_ok and not prefix_ok:
+        # The rewrite took the name before its metadata said so: it is what was written.
+        replace(
+            recorded,
+            verified_bytes=recorded.pending_bytes,
+            verified_sha256=recorded.pending_sha256,
+            pending_bytes=0,
+            pending_sha256="",
+        ).save(results, durable=True)
+    elif recorded.pending_bytes and prefix_ok:
+        # The rewrite never took the name: forget it, or a later cut to its size would pass.
+        replace(recorded, pending_bytes=0, pending_sha256="").save(results, durable=True)
     if not (prefix_ok or pending_ok):
         raise ResultsFileError(
             f"{results} was changed since lsq-import last wrote it (its first "
@@ -208,10 +220,14 @@ def check_resume(
     when the check passes, so the next resume compares against this run's files. Returns the
     results file's running SHA-256, if it was read.
     """
-    recorded = Fingerprints.load(results) if started else None
+    on_disk = Fingerprints.load(results)
     digest = None
-    if recorded is not None and (recorded.verified_bytes or recorded.written_bytes):
-        digest = verify_written(results, recorded)
+    if on_disk is not None and (on_disk.verified_bytes or on_disk.written_bytes):
+        # Also when no outcome can be read: a file cut to its header, emptied or deleted
+        # under its metadata would otherwise be sent again from the first row.
+        digest = verify_written(results, on_disk)
+        on_disk = Fingerprints.load(results)  # as verify_written may have updated it
+    recorded = on_disk if started else None
     if recorded is not None and not force:
         if recorded.input_digest != current.input_digest:
             raise ResultsFileError(

@@ -162,7 +162,14 @@ def run_import(
         with open_source() as source:
             the_mapping.check_columns(source.columns, str(input_path))
             if fingerprints is None:
-                fingerprints = Fingerprints.of(input_path, the_mapping.path)
+                try:
+                    fingerprints = Fingerprints.of(input_path, the_mapping.path)
+                except OSError as exc:
+                    raise InputFileError(
+                        f"{exc.filename or input_path}: cannot be read to its end "
+                        f"({exc.strerror}): a run needs a regular file, which a resume can "
+                        "check is the same"
+                    ) from None
             endpoint = resolve_endpoint(
                 host=settings.host,
                 credentials=settings.credentials,

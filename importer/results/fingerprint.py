@@ -8,22 +8,37 @@ kept next to the results file (``<results>.meta.json``) and checked before a res
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..exceptions import ResultsFileError
+from .status import Status
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """``sha256:<hex>`` of a file's bytes (about 1 s per GB)."""
+    """``sha256:<hex>`` of a file's bytes (about 1 s per GB); OSError for a path that is not a
+    regular file (``/dev/zero`` or a pipe would be read for ever)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # before open: opening a pipe blocks
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+def _counts(found: object) -> dict[str, int]:
+    """The ``counts`` of a metadata file; ValueError if they are not status -> count."""
+    if not found:
+        return {}
+    if not isinstance(found, dict) or not set(found) <= {status.value for status in Status}:
+        raise ValueError("counts")
+    return {str(k): int(v) for k, v in found.items()}
 
 
 def meta_path(results: Path) -> Path:
@@ -111,7 +126,7 @@ class Fingerprints:
                 complete=data.get("complete") is True,
                 written_bytes=int(data.get("written_bytes") or 0),
                 written_rows=int(data.get("written_rows") or 0),
-                counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+                counts=_counts(data.get("counts")),
                 verified_bytes=int(data.get("verified_bytes") or 0),
                 verified_sha256=str(data.get("verified_sha256") or ""),
                 pending_bytes=int(data.get("pending_bytes") or 0),
@@ -119,7 +134,7 @@ class Fingerprints:
             )
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise ResultsFileError(
                 f"{target}: damaged; delete it to resume without the input/mapping check"
             ) from None

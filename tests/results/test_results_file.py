@@ -3,6 +3,7 @@ completion."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,20 @@ def test_validation_never_replaces_a_runs_results(tmp_path: Path) -> None:
     second = ResultsFile(checked).open_for_validation()  # a validation's file may be replaced
     second.finalize()
     assert checked.read_text().splitlines()[1:] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"counts": [1]}', '{"counts": {"bogus": 3}}', "[" * 100_000 + "]" * 100_000],
+    ids=["counts a list", "counts not statuses", "nested too deep"],
+)
+def test_hand_edited_metadata_is_damaged_not_an_internal_error(tmp_path, text: str) -> None:
+    from importer.exceptions import ResultsFileError
+    from importer.results.fingerprint import Fingerprints
+
+    results = tmp_path / "r.csv"
+    good = {"input": "a", "input_digest": "x", "mapping": "m", "mapping_digest": "y"}
+    body = text if text.startswith("[") else json.dumps({**good, **json.loads(text)})
+    (tmp_path / "r.csv.meta.json").write_text(body)
+    with pytest.raises(ResultsFileError, match="damaged"):
+        Fingerprints.load(results)

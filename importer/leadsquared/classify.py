@@ -83,11 +83,18 @@ def _is_rate_limited(resp: ApiResponse) -> bool:
     )
 
 
+MAX_ID = 100
+"""The longest ``Message.Id`` taken as an activity Id (LeadSquared's are 36-character GUIDs)."""
+
+
 def _activity_id(body: Any) -> str:
-    """``Message.Id`` of a success body when it is a non-empty string, else ""."""
+    """``Message.Id`` of a success body when it can be an Id (a non-empty string of at most
+    :data:`MAX_ID` printable characters), else ""."""
     msg = body.get("Message") if isinstance(body, dict) else None
     found = msg.get("Id") if isinstance(msg, dict) else None
-    return found if isinstance(found, str) and found.strip() else ""
+    if not isinstance(found, str) or not found.strip() or len(found) > MAX_ID:
+        return ""
+    return found if found.isprintable() and found.isascii() else ""
 
 
 def _is_success(resp: ApiResponse) -> bool:
@@ -119,7 +126,7 @@ def _unreadable(resp: ApiResponse) -> str:
     if status.lower() == "success":
         if _activity_id(body):
             return f"a body that says Success (activity {_activity_id(body)})"
-        return "Status Success but no activity Id (Message.Id missing or not a string)"
+        return "Status Success but no activity Id (Message.Id missing, not a string or not an Id)"
     return f"an answer without a known Status ({status or 'none'})"
 
 

@@ -180,7 +180,23 @@ def _parse_json(text: str) -> Any:
         body = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    return None if _deeper_than(body, MAX_DEPTH) else body
+    if _deeper_than(body, MAX_DEPTH):
+        return None
+    if "\\ud" in text.lower():  # a \uD800-\uDFFF escape: a lone surrogate may be in it
+        body = _without_surrogates(body)
+    return body
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate (``"\\udc80"``: valid JSON, not writable as UTF-8)
+    replaced by "?" (at most :data:`MAX_DEPTH` levels: checked before)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

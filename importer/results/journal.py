@@ -88,6 +88,21 @@ def unescape_cell(text: str) -> str:
     return text[1:] if text.startswith("'") else text
 
 
+MAX_MESSAGE = 2000
+"""The most characters of a server's error message a results line keeps."""
+
+
+def _server_cell(text: str, cap: int) -> str:
+    """A server-supplied text as a results cell: one line, at most ``cap`` characters, no lone
+    surrogates (a JSON ``\\udc80`` cannot be written as UTF-8), formula-escaped."""
+    text = " ".join(text.split())
+    if len(text) > cap:
+        text = text[: cap - 1] + "…"
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return escape_cell(text)
+
+
 def utc_now() -> str:
     """Now, UTC, ISO 8601 with a Z: when an outcome was recorded."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -109,17 +124,17 @@ class Result:
     finished_at: str = ""
 
     def cells(self) -> list[str]:
-        message = " ".join(self.error_message.split())  # one physical line per record
         return [
             str(self.row),
             key_cell(self.key),
             self.status,
-            # Server-supplied: one physical line and formula-safe, or the file could not be read.
-            escape_cell(" ".join(self.activity_id.split())),
-            escape_cell(" ".join(self.lead_id.split())),
+            # Server-supplied: one physical line, bounded, valid UTF-8 and formula-safe, or the
+            # file could not be read back (a 150 kB stack trace passed the CSV field limit).
+            _server_cell(self.activity_id, 200),
+            _server_cell(self.lead_id, 200),
             "" if self.http_status is None else str(self.http_status),
-            escape_cell(" ".join(self.error_type.split())),
-            escape_cell(message),
+            _server_cell(self.error_type, 200),
+            _server_cell(self.error_message, MAX_MESSAGE),
             str(self.attempts),
             self.finished_at or utc_now(),
         ]

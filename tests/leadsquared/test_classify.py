@@ -166,3 +166,12 @@ def test_an_error_status_whose_body_says_success_is_not_sent_again(status: int) 
     assert "not sent again" in outcome.error_message
     # A GET (a metadata call) is safe to repeat: still retried.
     assert classify(ApiResponse(500, body, "", method="GET")).kind is Kind.TRANSIENT
+
+
+@pytest.mark.parametrize("found", ["x" * 900_000, "id\udc80", "two\nlines", "é" * 10])
+def test_a_success_whose_id_cannot_be_an_id_is_unknown(found: str) -> None:
+    """A 900,000-character ``Message.Id`` was written into the results file, whose lines then
+    passed the CSV field limit: every later run said "damaged"."""
+    body = {"Status": "Success", "Message": {"Id": found}}
+    outcome = classify(ApiResponse(200, body, "", method="POST"))
+    assert outcome.kind is Kind.AMBIGUOUS and "not an Id" in outcome.error_message

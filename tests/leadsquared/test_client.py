@@ -277,3 +277,12 @@ def test_an_answer_in_a_bad_or_unasked_encoding_is_a_lost_answer(
     error = info.value
     assert error.maybe_sent
     assert error.name == "ClientPayloadError" and says in error.detail
+
+
+def test_a_lone_surrogate_in_an_answer_is_replaced_not_an_internal_error() -> None:
+    """``"\\udc80"`` is valid JSON but cannot be written as UTF-8: the results line, the log
+    and the summary failed with UnicodeEncodeError (exit 70)."""
+    from importer.leadsquared.client import _parse_json
+
+    body = _parse_json('{"ExceptionMessage": "bad \\udc80 text", "Ok": "\\ud83d\\ude00"}')
+    assert body == {"ExceptionMessage": "bad ? text", "Ok": "\U0001f600"}

@@ -231,3 +231,19 @@ def test_reopening_a_results_file_does_not_fsync_its_folder_again(
     events = _record_fsyncs(monkeypatch, results)
     Journal(results).open()
     assert events == []
+
+
+def test_server_texts_are_bounded_and_writable_in_a_results_line(tmp_path: Path) -> None:
+    """A 150 kB stack trace as the error message passed the CSV reader's field limit (every
+    later run: "line 2 is damaged"); a lone surrogate could not be encoded at all."""
+    from importer.results.journal import MAX_MESSAGE, Journal, Result, read_outcomes
+
+    journal = Journal(tmp_path / "r.csv")
+    journal.open()
+    journal.record(
+        Result(2, "a@x.com", Status.FAILED, error_type="E\udc80", error_message="x" * 150_000)
+    )
+    journal.close()
+    assert read_outcomes(tmp_path / "r.csv").get(2) is Status.FAILED
+    line = (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()[1]
+    assert len(line) < MAX_MESSAGE + 200 and "E?" in line

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -330,8 +330,9 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
-    check_output_path("--summary-json", summary_json)
-    check_output_path("--log-file", log_file)
+    kept = _kept_files(input_file, mapping, results)
+    check_output_path("--summary-json", summary_json, kept)
+    check_output_path("--log-file", log_file, [*kept, summary_json])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
     _load("ProgressBar", "wants_bar", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
@@ -364,13 +365,20 @@ def run(
     sys.exit(int(batch.exit_status))
 
 
-def check_output_path(option: str, path: Path | None) -> None:
-    """Refuse, before anything is sent, an output file that could not be written at the end."""
+def check_output_path(
+    option: str, path: Path | None, keep: Iterable[str | os.PathLike[str] | None] = ()
+) -> None:
+    """Refuse, before anything is sent, an output file that could not be written at the end,
+    or that is one of the files ``keep`` names (the input, the mapping, the results file and
+    its metadata: ``--summary-json leads.csv`` overwrote the input)."""
     if path is None:
         return
     folder = path.parent
     problem = ""
-    if not folder.is_dir():
+    clash = next((Path(other) for other in keep if other and _same_file(path, Path(other))), None)
+    if clash is not None:
+        problem = f"names {clash}, a file this command reads or keeps; choose another file"
+    elif not folder.is_dir():
         problem = f"the folder {str(folder)!r} does not exist"
     elif path.exists() and not path.is_file():
         problem = "not a regular file"
@@ -378,6 +386,30 @@ def check_output_path(option: str, path: Path | None) -> None:
         problem = "not writable"
     if problem:
         raise CliError(f"{option} {path}: {problem}", int(ExitStatus.BAD_INPUT))
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve() or (
+            one.exists() and other.exists() and os.path.samefile(one, other)
+        )
+    except OSError:
+        return False
+
+
+def _beside(results: Path) -> list[Path]:
+    return [results.with_name(results.name + suffix) for suffix in (".meta.json", ".lock")]
+
+
+def _kept_files(
+    input_file: str | os.PathLike[str], mapping: Path, results: Path | None
+) -> list[Path]:
+    """What an output option must not name: the input, the mapping, the results file (the
+    default one too) and the files beside it."""
+    from .results.file import ResultsFile
+
+    results_path = ResultsFile.for_input(input_file, results).path
+    return [Path(input_file), mapping, results_path, *_beside(results_path)]
 
 
 @contextlib.contextmanager
@@ -545,8 +577,8 @@ def report(
         for line in rows_with_status(results, status):
             click.echo(line)
         return
-    check_output_path("--json", json_file)
-    check_output_path("--html", html_file)
+    check_output_path("--json", json_file, [results, *_beside(results)])
+    check_output_path("--html", html_file, [results, *_beside(results), json_file])
     found = read_report(results)
     if json_file:
         write_json(found, json_file)
@@ -642,6 +674,9 @@ def validate(
     _load("ProgressBar", "wants_bar")
 
     _check_online_flags(online or sandbox, host, env_file)
+    kept = [input_file, mapping, *([results, *_beside(results)] if results else [])]
+    check_output_path("--payloads", payloads, kept)
+    check_output_path("--results", results, [input_file, mapping, payloads])
     account = None
     if online or sandbox:
 

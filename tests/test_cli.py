@@ -647,3 +647,40 @@ def test_an_env_file_readable_by_others_that_is_used_warns_once(
         f"chmod 600 {env_file}"
     ]
     assert SANDBOX_KEYS.secret_key not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "target"),
+    [
+        ("--summary-json", "leads.csv"),
+        ("--summary-json", "map.yaml"),
+        ("--summary-json", "leads.results.csv"),
+        ("--log-file", "leads.csv"),
+        ("--log-file", "leads.results.csv.meta.json"),
+    ],
+)
+def test_an_output_option_naming_a_file_the_run_reads_or_keeps_is_refused(
+    tmp_path: Path, sample_rows, monkeypatch: pytest.MonkeyPatch, option: str, target: str
+) -> None:
+    """``--summary-json leads.csv`` overwrote the input with JSON, ``--log-file`` appended log
+    lines to it as data rows, ``--summary-json RESULTS`` replaced the results file."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    source = sample_rows(3)
+    shutil.copy(EXAMPLE_MAPPING, tmp_path / "map.yaml")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    result = CliRunner().invoke(
+        cli, ["run", str(source), "-m", "map.yaml", "--sandbox", "-q", option, target]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{option} {target}: names " in result.output and "reads or keeps" in result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_report_refuses_to_write_its_html_over_the_results_file(tmp_path: Path) -> None:
+    results = tmp_path / "r.csv"
+    results.write_text("row,key\n")
+    result = CliRunner().invoke(cli, ["report", str(results), "--html", str(results)])
+    assert result.exit_code == 2, result.output
+    assert results.read_text() == "row,key\n"

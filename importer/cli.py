@@ -88,7 +88,9 @@ def reports_errors(func: F) -> F:
         except ImporterError as exc:
             raise CliError(str(exc), int(exc.exit_status)) from None
         except KeyboardInterrupt:
-            raise CliError("interrupted", int(ExitStatus.INTERRUPTED)) from None
+            raise CliError(
+                "interrupted; run the same command again", int(ExitStatus.INTERRUPTED)
+            ) from None
         except OSError as exc:  # e.g. a full disk or a file size limit while writing output
             where = f"{exc.filename}: " if exc.filename else ""
             raise CliError(
@@ -758,6 +760,27 @@ def init_mapping(
     click.echo(made.to_text())
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="lsq-import")
+    """Console-script entry point.
+
+    A SIGTERM is a Ctrl-C from the first line on, and a Ctrl-C that arrives before a command
+    runs (while its options are read) is one line and exit 4, like one during its start-up:
+    click's own "Aborted!" would exit 1, which means "rows failed".
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = cli.main(prog_name="lsq-import", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Error: interrupted before anything was sent", err=True)
+        sys.exit(int(ExitStatus.INTERRUPTED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -684,3 +684,23 @@ def test_report_refuses_to_write_its_html_over_the_results_file(tmp_path: Path) 
     result = CliRunner().invoke(cli, ["report", str(results), "--html", str(results)])
     assert result.exit_code == 2, result.output
     assert results.read_text() == "row,key\n"
+
+
+def test_a_ctrl_c_while_the_options_are_read_is_one_line_and_exit_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click turned it into "Aborted!" and exit 1, which the README says means rows failed."""
+    import click
+
+    import importer.cli as cli_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(click.Path, "convert", interrupted)
+    monkeypatch.setattr(cli_module.signal, "signal", lambda *args: None)  # keep pytest's
+    monkeypatch.setattr(sys, "argv", ["lsq-import", "report", "r.csv"])
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    assert exited.value.code == 4
+    assert capsys.readouterr().err.strip() == "Error: interrupted before anything was sent"

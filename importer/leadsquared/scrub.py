@@ -55,6 +55,8 @@ _INVISIBLE = re.compile(r"[\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f
 _BACKSLASH = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "0": "\0"}
 _UNESCAPE_ROUNDS = 3
+_TAG = re.compile(r"<[^<>]{0,200}>")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 # An encoded needle shorter than this would turn up by chance (only a key far shorter than a
 # real one gives one).
 _MIN_NEEDLE = 6
@@ -89,12 +91,12 @@ def _mojibake(secret: str) -> Iterator[str]:
             yield raw.decode(codec)
 
 
-def _base64_needles(secret: str) -> Iterator[str]:
+def _base64_needles(secret: str | bytes) -> Iterator[str]:
     """The base64 characters that encode ``secret``'s UTF-8 wherever it starts in a longer
     encoded blob: for each of the three alignments, the characters that depend on the
     secret's bytes alone (the first ones share bits with the bytes before it, the last one
     with the bytes after)."""
-    raw = secret.encode("utf-8", errors="surrogatepass")
+    raw = secret if isinstance(secret, bytes) else secret.encode("utf-8", errors="surrogatepass")
     for offset, lead in ((0, 0), (1, 2), (2, 3)):
         encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
         trail = 1 if (offset + len(raw)) % 3 else 0
@@ -149,6 +151,11 @@ def _views(text: str) -> Iterator[str]:
         compact = _compact(seen)
         if compact != seen:
             yield compact
+    if "<" in unescaped:  # markup between the characters (<wbr>, <span>)
+        yield _compact(_TAG.sub("", unescaped))
+    alphanumeric = _NOT_ALNUM.sub("", unescaped)  # hex as 78-2D-4C or 78:2d:4c
+    if alphanumeric != compact:
+        yield alphanumeric
     if not compact.isascii():  # full-width letters and other compatibility forms
         folded = _compact(unicodedata.normalize("NFKC", compact))
         if folded != compact:
@@ -172,8 +179,15 @@ class Scrubber:
         for key in (secret for secret in secrets if secret):
             forms |= _forms(key)
             plain.update({key, _INVISIBLE.sub("", key), *_mojibake(key)})
-            plain.add(key.encode("utf-8", errors="surrogatepass").hex())
+            raw = key.encode("utf-8", errors="surrogatepass")
+            wide = key.encode("utf-16-le", errors="surrogatepass")  # .NET's Encoding.Unicode
+            # Hex (also with separators: the alphanumeric view drops them), UTF-16 hex, and
+            # base32 of the key alone (its last character shares bits with what follows).
+            plain.update({raw.hex(), wide.hex(), key.encode("utf-16-be", "surrogatepass").hex()})
+            plain.add(base64.b32encode(raw).decode("ascii").rstrip("=")[:-1])
             encoded.update(_base64_needles(key))
+            encoded.update(_base64_needles(wide))
+            encoded.update(_base64_needles(base64.b64encode(raw)))  # base64 of the base64
         # Case-insensitive: a proxy that re-cases echoed header values must not reveal a key.
         self._pattern = _alternation(forms, re.IGNORECASE)
         # Substring tests (``in``) are several times faster than one alternation over a large

@@ -92,6 +92,14 @@ def disguises(key: str) -> dict[str, str]:
         "space": key[:half] + " " + key[half:],
         "zero-width space": key[:half] + "\u200b" + key[half:],
         "full-width": "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in key),
+        # The second attack: .NET's BitConverter and Encoding.Unicode, and friends.
+        "dash-separated HEX": "-".join(f"{b:02X}" for b in key.encode()),
+        "colon-separated hex": ":".join(f"{b:02x}" for b in key.encode()),
+        "UTF-16LE base64": base64.b64encode(key.encode("utf-16-le")).decode(),
+        "UTF-16LE hex": key.encode("utf-16-le").hex(),
+        "base64 of base64": base64.b64encode(base64.b64encode(key.encode())).decode(),
+        "base32": base64.b32encode(key.encode()).decode(),
+        "<wbr> every 8": "<p>" + "<wbr>".join(key[i : i + 8] for i in range(0, len(key), 8)),
     }
     return shown
 

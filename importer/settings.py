@@ -146,14 +146,26 @@ def env_file_exposure(path: str | os.PathLike[str]) -> str:
         mode = Path(path).stat().st_mode
     except OSError:
         return ""
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+    if not stat.S_ISREG(mode) or not mode & (stat.S_IRGRP | stat.S_IROTH):
         return ""
     return f"{path} is readable by other users and holds your API keys: chmod 600 {path}"
 
 
+MAX_ENV_FILE = 64 * 1024
+"""An environment file is a few lines: a larger one is not one (``/dev/zero`` read for ever)."""
+
+
 def _parse_env_file(file: Path) -> dict[str, str]:
     try:
-        text = file.read_text(encoding="utf-8")
+        if not stat.S_ISREG(file.stat().st_mode):  # before opening: a pipe would block
+            raise ConfigError(f"{file}: not a regular file; --env-file takes a settings file")
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_ENV_FILE + 1)
+        if len(data) > MAX_ENV_FILE:
+            raise ConfigError(
+                f"{file}: larger than {MAX_ENV_FILE // 1024} KiB; a settings file is a few lines"
+            )
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the settings file ({exc.strerror})") from None
     except UnicodeDecodeError:

@@ -249,3 +249,27 @@ def test_preflight_still_retries_a_metadata_get_whose_200_it_cannot_read() -> No
         report = asyncio.run(main())
     assert report.event == 105 and report.lead_fields_checked > 0
     assert tries and set(tries.values()) == {2}  # each GET: the HTML 200, then the data
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe", "huge"])
+def test_an_env_file_that_is_not_a_small_regular_file_is_refused_at_once(
+    tmp_path, kind: str
+) -> None:
+    """``--env-file /dev/zero`` read until memory ran out; a FIFO hung the run."""
+    import os
+
+    from importer.exceptions import ConfigError
+    from importer.settings import read_env_file
+
+    if kind == "device":
+        path = "/dev/zero"
+    elif kind == "pipe":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    else:
+        path = str(tmp_path / "big.env")
+        (tmp_path / "big.env").write_text("# x\n" * 100_000)
+        (tmp_path / "big.env").chmod(0o600)
+    with pytest.raises(ConfigError, match="not a regular file|larger than 64 KiB") as refused:
+        read_env_file(path)
+    assert "readable by other users" not in str(refused.value)

@@ -193,12 +193,11 @@ def test_invalid_row_gives_exit_1_and_goes_on(tmp_path: Path, sample_rows) -> No
     assert [results[r]["status"] for r in ("2", "4", "5", "6")] == ["success"] * 4
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["--help"], ["--version"], ["run", "--help"], ["validate", "--help"], ["report", "--help"]],
-)
-def test_help_and_version_import_neither_aiohttp_nor_pydantic(args: list[str]) -> None:
-    # Start-up cost: the runner pulls both in (~0.3 s); a command's --help needs neither.
+def _run_probing_imports(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lsq-import ARGS`` in a child that prints, last, which heavy packages it imported
+    (``HEAVY [...] <exit code>`` on stderr)."""
     probe = (
         "import sys\n"
         "from importer.cli import main\n"
@@ -210,9 +209,19 @@ def test_help_and_version_import_neither_aiohttp_nor_pydantic(args: list[str]) -
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'pydantic'})\n"
         "print('HEAVY', heavy, code, file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["run", "--help"], ["validate", "--help"], ["report", "--help"]],
+)
+def test_help_and_version_import_neither_aiohttp_nor_pydantic(args: list[str]) -> None:
+    # Start-up cost: the runner pulls both in (~0.3 s); a command's --help needs neither.
+    done = _run_probing_imports(args)
     assert "HEAVY [] 0" in done.stderr, done.stderr
     assert "lsq-import" in done.stdout
 
@@ -541,26 +550,12 @@ def test_a_rerun_of_a_finished_file_imports_neither_aiohttp_nor_pydantic(
     assert import_into(sandbox, source, results).exit_status == 0
     args = ["run", str(source), "-m", str(EXAMPLE_MAPPING), "--results", str(results)]
     args += ["--host", sandbox.base_url, "--quiet"]
-    probe = (
-        "import sys\n"
-        "from importer.cli import main\n"
-        f"sys.argv = ['lsq-import', *{args!r}]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'pydantic'})\n"
-        "print('HEAVY', heavy, code, file=sys.stderr)\n"
-    )
     env = {
         **os.environ,
         "LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key,
         "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env=env,
-    )  # fmt: skip
+    done = _run_probing_imports(args, env)
     assert "HEAVY [] 0" in done.stderr, done.stdout + done.stderr
     assert "5 rows already succeeded earlier: not sent again" in done.stdout
     assert len(sandbox.activities) == 5

@@ -270,9 +270,9 @@ class _Run:
             self.on_result(result)
 
     def rows_to_send(self) -> Iterator[Payload]:
+        """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         from .mapping import RowError, RowSkipped
 
-        """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown

@@ -400,7 +400,11 @@ def _same_file(one: Path, other: Path) -> bool:
 
 
 def _beside(results: Path) -> list[Path]:
-    return [results.with_name(results.name + suffix) for suffix in (".meta.json", ".lock")]
+    """The metadata and lock files of a results file."""
+    from .results.fingerprint import meta_path
+    from .results.lock import lock_path
+
+    return [meta_path(results), lock_path(results)]
 
 
 def _kept_files(

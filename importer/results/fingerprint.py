@@ -25,11 +25,17 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     regular file (``/dev/zero`` or a pipe would be read for ever)."""
     if not stat.S_ISREG(os.stat(path).st_mode):  # before open: opening a pipe blocks
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    digest = hashlib.sha256()
+    return f"sha256:{size_and_sha256(path)[1]}"
+
+
+def size_and_sha256(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """A file's size in bytes and the SHA-256 hex of its bytes, read in 1 MiB blocks."""
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
+            size += len(block)
+    return size, digest.hexdigest()
 
 
 def _counts(found: object) -> dict[str, int]:
@@ -190,8 +196,6 @@ def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | Non
                 digest.update(block)
             done += len(block)
             last = block[-1:]
-    if recorded.verified_bytes == 0:
-        prefix = ""
     whole = digest.hexdigest()
     if recorded.pending_bytes and size == recorded.pending_bytes:
         pending = whole

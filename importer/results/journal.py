@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..exceptions import JournalWriteError, ResultsFileError
-from .fingerprint import fsync_dir
+from .fingerprint import fsync_dir, size_and_sha256
 from .status import FINAL_STATUSES, Status
 
 COLUMNS = (
@@ -384,7 +384,6 @@ class Journal:
         self._clock = clock
         self._handle: io.TextIOWrapper | None = None
         self._writer: csv.writer | None = None  # type: ignore[valid-type]
-        self._last_sync = 0.0
         self._written = 0  # lines appended so far
         self._synced = 0  # lines known to be on disk
         self._syncing: asyncio.Future[None] | None = None
@@ -447,7 +446,7 @@ class Journal:
         self._handle = handle
         self._writer = csv.writer(handle, lineterminator="\n")
         self.opened = True
-        self._last_sync = self._last_checkpoint = self._clock()
+        self._last_checkpoint = self._clock()
         if self._hashed > handle.tell():  # the torn tail was cut: hash the file again
             self._digest, self._hashed = hashlib.sha256(), 0
 
@@ -486,10 +485,6 @@ class Journal:
             if now - self._last_checkpoint >= self.fsync_interval:
                 self._checkpoint()
                 self._last_checkpoint = now
-            elif now - self._last_sync >= self.fsync_interval:
-                os.fsync(self._handle.fileno())
-                self._synced = self._written
-                self._last_sync = now
         except OSError as exc:
             raise self._failure(exc) from None
 
@@ -498,7 +493,7 @@ class Journal:
         assert self._handle is not None, "journal not open"
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self._synced, self._last_sync = self._written, self._clock()
+        self._synced = self._written
         if self.on_checkpoint is None:
             return
         size = self._handle.tell()
@@ -540,7 +535,6 @@ class Journal:
         finally:
             self._syncing = None
         self._synced = max(self._synced, upto)
-        self._last_sync = self._clock()
 
     def _failure(self, exc: OSError) -> JournalWriteError:
         if self.failed is None:
@@ -608,7 +602,7 @@ class Journal:
                 out.flush()
                 os.fsync(out.fileno())
             if self.on_rewrite is not None:
-                self.on_rewrite(*_size_and_digest(tmp))
+                self.on_rewrite(*size_and_sha256(tmp))
             os.replace(tmp, self.path)
         except OSError as exc:
             raise ResultsFileError(
@@ -617,12 +611,3 @@ class Journal:
             ) from None
         fsync_dir(self.path.parent)
         return counts
-
-
-def _size_and_digest(path: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()

@@ -138,10 +138,7 @@ def run_import(
                 results=str(results_file.path),
                 by_status=done,
                 already_done=done[Status.SUCCESS],
-                fingerprints={
-                    "input": fingerprints.input_digest,
-                    "mapping": fingerprints.mapping_digest,
-                },
+                fingerprints=fingerprints.digests(),
             )
 
         from .leadsquared.connect import resolve_endpoint
@@ -205,10 +202,7 @@ def run_import(
                     settings=settings,
                     pacer=pacer,
                 )
-                run.summary.fingerprints = {
-                    "input": fingerprints.input_digest,
-                    "mapping": fingerprints.mapping_digest,
-                }
+                run.summary.fingerprints = fingerprints.digests()
                 started = time.monotonic()
                 observer.started(Path(input_path))
                 try:

@@ -108,6 +108,10 @@ class Fingerprints:
         except OSError as exc:
             raise ResultsFileError(f"{target}: cannot write ({exc.strerror})") from None
 
+    def digests(self) -> dict[str, str]:
+        """The input's and mapping's SHA-256, as a run's summary reports them."""
+        return {"input": self.input_digest, "mapping": self.mapping_digest}
+
     def written(self) -> dict[str, object]:
         """What lsq-import wrote into the results file (to carry into new fingerprints)."""
         return {

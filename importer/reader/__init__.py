@@ -36,11 +36,19 @@ import os
 from pathlib import Path
 
 from ..exceptions import InputFileError
-from .base import CSV_SUFFIXES, EXCEL_SUFFIXES, InputFile, Row
+from .base import CSV_SUFFIXES, EXCEL_SUFFIXES, InputFile, ReadPosition, Row
 from .delimited import _CsvInput
 from .excel import _ExcelInput, render_cell
 
-__all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "Row", "open_input", "render_cell"]
+__all__ = [
+    "CSV_SUFFIXES",
+    "EXCEL_SUFFIXES",
+    "InputFile",
+    "ReadPosition",
+    "Row",
+    "open_input",
+    "render_cell",
+]
 
 _SUPPORTED = ", ".join(CSV_SUFFIXES + EXCEL_SUFFIXES)
 

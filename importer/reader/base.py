@@ -14,7 +14,7 @@ from types import TracebackType
 
 from ..exceptions import InputFileError
 
-__all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "Row"]
+__all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "ReadPosition", "Row"]
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
@@ -30,6 +30,24 @@ class Row:
     """Column name -> cell text ("" for an empty cell). Partial when ``error`` is set."""
     error: str = ""
     """Why this row cannot be imported ("" when it can), e.g. "expected 10 cells, found 11"."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPosition:
+    """Where a record starts in a file: what a resume reads on from, without the rows before.
+
+    Taken by the reader itself while it reads (:attr:`InputFile.positions`), so that a later
+    reader of the same bytes, started there with :meth:`InputFile.rows`, numbers the rows after
+    it exactly as a reader from the top would. Only valid for the same file (its SHA-256) read
+    with the same settings (:attr:`InputFile.read_settings`).
+    """
+
+    row: int
+    """The number of the record that starts here."""
+    line: int
+    """Physical lines before it (error messages name physical lines)."""
+    offset: int
+    """The text stream's ``tell()`` there (a byte offset for UTF-8)."""
 
 
 class InputFile:
@@ -63,15 +81,37 @@ class InputFile:
         self._display = display
         self._started = False
 
-    def rows(self) -> Iterator[Row]:
-        """Stream the data rows in file order. May be called once: the rows are not kept."""
+    def rows(self, start: ReadPosition | None = None) -> Iterator[Row]:
+        """Stream the data rows in file order. May be called once: the rows are not kept.
+
+        ``start``: a position an earlier reader of this very file took (see
+        :attr:`positions`): reading begins with the record that starts there, numbered as
+        always. Only a format that records positions takes one (CSV); ValueError otherwise.
+        """
         if self._started:
             raise RuntimeError(f"{self._display}: rows() may be called only once")
         self._started = True
+        if start is not None:
+            return self._iter_rows_from(start)
         return self._iter_rows()
 
     def _iter_rows(self) -> Iterator[Row]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _iter_rows_from(self, start: ReadPosition) -> Iterator[Row]:
+        raise ValueError(f"{self._display}: this format cannot start reading part-way")
+
+    @property
+    def positions(self) -> list[ReadPosition]:
+        """Record starts seen so far, a few hundred at most, spread over what was read (none
+        for a format that cannot start part-way)."""
+        return []
+
+    @property
+    def read_settings(self) -> str:
+        """What a :class:`ReadPosition` of this reader depends on besides the file's bytes
+        (format, encoding, delimiter): "" when it takes none."""
+        return ""
 
     def close(self) -> None:
         """Release file handles; safe to call twice."""

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..exceptions import InputFileError, InputReadError
-from .base import InputFile, Row, _check_header, _is_blank
+from .base import InputFile, ReadPosition, Row, _check_header, _is_blank
 
 # Delimiters tried when none is given, in tie-break order.
 _SNIFF_DELIMITERS = (",", ";", "\t", "|")
@@ -112,6 +112,23 @@ _END = 0
 _RECENT_LINES = 1024
 """How many of the last lines read are kept, to look again at a record that spanned lines."""
 
+_MAX_POSITIONS = 512
+_FIRST_POSITION_EVERY = 4096
+"""Record starts kept for a later resume (see :class:`ReadPosition`): one every this many rows,
+the interval doubling (every other one dropped) whenever more than :data:`_MAX_POSITIONS`
+are kept, so a resume parses at most a few thousand rows it skips, at any file length, and the
+list stays small. Each costs one ``tell()`` (tens of microseconds)."""
+
+_READER_VERSION = "csv-1"
+"""Part of :attr:`_CsvInput.read_settings`: a reader that numbered rows differently must not
+start at another's positions."""
+
+
+def _readlines(handle: TextIO) -> Iterator[str]:
+    """The lines of ``handle`` read with ``readline``: unlike iterating the file, that keeps
+    ``tell()`` working, which is how the reader takes :class:`ReadPosition`\\ s."""
+    return iter(handle.readline, "")
+
 
 class _Lines:
     """The file's physical lines as :class:`csv.reader` reads them, and what it cannot say.
@@ -130,16 +147,27 @@ class _Lines:
     last one is the line csv.reader gave up on, or the last line of the record just read), to
     look again at a record that spanned lines and to read its lines again from another point.
 
-    ``lines`` is a file handle, or the lines of one after a stray quote (some kept in
-    ``recent``, then the handle); ``first`` is the number of its first line. ``since`` is
+    ``lines`` is a file handle's lines, or the lines of one after a stray quote (some kept in
+    ``recent``, then the handle's); ``first`` is the number of its first line, ``replayed``
+    how many of them come from ``recent`` (the handle is past those already). ``since`` is
     :data:`_undecodable_seen` before any of those lines was decoded.
     """
 
-    __slots__ = ("_lines", "_first", "since", "ended", "flags", "recent")
+    __slots__ = ("_lines", "_first", "from_handle", "since", "ended", "flags", "recent")
 
-    def __init__(self, lines: Iterable[str], first: int = 1, since: int | None = None) -> None:
+    def __init__(
+        self,
+        lines: Iterable[str],
+        first: int = 1,
+        since: int | None = None,
+        *,
+        replayed: int = 0,
+    ) -> None:
         self._lines = lines
         self._first = first
+        self.from_handle = first + replayed
+        """The first physical line read from the handle rather than again from ``recent``:
+        the handle's ``tell()`` is where a record starts only after a record ended on it."""
         self.since = _undecodable_seen[0] if since is None else since
         self.ended = False
         self.flags: list[int] = []
@@ -181,7 +209,33 @@ class _CsvInput(InputFile):
         self._text_after = re.compile(f'"[^"\r\n{re.escape(delimiter)}]').search
         """Finds a quote followed by text: on a record's second line or later, the only place
         the quote that closes a stray quote's cell can be (see :func:`_stray_quote`)."""
+        self._positions: list[ReadPosition] = []
+        self._position_every = _FIRST_POSITION_EVERY
         self._read_from(lines, 0)
+
+    @property
+    def positions(self) -> list[ReadPosition]:
+        return list(self._positions)
+
+    @property
+    def read_settings(self) -> str:
+        return f"{_READER_VERSION} {self._enc} {self.delimiter!r} {csv.field_size_limit()}"
+
+    def _take_position(self, row: int, line_num: int) -> None:
+        """Note that record ``row`` starts after csv.reader's ``line_num`` (a record just ended
+        there, the usual way), if the handle is there too."""
+        line = self._physical(line_num)
+        if line < self._lines.from_handle or self._handle is None:
+            return  # a line read again after a stray quote: the handle is further on
+        try:
+            offset = self._handle.tell()
+        except OSError:  # pragma: no cover - tell() works on a file read with readline()
+            return
+        positions = self._positions
+        positions.append(ReadPosition(row, line, offset))
+        if len(positions) > _MAX_POSITIONS:
+            del positions[::2]
+            self._position_every *= 2
 
     def _read_from(self, lines: _Lines, before: int) -> None:
         """Parse ``lines`` from here on; ``before``: the physical lines before its first."""
@@ -223,7 +277,7 @@ class _CsvInput(InputFile):
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read: {exc.strerror or exc}") from exc
         try:
-            self = cls(p, display, [], 0, handle, _Lines(handle), delimiter)
+            self = cls(p, display, [], 0, handle, _Lines(_readlines(handle)), delimiter)
             header, self.header_row = self._read_header(head)
             self.columns = _check_header(
                 display, header, _where(self.header_row), lambda i: str(i + 1)
@@ -270,12 +324,24 @@ class _CsvInput(InputFile):
             raise InputFileError(f"{display}: the file is empty; expected a header row")
         raise InputFileError(f"{display}: no header row (the file has only blank lines)")
 
-    def _iter_rows(self) -> Iterator[Row]:
+    def _iter_rows_from(self, start: ReadPosition) -> Iterator[Row]:
+        if start.row <= self.header_row or self._handle is None:
+            raise ValueError(f"{self._display}: {start} is not after the header")
+        self._handle.seek(start.offset)
+        self._read_from(_Lines(_readlines(self._handle), start.line + 1), start.line)
+        return self._iter_rows(start.row - 1, 0)
+
+    def _iter_rows(self, number: int | None = None, ended_on: int | None = None) -> Iterator[Row]:
+        """``number``: the row number before the first record to read; ``ended_on``:
+        csv.reader's line_num where the record before it ended (default: the header's)."""
         columns = self.columns
         width = len(columns)
         text_after = self._text_after
-        number = self.header_row
-        ended_on = self._header_end  # csv.reader's line_num where the last record ended
+        if number is None:
+            number = self.header_row
+        if ended_on is None:
+            ended_on = self._header_end  # csv.reader's line_num where the last record ended
+        mark = (number // self._position_every + 1) * self._position_every
         try:
             while True:
                 # Rebound when reading goes on after a stray quote, from another _Lines.
@@ -302,6 +368,10 @@ class _CsvInput(InputFile):
                                     and not any(text_after(recent[-k]) for k in range(1, spans))
                                 )
                             ):
+                                if number >= mark:
+                                    self._take_position(number + 1, line_num)
+                                    every = self._position_every
+                                    mark = (number // every + 1) * every
                                 if cells[0].strip() or not _is_blank(cells):
                                     yield Row(number, dict(zip(columns, cells, strict=False)))
                                 ended_on = line_num
@@ -511,7 +581,7 @@ class _CsvInput(InputFile):
         """The file opened again, at physical line ``first``."""
         handle = open(self.path, encoding=self._enc, newline="", errors=_UNDECODABLE_ERRORS)  # noqa: SIM115
         try:
-            for _ in itertools.islice(handle, first - 1):
+            for _ in itertools.islice(_readlines(handle), first - 1):
                 pass
         except BaseException:
             handle.close()
@@ -524,13 +594,14 @@ class _CsvInput(InputFile):
         kept, from the file opened again at that line."""
         since = self._lines.since  # those lines were decoded already: search them all
         if again is not None and self._handle is not None:
-            self._read_from(_Lines(itertools.chain(again, self._handle), line + 1, since), line)
+            lines = itertools.chain(again, _readlines(self._handle))
+            self._read_from(_Lines(lines, line + 1, since, replayed=len(again)), line)
             return
         handle = self._lines_from(line + 1)
         old, self._handle = self._handle, handle
         if old is not None:
             old.close()
-        self._read_from(_Lines(handle, line + 1, since), line)
+        self._read_from(_Lines(_readlines(handle), line + 1, since), line)
 
     def _binary_row(self, number: int, cells: list[str], line: int) -> Row:
         """The error row for a record with undecodable bytes or a NUL, naming the line (the

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from .exceptions import ImporterError, InputFileError, InterruptedBeforeSending, JournalWriteError
+from .exceptions import (
+    ImporterError,
+    InputFileError,
+    InterruptedBeforeSending,
+    JournalWriteError,
+    ResultsFileError,
+)
 from .exitcodes import ExitStatus
 from .progress import RunObserver, observer_for
 from .results.file import ResultsFile
@@ -156,7 +162,7 @@ def run_import(
                 delimiter=settings.delimiter,
             )
 
-        with open_source() as source:
+        with open_source() as source, contextlib.ExitStack() as later:
             the_mapping.check_columns(source.columns, str(input_path))
             if fingerprints is None:
                 try:
@@ -190,9 +196,26 @@ def run_import(
                             (row.number, the_mapping.key_of(row)) for row in again.rows()
                         )
                 results_file.check_resume(fingerprints, force=settings.force_resume)
+                reader: InputFile = source
+                positions_of = f"{fingerprints.input_digest} {source.read_settings}"
+                rows = itertools.chain([first], rows)
+                done_before: Counter[Status] = Counter()
+                if source.read_settings and len(results_file.previous):
+                    # A resume: start reading near the first row it must read, not at the top
+                    # (the rows before are done: counted from the results, never parsed).
+                    lowest = max(2, settings.start_row or 0)
+                    first_row = results_file.previous.first_to_read(
+                        lowest, keep_unknown=not settings.retry_unknown
+                    )
+                    start = results_file.start_position(first_row, positions_of)
+                    if start is not None and start.row > max(lowest, first.number):
+                        reader = later.enter_context(open_source())
+                        rows = reader.rows(start=start)
+                        done_before = results_file.previous.counts_between(lowest, start.row)
                 run = _Run(
                     last_written=results_file.last_written(),
-                    rows=itertools.chain([first], rows),
+                    rows=rows,
+                    done_before=done_before,
                     mapping=the_mapping,
                     journal=results_file.journal,
                     previous=results_file.previous,
@@ -213,6 +236,8 @@ def run_import(
                 finally:
                     observer.finished()
                     run.summary.elapsed = time.monotonic() - started
+                    with contextlib.suppress(ResultsFileError):  # only makes a resume slower
+                        results_file.keep_positions(reader.positions, positions_of)
                     if results_file.journal.failed is not None:
                         # It could not be written: leave it as it is (a valid journal) and
                         # report it.
@@ -251,6 +276,9 @@ class _Run:
     settings: ImportSettings
     last_written: float | None = None
     """When an earlier run last wrote the results file (wall clock), or None."""
+    done_before: Counter[Status] = dataclasses.field(default_factory=Counter)
+    """Rows done earlier (``success``, kept ``unknown``) before the first row of ``rows``:
+    a resume that starts reading part-way counts them from the results file."""
     pacer: Pacer | None = None
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
     sending: bool = False
@@ -271,6 +299,10 @@ class _Run:
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown
         taken = 0
+        if self.done_before:
+            self.summary.already_done += self.done_before[Status.SUCCESS]
+            self.summary.unknown_kept += self.done_before[Status.UNKNOWN]
+            self.observer.skipped(self.done_before.total())
         for row in self.rows:
             if row.number < start_row:
                 continue

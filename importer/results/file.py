@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import ResultsFileError
 from .fingerprint import Fingerprints, check_resume, file_digest, meta_path
@@ -37,7 +38,13 @@ from .lock import ResultsLock
 from .report import ResultsReport, read_report
 from .status import Status
 
+if TYPE_CHECKING:  # the reader package is imported only by a run that reads
+    from ..reader.base import ReadPosition
+
 RESULTS_SUFFIX = ".results.csv"
+
+MAX_POSITIONS = 512
+"""Input positions kept in the metadata (see :meth:`ResultsFile.start_position`)."""
 
 
 class ResultsFile:
@@ -137,6 +144,34 @@ class ResultsFile:
             dataclasses.replace(recorded, pending_bytes=size, pending_sha256=sha256).save(
                 self.path, durable=True
             )
+
+    def start_position(self, first_row: int, of: str) -> ReadPosition | None:
+        """The last recorded position of the input (read with the settings and digest ``of``)
+        at or before ``first_row``, the first row a run must read; None if there is none."""
+        from ..reader.base import ReadPosition
+
+        recorded = Fingerprints.load(self.path)
+        if recorded is None or recorded.positions_of != of:
+            return None
+        before = [p for p in recorded.positions if p[0] <= first_row]
+        return ReadPosition(*before[-1]) if before else None
+
+    def keep_positions(self, positions: Iterable[ReadPosition], of: str) -> None:
+        """Record where records of the input start (with those recorded for the same input and
+        settings before): what :meth:`start_position` gives a later resume."""
+        recorded = Fingerprints.load(self.path)
+        if recorded is None:
+            return
+        known = dict.fromkeys(recorded.positions) if recorded.positions_of == of else {}
+        known.update(dict.fromkeys((p.row, p.line, p.offset) for p in positions))
+        merged = sorted(dict((p[0], p) for p in known).values())
+        while len(merged) > MAX_POSITIONS:
+            del merged[::2]
+        if (tuple(merged), of) != (recorded.positions, recorded.positions_of):
+            with contextlib.suppress(ResultsFileError):  # a resume then reads from the top
+                dataclasses.replace(recorded, positions=tuple(merged), positions_of=of).save(
+                    self.path
+                )
 
     def has_metadata(self) -> bool:
         """Whether the fingerprints of the input and mapping are kept beside the file."""

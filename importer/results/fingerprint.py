@@ -47,6 +47,21 @@ def _counts(found: object) -> dict[str, int]:
     return {str(k): int(v) for k, v in found.items()}
 
 
+def _positions(found: object) -> tuple[tuple[int, int, int], ...]:
+    """The ``positions`` of a metadata file; ValueError unless (row, line, offset) triples of
+    non-negative integers in ascending row order."""
+    if not found:
+        return ()
+    if not isinstance(found, list):
+        raise ValueError("positions")
+    triples = tuple((int(row), int(line), int(offset)) for row, line, offset in found)
+    if any(min(t) < 0 for t in triples) or [t[0] for t in triples] != sorted(
+        {t[0] for t in triples}
+    ):
+        raise ValueError("positions")
+    return triples
+
+
 def meta_path(results: Path) -> Path:
     """Where the fingerprints of ``results`` are kept."""
     return results.with_name(results.name + ".meta.json")
@@ -78,6 +93,12 @@ class Fingerprints:
     pending_sha256: str = ""
     """The final rewrite about to take the file's name: until the metadata says it did, a
     resume accepts either the journal (``verified_*``) or the rewrite (these)."""
+    positions: tuple[tuple[int, int, int], ...] = ()
+    """Where records of the input start, as (row, physical lines before it, offset) that the
+    reader noted (:class:`importer.reader.ReadPosition`): a resume starts reading at the last
+    one before the first row it must read, instead of parsing every row already done."""
+    positions_of: str = ""
+    """The input's digest and the reader's settings those positions belong to."""
 
     @classmethod
     def of(
@@ -141,6 +162,8 @@ class Fingerprints:
                 verified_sha256=str(data.get("verified_sha256") or ""),
                 pending_bytes=int(data.get("pending_bytes") or 0),
                 pending_sha256=str(data.get("pending_sha256") or ""),
+                positions=_positions(data.get("positions")),
+                positions_of=str(data.get("positions_of") or ""),
             )
         except FileNotFoundError:
             return None

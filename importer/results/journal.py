@@ -289,6 +289,24 @@ class Outcomes:
             counts[_STATUS_NAMES[code].final] += n
         return counts
 
+    def first_to_read(self, start: int, *, keep_unknown: bool) -> int:
+        """The first row from ``start`` on that a run must read: not ``success`` (nor
+        ``unknown``, when those are kept); a row past the last recorded one if there is none."""
+        skip = {_STATUS_CODES[Status.SUCCESS]}
+        if keep_unknown:
+            skip |= {_STATUS_CODES[Status.UNKNOWN], _STATUS_CODES[Status.SENDING]}
+        table = bytes(0 if code in skip else 1 for code in range(256))
+        found = self._codes.translate(table).find(1, start)
+        return found if found >= 0 else max(start, len(self._codes))
+
+    def counts_between(self, start: int, stop: int) -> Counter[Status]:
+        """Rows by status among rows ``start`` to ``stop - 1``."""
+        counts: Counter[Status] = Counter()
+        part = self._codes[start:stop]
+        for code in set(part) - {0}:
+            counts[_STATUS_NAMES[code].final] += part.count(code)
+        return counts
+
     def as_dict(self) -> dict[int, Status]:
         """Row -> status, for the few rows a test or a report looks at."""
         return {row: self.get(row) for row, code in enumerate(self._codes) if code}  # type: ignore[misc]

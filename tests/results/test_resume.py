@@ -168,3 +168,48 @@ def test_bad_env_file(tmp_path: Path, content: str, needle: str) -> None:
     env_file.write_text(content)
     with pytest.raises(ConfigError, match=needle):
         read_env_file(env_file)
+
+
+def test_a_resume_reads_on_from_near_its_first_row_left_and_counts_those_before(
+    tmp_path: Path, sample_rows, sandbox_thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importer.reader import delimited
+
+    monkeypatch.setattr(delimited, "_FIRST_POSITION_EVERY", 4)
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source = sample_rows(40)  # rows 2 to 41
+    results = tmp_path / "r.csv"
+    import_into(sandbox, source, results, limit=30)  # rows 2 to 31
+    assert json.loads((tmp_path / "r.csv.meta.json").read_text())["positions"]
+    starts = []
+    real = delimited._CsvInput._iter_rows_from
+
+    def spy(self, start):  # type: ignore[no-untyped-def]
+        starts.append(start)
+        return real(self, start)
+
+    monkeypatch.setattr(delimited._CsvInput, "_iter_rows_from", spy)
+    summary = import_into(sandbox, source, results)
+    # It started at the last record start noted at or before row 32, the first row left.
+    assert len(starts) == 1 and 28 < starts[0].row <= 32
+    assert (summary.already_done, summary.calls) == (30, 10)
+    rows = read_results(results)
+    assert [int(r["row"]) for r in rows] == list(range(2, 42))
+    assert {r["status"] for r in rows} == {"success"}
+    assert len(sandbox.activities) == 40
+
+
+def test_the_first_row_a_resume_must_read_and_the_counts_before_it() -> None:
+    from importer.results.journal import Outcomes
+    from importer.results.status import Status
+
+    outcomes = Outcomes()
+    for row in range(2, 20):
+        outcomes.set(row, Status.SUCCESS)
+    outcomes.set(7, Status.SENDING)  # left in flight: unknown
+    outcomes.set(12, Status.FAILED)
+    assert outcomes.first_to_read(2, keep_unknown=True) == 12
+    assert outcomes.first_to_read(2, keep_unknown=False) == 7
+    assert outcomes.first_to_read(13, keep_unknown=True) == 20  # past the last one recorded
+    assert outcomes.first_to_read(5000, keep_unknown=True) == 5000
+    assert outcomes.counts_between(2, 12) == {Status.SUCCESS: 9, Status.UNKNOWN: 1}

@@ -20,12 +20,20 @@ import dataclasses
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ResultsFileError
-from .fingerprint import Fingerprints, check_resume, file_digest, meta_path
+from .fingerprint import (
+    Fingerprints,
+    ResultsHash,
+    check_resume,
+    file_digest,
+    hash_results,
+    meta_path,
+)
 from .journal import (
     Journal,
     Outcomes,
@@ -58,6 +66,7 @@ class ResultsFile:
         self.journal.on_checkpoint = self._checkpointed
         self.journal.on_rewrite = self._rewriting
         self._lock: ResultsLock | None = None
+        self._hashed: ResultsHash | None = None
 
     @classmethod
     def for_input(
@@ -108,10 +117,28 @@ class ResultsFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.journal.tmp_path)
             try:
-                self.previous = read_outcomes(self.path)
+                self.previous, self._hashed = self._read_previous()
                 yield self
             finally:
                 self._lock = None
+
+    def _read_previous(self) -> tuple[Outcomes, ResultsHash | None]:
+        """The outcomes, and the file's SHA-256 for the resume check, computed in a thread
+        meanwhile (hashing lets go of the GIL): a resume of a long file waits for the slower of
+        the two, not for both."""
+        try:
+            recorded = Fingerprints.load(self.path)
+        except ResultsFileError:
+            recorded = None  # check_resume says what is wrong with it
+        if recorded is None or not (recorded.verified_bytes or recorded.written_bytes):
+            return read_outcomes(self.path), None
+        with ThreadPoolExecutor(1, thread_name_prefix="lsq-hash") as pool:
+            hashing = pool.submit(hash_results, self.path, recorded.verified_bytes)
+            outcomes = read_outcomes(self.path)
+            try:
+                return outcomes, hashing.result()
+            except OSError:
+                return outcomes, None  # check_resume reads it again and says what is wrong
 
     def last_written(self) -> float | None:
         """When a run last wrote this file (``time.time()``), or None for a new file."""
@@ -123,7 +150,9 @@ class ResultsFile:
     def check_resume(self, current: Fingerprints, *, force: bool) -> None:
         """Refuse to resume with another input or a changed mapping, unless ``force``; refuse
         a results file that is not as lsq-import last wrote it (cut, or edited)."""
-        digest = check_resume(self.path, current, started=len(self.previous) > 0, force=force)
+        digest = check_resume(
+            self.path, current, started=len(self.previous) > 0, force=force, hashed=self._hashed
+        )
         if digest is not None:
             self.journal.continue_digest(digest)
 

@@ -189,9 +189,51 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | None:
+@dataclass(frozen=True)
+class ResultsHash:
+    """A results file as :func:`hash_results` read it."""
+
+    size: int
+    upto: int
+    prefix: str
+    """SHA-256 hex of the first ``upto`` bytes ("" if the file is shorter)."""
+    whole: hashlib._Hash
+    last: bytes
+    """The file's last byte (b"" when empty)."""
+
+
+def hash_results(results: Path, upto: int) -> ResultsHash:
+    """Read ``results`` once: the SHA-256 of its first ``upto`` bytes and of all of it.
+
+    hashlib lets go of the GIL while it hashes a block, so a thread can run this while the
+    outcomes are parsed (see :meth:`importer.results.file.ResultsFile.claim`).
+    """
+    digest = hashlib.sha256()
+    prefix = ""
+    last = b""
+    done = 0
+    with open(results, "rb") as handle:
+        while block := handle.read(1 << 20):
+            if done < upto <= done + len(block):
+                cut = upto - done
+                digest.update(block[:cut])
+                prefix = digest.hexdigest()
+                digest.update(block[cut:])
+            else:
+                digest.update(block)
+            done += len(block)
+            last = block[-1:]
+    return ResultsHash(done, upto, prefix, digest, last)
+
+
+def verify_written(
+    results: Path, recorded: Fingerprints, hashed: ResultsHash | None = None
+) -> hashlib._Hash | None:
     """Refuse ``results`` if it is not what lsq-import last wrote: shorter than its verified
     prefix, or with other bytes in it (and not the final rewrite about to take its name).
+
+    ``hashed``: the file as read already (by :func:`hash_results` with ``upto`` the verified
+    bytes); read here if not given, or if it no longer fits the file.
 
     Returns the SHA-256 of the whole file as read (for the journal to go on from when it
     appends), or None when the file does not end with a complete line (the journal cuts that
@@ -208,21 +250,10 @@ def verify_written(results: Path, recorded: Fingerprints) -> hashlib._Hash | Non
             f"({verified} bytes): it was cut or edited, and the rows it lost would be sent "
             f"again; {_WAY_OUT.format(meta=meta_path(results).name)}"
         )
-    digest = hashlib.sha256()
-    prefix = pending = ""
-    last = b""
-    with open(results, "rb") as handle:
-        done = 0
-        while block := handle.read(1 << 20):
-            if done < recorded.verified_bytes <= done + len(block):
-                cut = recorded.verified_bytes - done
-                digest.update(block[:cut])
-                prefix = digest.hexdigest()
-                digest.update(block[cut:])
-            else:
-                digest.update(block)
-            done += len(block)
-            last = block[-1:]
+    if hashed is None or (hashed.size, hashed.upto) != (size, recorded.verified_bytes):
+        hashed = hash_results(results, recorded.verified_bytes)
+    digest, prefix, last = hashed.whole, hashed.prefix, hashed.last
+    pending = ""
     whole = digest.hexdigest()
     if recorded.pending_bytes and size == recorded.pending_bytes:
         pending = whole
@@ -257,10 +288,16 @@ _WAY_OUT = (
 
 
 def check_resume(
-    results: Path, current: Fingerprints, *, started: bool, force: bool
+    results: Path,
+    current: Fingerprints,
+    *,
+    started: bool,
+    force: bool,
+    hashed: ResultsHash | None = None,
 ) -> hashlib._Hash | None:
     """Refuse to resume ``results`` with a changed input or mapping, unless ``force``; refuse a
-    results file that is not what lsq-import last wrote (:func:`verify_written`).
+    results file that is not what lsq-import last wrote (:func:`verify_written`, given
+    ``hashed``).
 
     ``started``: the results file already holds outcomes. The current fingerprints are saved
     when the check passes, so the next resume compares against this run's files. Returns the
@@ -271,7 +308,7 @@ def check_resume(
     if on_disk is not None and (on_disk.verified_bytes or on_disk.written_bytes):
         # Also when no outcome can be read: a file cut to its header, emptied or deleted
         # under its metadata would otherwise be sent again from the first row.
-        digest = verify_written(results, on_disk)
+        digest = verify_written(results, on_disk, hashed)
         on_disk = Fingerprints.load(results)  # as verify_written may have updated it
     recorded = on_disk if started else None
     if recorded is not None and not force:

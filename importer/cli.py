@@ -135,6 +135,12 @@ _INPUT_OPTIONS = (
 input_options = _all(*_INPUT_OPTIONS)
 
 
+_SCHEMA_HELP = (
+    "With --sandbox: the sandbox mirrors this schema file (lsq-import account --output), "
+    "not its default account."
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
 @click.pass_context
@@ -241,6 +247,7 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     is_flag=True,
     help="Send to a local LeadSquared sandbox started for this run, not the real API.",
 )
+@click.option("--schema", "sandbox_schema", type=click.Path(path_type=Path), help=_SCHEMA_HELP)
 @click.option(
     "--preflight/--no-preflight",
     "preflight_check",
@@ -602,8 +609,7 @@ _ONLINE_OPTIONS = (
     click.option(
         "--sandbox",
         is_flag=True,
-        help="Check against a local sandbox's default schema instead of the account "
-        "(implies --online).",
+        help="Check against a throwaway local sandbox instead of the account (implies --online).",
     ),
     click.option(
         "--env-file",
@@ -646,6 +652,7 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
     "values; 3 metadata calls, keys as for run) and each row's dropdown values.",
 )
 @_online_options
+@click.option("--schema", "sandbox_schema", type=click.Path(path_type=Path), help=_SCHEMA_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
 def validate(
@@ -660,6 +667,7 @@ def validate(
     sheet: str | None,
     encoding: str | None,
     delimiter: str | None,
+    sandbox_schema: Path | None,
     quiet: bool,
 ) -> None:
     """Map every row of INPUT without sending anything; list the rows that would fail.
@@ -684,10 +692,16 @@ def validate(
     check_output_path("--payloads", payloads, kept)
     check_output_path("--results", results, [input_file, mapping, payloads])
     account = None
-    if online or sandbox:
+    if online or sandbox or sandbox_schema:
 
         def account(the_mapping: Any) -> Any:
-            return check_account(the_mapping, host=host, env_file=env_file, sandbox=sandbox)
+            return check_account(
+                the_mapping,
+                host=host,
+                env_file=env_file,
+                sandbox=sandbox,
+                sandbox_schema=sandbox_schema,
+            )
 
     summary = validate_file(
         input_file,

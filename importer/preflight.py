@@ -606,18 +606,24 @@ def check_account(
     credentials: Credentials | None = None,
     env_file: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
+    sandbox_schema: str | os.PathLike[str] | None = None,
     timeout: float = 60.0,
 ) -> PreflightReport:
     """:func:`preflight` from sync code: keys and host as ``run_import`` takes them.
 
-    ``sandbox=True`` checks against a throwaway local sandbox (its default schema) instead.
+    ``sandbox=True`` checks against a throwaway local sandbox instead: its default schema,
+    or ``sandbox_schema`` (a file written by ``lsq-import account --output``).
     """
 
     async def work(client: LeadSquaredClient) -> PreflightReport:
         return await preflight(client, mapping)
 
     endpoint = resolve_endpoint(
-        host=host, credentials=credentials, env_file=env_file, sandbox=sandbox
+        host=host,
+        credentials=credentials,
+        env_file=env_file,
+        sandbox=sandbox,
+        sandbox_schema=sandbox_schema,
     )
     return asyncio.run(_with_client(endpoint, timeout, work))
 

@@ -559,6 +559,67 @@ def sandbox(
 
 
 @cli.command()
+@click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Write the account as a sandbox schema (YAML; JSON for .json) instead of listing it.",
+)
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    type=int,
+    help="List the fields of this activity type (repeatable); with --output, only these types.",
+)
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls allowed per --per seconds by your plan: these calls are paced like a run's.",
+)
+@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per call.",
+)
+@reports_errors
+def account(output: Path | None, events: tuple[int, ...], **options: Any) -> None:
+    """Read the account's activity types, their fields and the lead fields; list them, or
+    write them as a schema for a sandbox that mirrors the account (keys as for run).
+
+    \b
+    Example:
+      lsq-import account --host api-in21.leadsquared.com --event 212
+      lsq-import account --host api-in21.leadsquared.com --output account-schema.yaml
+      lsq-import run leads.csv -m my-mapping.yaml --sandbox --schema account-schema.yaml
+    """
+    from .account import read_account
+
+    check_output_path("--output", output)
+    # A listing asks only for what it shows: the types' fields with --event, else the leads'.
+    found = read_account(
+        **options,
+        events=events,
+        activity_fields=bool(output or events),
+        lead_fields=bool(output or not events),
+    )
+    if output is not None:
+        found.write(output)
+    click.echo(found.to_text())
+
+
+@cli.command()
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."

@@ -135,6 +135,12 @@ _INPUT_OPTIONS = (
 input_options = _all(*_INPUT_OPTIONS)
 
 
+_SCHEMA_HELP = (
+    "With --sandbox: the sandbox mirrors this schema file (lsq-import account --output), "
+    "not its default account."
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
 @click.pass_context
@@ -241,6 +247,7 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     is_flag=True,
     help="Send to a local LeadSquared sandbox started for this run, not the real API.",
 )
+@click.option("--schema", "sandbox_schema", type=click.Path(path_type=Path), help=_SCHEMA_HELP)
 @click.option(
     "--preflight/--no-preflight",
     "preflight_check",
@@ -552,6 +559,67 @@ def sandbox(
 
 
 @cli.command()
+@click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Write the account as a sandbox schema (YAML; JSON for .json) instead of listing it.",
+)
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    type=int,
+    help="List the fields of this activity type (repeatable); with --output, only these types.",
+)
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls allowed per --per seconds by your plan: these calls are paced like a run's.",
+)
+@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per call.",
+)
+@reports_errors
+def account(output: Path | None, events: tuple[int, ...], **options: Any) -> None:
+    """Read the account's activity types, their fields and the lead fields; list them, or
+    write them as a schema for a sandbox that mirrors the account (keys as for run).
+
+    \b
+    Example:
+      lsq-import account --host api-in21.leadsquared.com --event 212
+      lsq-import account --host api-in21.leadsquared.com --output account-schema.yaml
+      lsq-import run leads.csv -m my-mapping.yaml --sandbox --schema account-schema.yaml
+    """
+    from .account import read_account
+
+    check_output_path("--output", output)
+    # A listing asks only for what it shows: the types' fields with --event, else the leads'.
+    found = read_account(
+        **options,
+        events=events,
+        activity_fields=bool(output or events),
+        lead_fields=bool(output or not events),
+    )
+    if output is not None:
+        found.write(output)
+    click.echo(found.to_text())
+
+
+@cli.command()
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
@@ -602,8 +670,7 @@ _ONLINE_OPTIONS = (
     click.option(
         "--sandbox",
         is_flag=True,
-        help="Check against a local sandbox's default schema instead of the account "
-        "(implies --online).",
+        help="Check against a throwaway local sandbox instead of the account (implies --online).",
     ),
     click.option(
         "--env-file",
@@ -646,6 +713,7 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
     "values; 3 metadata calls, keys as for run) and each row's dropdown values.",
 )
 @_online_options
+@click.option("--schema", "sandbox_schema", type=click.Path(path_type=Path), help=_SCHEMA_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
 def validate(
@@ -660,6 +728,7 @@ def validate(
     sheet: str | None,
     encoding: str | None,
     delimiter: str | None,
+    sandbox_schema: Path | None,
     quiet: bool,
 ) -> None:
     """Map every row of INPUT without sending anything; list the rows that would fail.
@@ -684,10 +753,16 @@ def validate(
     check_output_path("--payloads", payloads, kept)
     check_output_path("--results", results, [input_file, mapping, payloads])
     account = None
-    if online or sandbox:
+    if online or sandbox or sandbox_schema:
 
         def account(the_mapping: Any) -> Any:
-            return check_account(the_mapping, host=host, env_file=env_file, sandbox=sandbox)
+            return check_account(
+                the_mapping,
+                host=host,
+                env_file=env_file,
+                sandbox=sandbox,
+                sandbox_schema=sandbox_schema,
+            )
 
     summary = validate_file(
         input_file,

@@ -29,25 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import functools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from .exceptions import FatalApiError, ImporterError
-from .leadsquared.classify import ApiResponse, Kind, classify
+from .account import MetadataReader
+from .exceptions import ImporterError
+from .leadsquared.classify import Kind
 from .leadsquared.client import (
     ACTIVITY_SETTING_PATH,
     ACTIVITY_TYPES_PATH,
     LEAD_METADATA_PATH,
     LeadSquaredClient,
-    TransportError,
 )
-from .leadsquared.connect import Endpoint, connect, refused_message, resolve_endpoint
+from .leadsquared.connect import Endpoint, connect, resolve_endpoint
 from .mapping import Mapping, RowError, Target
-from .sending.attempt import attempt
 from .sending.pacer import Pacer
 from .sending.retry import RetryPolicy
 from .settings import Credentials
@@ -271,78 +269,6 @@ class PreflightReport:
         return check
 
 
-# --------------------------------------------------------------------------------------------
-# Calls
-
-
-class _Metadata:
-    """Metadata GETs: paced through the run's pacer when given, retried when throttled."""
-
-    def __init__(
-        self,
-        client: LeadSquaredClient,
-        pacer: Pacer | None,
-        retry: RetryPolicy,
-        sleep: Callable[[float], Awaitable[Any]],
-    ) -> None:
-        self.client = client
-        self.pacer = pacer
-        self.retry = retry
-        self.sleep = sleep
-        self.calls = 0
-
-    async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[Kind, Any, str]:
-        """(kind, JSON body, one-line description of a failure). Fatal answers raise."""
-        url = self.client.base_url + path
-        attempts = 0
-        while True:
-            attempts += 1
-            self.calls += 1
-            found = await attempt(
-                functools.partial(self.client.get, path, params),
-                pacer=self.pacer,
-                judge=_judge,
-                lost=_no_answer,  # a GET is safe to repeat
-            )
-            kind = found.kind
-            if kind is Kind.FATAL:
-                raise FatalApiError(
-                    refused_message(found.status, url, redirect_to=self.client.refused_redirect)
-                )
-            if kind in (Kind.SUCCESS, Kind.PERMANENT) or not self.retry.should_retry(
-                kind, attempts
-            ):
-                return kind, found.body, found.problem
-            delay = self.retry.delay(attempts, kind)
-            if kind is Kind.RATE_LIMITED and self.pacer is None:
-                delay = 5.0  # no pacer to close the window for us: wait one default window
-            await self.sleep(delay)
-
-
-class _Answer(NamedTuple):
-    kind: Kind
-    problem: str
-    body: Any
-    status: int | None
-
-
-def _judge(answer: ApiResponse) -> _Answer:
-    """Metadata answers are bare JSON (a list or object), not CreateCustom's envelope."""
-    body = answer.body
-    is_error = isinstance(body, dict) and str(body.get("Status", "")).lower() == "error"
-    if answer.status == 200 and body is not None and not is_error:
-        return _Answer(Kind.SUCCESS, "", body, answer.status)
-    outcome = classify(answer)
-    kind = outcome.kind if outcome.kind is not Kind.SUCCESS else Kind.PERMANENT
-    what = " ".join(part for part in (outcome.error_type, outcome.error_message) if part)
-    problem = f"answered HTTP {answer.status}{': ' + what if what else ''}"
-    return _Answer(kind, problem, body, answer.status)
-
-
-def _no_answer(exc: TransportError) -> _Answer:
-    return _Answer(Kind.TRANSIENT, f"gave no answer ({exc})", None, None)
-
-
 def _unusable(url: str, problem: str) -> PreflightError:
     return PreflightError(
         f"preflight: {url} {problem}; check --host, or retry later if LeadSquared is unavailable"
@@ -357,7 +283,7 @@ async def fetch_lead_fields(
     client: LeadSquaredClient, *, pacer: Pacer | None = None
 ) -> list[dict[str, Any]]:
     """``LeadsMetaData.Get`` as a list of field objects (for ``init-mapping --online``)."""
-    meta = _Metadata(client, pacer, RetryPolicy(max_attempts=3), asyncio.sleep)
+    meta = MetadataReader(client, pacer)
     kind, body, problem = await meta.get(LEAD_METADATA_PATH)
     url = client.base_url + LEAD_METADATA_PATH
     if kind is not Kind.SUCCESS:
@@ -382,7 +308,7 @@ async def preflight(
     naming every mapping key that does not fit, :class:`FatalApiError` (exit 3) on 401/404.
     """
     sends = _Sends.of(mapping)
-    meta = _Metadata(client, pacer, retry or RetryPolicy(max_attempts=3), sleep)
+    meta = MetadataReader(client, pacer, retry, sleep)
     report = PreflightReport(target=client.base_url, event=sends.event)
     problems: list[str] = []
 
@@ -418,7 +344,7 @@ async def preflight(
 
 
 async def _check_event(
-    meta: _Metadata, sends: _Sends, report: PreflightReport, problems: list[str]
+    meta: MetadataReader, sends: _Sends, report: PreflightReport, problems: list[str]
 ) -> dict[str, _Field] | None:
     """The event exists; returns its fields, or None when they cannot be checked."""
     url = meta.client.base_url + ACTIVITY_TYPES_PATH
@@ -606,18 +532,24 @@ def check_account(
     credentials: Credentials | None = None,
     env_file: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
+    sandbox_schema: str | os.PathLike[str] | None = None,
     timeout: float = 60.0,
 ) -> PreflightReport:
     """:func:`preflight` from sync code: keys and host as ``run_import`` takes them.
 
-    ``sandbox=True`` checks against a throwaway local sandbox (its default schema) instead.
+    ``sandbox=True`` checks against a throwaway local sandbox instead: its default schema,
+    or ``sandbox_schema`` (a file written by ``lsq-import account --output``).
     """
 
     async def work(client: LeadSquaredClient) -> PreflightReport:
         return await preflight(client, mapping)
 
     endpoint = resolve_endpoint(
-        host=host, credentials=credentials, env_file=env_file, sandbox=sandbox
+        host=host,
+        credentials=credentials,
+        env_file=env_file,
+        sandbox=sandbox,
+        sandbox_schema=sandbox_schema,
     )
     return asyncio.run(_with_client(endpoint, timeout, work))
 

@@ -63,6 +63,7 @@ class ImportOptions(TypedDict, total=False):
     credentials: Credentials | None
     env_file: str | os.PathLike[str] | None
     sandbox: bool
+    sandbox_schema: str | os.PathLike[str] | None
     rate: int
     per: float
     concurrency: int | None
@@ -98,7 +99,8 @@ def run_import(
     arguments win). ``host`` defaults to ``$LSQ_HOST``, then ``api.leadsquared.com``;
     ``credentials`` to ``$LSQ_ACCESS_KEY``/``$LSQ_SECRET_KEY`` (``env_file``, an environment
     file with those names, overrides the environment). With ``sandbox=True`` a local
-    LeadSquared sandbox is started on loopback for the run and both are ignored.
+    LeadSquared sandbox is started on loopback for the run and both are ignored; it mirrors
+    ``sandbox_schema`` when given (a file written by ``lsq-import account --output``).
 
     Rerunning with the same ``results`` file resumes: rows already ``success`` are skipped,
     and ``unknown`` ones too unless ``retry_unknown``. A resume with another input file or a
@@ -178,6 +180,7 @@ def run_import(
                 credentials=settings.credentials,
                 env_file=settings.env_file,
                 sandbox=settings.sandbox,
+                sandbox_schema=settings.sandbox_schema,
             )
             rows = source.rows()
             first = next(rows, None)

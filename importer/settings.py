@@ -230,6 +230,16 @@ def base_url(host: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+def check_sandbox_schema(sandbox: bool, schema: str | os.PathLike[str] | None) -> None:
+    """A sandbox schema file only makes sense for a throwaway sandbox: refuse it otherwise
+    (a real account has its own schema; a standing sandbox takes ``sandbox --schema``)."""
+    if schema is not None and not sandbox:
+        raise ConfigError(
+            f"--schema {os.fspath(schema)}: applies only with --sandbox (the throwaway sandbox "
+            "mirrors it); for a standing one: lsq-import sandbox --schema FILE"
+        )
+
+
 @dataclass(frozen=True)
 class ImportSettings:
     """Everything a run is told besides its input, mapping and results file: read once (from
@@ -247,6 +257,8 @@ class ImportSettings:
     """An environment file with ``LSQ_*`` lines; overrides the environment."""
     sandbox: bool = False
     """Send to a throwaway local sandbox instead (host and keys are ignored)."""
+    sandbox_schema: str | os.PathLike[str] | None = None
+    """With ``sandbox``: a schema file (``lsq-import account --output``) it mirrors."""
     rate: int = 25
     per: float = 5.0
     concurrency: int | None = None
@@ -267,6 +279,7 @@ class ImportSettings:
     delimiter: str | None = None
 
     def __post_init__(self) -> None:
+        check_sandbox_schema(self.sandbox, self.sandbox_schema)
         if self.rate < 1 or self.per <= 0:
             raise ConfigError(f"--rate {self.rate} --per {self.per}: rate must be >= 1 and per > 0")
         if self.concurrency is not None and self.concurrency < 1:

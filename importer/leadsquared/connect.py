@@ -10,12 +10,14 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from ..settings import (
     ENV_HOST,
     Credentials,
     base_url,
+    check_sandbox_schema,
     credentials_from_env,
     env_file_exposure,
     read_env_file,
@@ -23,15 +25,20 @@ from ..settings import (
 from .classify import shown_url
 from .client import LeadSquaredClient, make_session
 
+if TYPE_CHECKING:
+    from ..sandbox.schema import SandboxSchema
+
 logger = logging.getLogger("lsq_import")
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A base URL and the keys for it; ``url`` None means a throwaway local sandbox."""
+    """A base URL and the keys for it; ``url`` None means a throwaway local sandbox, which
+    mirrors ``schema`` when given (else the sandbox's default account)."""
 
     url: str | None
     credentials: Credentials | None = field(default=None, repr=False)
+    schema: SandboxSchema | None = field(default=None, repr=False)
 
     @property
     def is_sandbox(self) -> bool:
@@ -44,16 +51,24 @@ def resolve_endpoint(
     credentials: Credentials | None = None,
     env_file: str | os.PathLike[str] | None = None,
     sandbox: bool = False,
+    sandbox_schema: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Endpoint:
     """The host and keys a run uses, checked before anything is read or sent.
 
     ``host`` defaults to ``$LSQ_HOST``; ``credentials`` to ``$LSQ_ACCESS_KEY``/
     ``$LSQ_SECRET_KEY``; ``env_file`` (``NAME=value`` lines) overrides the environment.
-    Raises :class:`importer.exceptions.ConfigError` for a bad host or missing keys.
+    ``sandbox_schema``: with ``sandbox``, a schema file (``lsq-import account --output``) the
+    throwaway sandbox mirrors. Raises :class:`importer.exceptions.ConfigError` for a bad host,
+    missing keys, or a schema file that does not load.
     """
+    check_sandbox_schema(sandbox, sandbox_schema)
     if sandbox:
-        return Endpoint(None)
+        if sandbox_schema is None:
+            return Endpoint(None)
+        from ..sandbox.schema import SandboxSchema
+
+        return Endpoint(None, schema=SandboxSchema.from_file(sandbox_schema))
     env = {**(os.environ if environ is None else environ)}
     # An env file others can read is said once: in the refusal's one line if anything here
     # refuses it (a bad line, a bad key or host in it, a key missing), else as a warning.
@@ -83,7 +98,8 @@ async def connect(
     per: float = 5.0,
 ) -> AsyncIterator[LeadSquaredClient]:
     """A client for ``endpoint``; for a sandbox endpoint, a local sandbox (limited to ``rate``
-    calls per ``per`` s, with one-off keys) runs until the block ends."""
+    calls per ``per`` s, with one-off keys, mirroring ``endpoint.schema``) runs until the
+    block ends."""
     async with AsyncExitStack() as stack:
         url, credentials = endpoint.url, endpoint.credentials
         if url is None:
@@ -95,6 +111,7 @@ async def connect(
                 secret_key=credentials.secret_key,
                 rate=rate,
                 per=per,
+                schema=endpoint.schema,
             )
             await stack.enter_async_context(box)
             url = box.base_url

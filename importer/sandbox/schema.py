@@ -9,6 +9,7 @@ accepts (its dropdown options, whether it is a custom field set), for the accoun
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,7 @@ class SandboxSchema:
         return cls(lead_fields=_default_lead_fields(), activity_types=_default_activity_types())
 
     @classmethod
-    def from_file(cls, path: str | Path) -> SandboxSchema:
+    def from_file(cls, path: str | os.PathLike[str]) -> SandboxSchema:
         """Load a schema from YAML or JSON with the keys ``lead_fields`` and ``activity_types``.
 
         Raises ConfigError (one line, naming the file and the bad key) when the file is

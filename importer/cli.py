@@ -109,6 +109,36 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def echo(text: str) -> bool:
+    """Print ``text`` on stdout; False once stdout's reader has gone (``| head -1`` read what
+    it wanted and closed the pipe).
+
+    That is a normal end, as for ``cat``: the command stops writing, says nothing, and ends
+    with the exit code it would have had (a run's outcome does not change because nobody
+    read its summary). Python ignores SIGPIPE, so a closed pipe is a BrokenPipeError here;
+    stdout is then pointed at the null device, so that what is still buffered, and Python's
+    flush at exit, go nowhere instead of failing again.
+    """
+    try:
+        click.echo(text)
+        return True
+    except BrokenPipeError:
+        _stdout_gone()
+        return False
+
+
+def _stdout_gone() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def _all(*options: Callable[[F], F]) -> Callable[[F], F]:
     """Apply several click options as one decorator (shared by the commands)."""
 
@@ -135,7 +165,30 @@ _INPUT_OPTIONS = (
 input_options = _all(*_INPUT_OPTIONS)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose ``--help`` into a closed pipe (``lsq-import run --help | head -3``)
+    ends quietly with exit 0, as its output does (see :func:`echo`): click's own handling
+    exits 1, which means "rows failed"."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:  # --help or --version: written while the options are read
+            _stdout_gone()
+            raise click.exceptions.Exit(int(ExitStatus.SUCCESS)) from None
+
+
+class _Group(_Command, click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsq-import")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -345,7 +398,7 @@ def run(
         )
         if summary_json:
             summary.write_json(summary_json)
-        click.echo(summary.to_text())
+        echo(summary.to_text())
         sys.exit(int(summary.exit_status))
     inputs = expand_inputs(input_file)
     if results is not None:
@@ -363,7 +416,7 @@ def run(
     )
     if summary_json:
         batch.write_json(summary_json)
-    click.echo(batch.to_text())
+    echo(batch.to_text())
     sys.exit(int(batch.exit_status))
 
 
@@ -581,7 +634,8 @@ def report(
     _load("read_report", "rows_with_status", "write_html", "write_json")
     if status is not None:
         for line in rows_with_status(results, status):
-            click.echo(line)
+            if not echo(line):
+                break  # the reader has what it wanted: read no further
         return
     check_output_path("--json", json_file, [results, *_beside(results)])
     check_output_path("--html", html_file, [results, *_beside(results), json_file])
@@ -590,7 +644,7 @@ def report(
         write_json(found, json_file)
     if html_file:
         write_html(found, html_file)
-    click.echo(found.to_text())
+    echo(found.to_text())
 
 
 _ONLINE_OPTIONS = (
@@ -700,7 +754,7 @@ def validate(
         progress=ProgressBar() if wants_bar(quiet) else False,
         online=account,
     )
-    click.echo(summary.to_text())
+    echo(summary.to_text())
     sys.exit(int(summary.exit_status))
 
 
@@ -761,7 +815,7 @@ def init_mapping(
         encoding=encoding,
         delimiter=delimiter,
     )
-    click.echo(made.to_text())
+    echo(made.to_text())
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -1,0 +1,84 @@
+"""Command-line conventions users of csvkit, sqlite-utils and httpie expect: a closed pipe,
+``-`` for stdin and stdout, help, version, JSON summaries, shell completion."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE_MAPPING, ROOT, SAMPLE_CSV
+
+RESULTS_HEADER = (
+    "row,key,status,activity_id,lead_id,http_status,error_type,error_message,attempts,finished_at\n"
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    for name in ("LSQ_ACCESS_KEY", "LSQ_SECRET_KEY", "LSQ_HOST"):
+        env.pop(name, None)
+    return env
+
+
+def lsq_import(*args: str | Path, **kwargs) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", *map(str, args)],
+        stderr=subprocess.PIPE,
+        env=kwargs.pop("env", None) or child_env(),
+        **kwargs,
+    )
+
+
+def many_successes(path: Path, rows: int) -> Path:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(RESULTS_HEADER)
+        for row in range(2, rows + 2):
+            out.write(f"{row},lead{row}@example.com,success,A{row},L{row},200,,,1,")
+            out.write("2026-01-01T00:00:00Z\n")
+    return path
+
+
+def test_a_listing_cut_short_by_head_ends_quietly(tmp_path: Path) -> None:
+    # `lsq-import report R.csv --status success | head -1`: 20,000 lines, far more than a pipe
+    # holds, so the command is still writing when its reader goes away.
+    results = many_successes(tmp_path / "r.csv", 20_000)
+    proc = lsq_import("report", results, "--status", "success", stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert first == b"row,key,error_type,error_message\n"
+    assert err == ""  # no "internal error", no "Broken pipe", no traceback
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "validate", "report", "init-mapping", "--help", "run --help"]
+)
+def test_every_command_ends_quietly_when_nobody_reads_stdout(tmp_path: Path, command: str) -> None:
+    # The pipe's reader is gone before the command writes a byte (`... | true`): every write
+    # to stdout fails, deterministically. The exit code is the one the command would have had.
+    source = tmp_path / "leads.csv"
+    source.write_text("".join(SAMPLE_CSV.read_text(encoding="utf-8").splitlines(True)[:4]))
+    args: list[str | Path] = {
+        "run": ["run", source, "-m", EXAMPLE_MAPPING, "--sandbox", "--rate", "100", "--per", "1"],
+        "validate": ["validate", source, "-m", EXAMPLE_MAPPING],
+        "report": ["report", many_successes(tmp_path / "done.csv", 3)],
+        "init-mapping": ["init-mapping", source, "-o", tmp_path / "m.yaml"],
+        "--help": ["--help"],
+        "run --help": ["run", "--help"],
+    }[command]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = lsq_import(*args, stdout=write_end, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == "", err

@@ -18,10 +18,10 @@ RESULTS_HEADER = (
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("LSQ_ACCESS_KEY", "LSQ_SECRET_KEY", "LSQ_HOST"):
         env.pop(name, None)
-    return env
+    return {**env, **extra}
 
 
 def lsq_import(*args: str | Path, **kwargs) -> subprocess.Popen[bytes]:
@@ -82,3 +82,39 @@ def test_every_command_ends_quietly_when_nobody_reads_stdout(tmp_path: Path, com
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert err == "", err
+
+
+def test_with_a_log_file_and_quiet_stderr_holds_no_log_line(tmp_path: Path, sandbox_thread) -> None:
+    # A cron run: docs/scheduling.md promises the mail holds just the summary. Retries and
+    # failed rows make DEBUG and INFO records; they all go to the file.
+    from importer.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig
+
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(error_500_plain=1.0, seed=3))
+    source = tmp_path / "leads.csv"
+    source.write_text("".join(SAMPLE_CSV.read_text(encoding="utf-8").splitlines(True)[:11]))
+    log = tmp_path / "run.log"
+    done = subprocess.run(
+        [sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING)]
+        + ["--host", sandbox.base_url, "--rate", "100", "--per", "1", "--quiet"]
+        + [
+            "--max-attempts",
+            "2",
+            "--retry-delay",
+            "0.01",
+            "0.02",
+            "--log-file",
+            str(log),
+            "--log-level",
+            "debug",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=child_env(LSQ_ACCESS_KEY=DEFAULT_ACCESS_KEY, LSQ_SECRET_KEY=DEFAULT_SECRET_KEY),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    logged = log.read_text(encoding="utf-8")
+    assert "preflight:" in logged and "row 2: failed after 2 attempts" in logged, logged
+    assert done.stderr == ""
+    assert "rows in" in done.stdout and "DEBUG" not in done.stdout

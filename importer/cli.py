@@ -188,8 +188,12 @@ class _Group(_Command, click.Group):
     command_class = _Command
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lsq-import")
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="lsq-import")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Bulk-import CSV and Excel rows into LeadSquared, one lead + activity per row.
@@ -198,6 +202,9 @@ def cli(ctx: click.Context) -> None:
     Try it on the bundled sample against a local sandbox (no account needed):
       lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
     """
+    if ctx.invoked_subcommand is None:  # a bare `lsq-import`: the help, and no error
+        echo(ctx.get_help())
+        ctx.exit(int(ExitStatus.SUCCESS))
     if not logging.getLogger().handlers:
         # Warnings (an env file others can read) on stderr; --log-level only sets what
         # --log-file gets, so a debug log does not also pour onto the terminal or cron mail.
@@ -236,7 +243,7 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Import INPUT's rows into LeadSquared, resumably.")
 @click.argument("input_file", metavar="INPUT")
 @mapping_option
 @click.option(
@@ -317,11 +324,20 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
 )
 @click.option(
     "--retry-delay",
-    type=(click.FloatRange(min=0), click.FloatRange(min=0)),
-    default=(0.5, 30.0),
+    type=click.FloatRange(min=0),
+    default=0.5,
     show_default=True,
-    metavar="BASE CAP",
-    help="Backoff between attempts: BASE * 2^n seconds with full jitter, at most CAP.",
+    metavar="SECONDS",
+    help="Backoff before the first retry of a transient failure; each further retry may "
+    "wait twice as long (a random wait up to that), at most --retry-max-delay.",
+)
+@click.option(
+    "--retry-max-delay",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest backoff between two attempts of a row.",
 )
 @click.option(
     "--timeout",
@@ -385,6 +401,7 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
+    options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
     kept = _kept_files(input_file, mapping, results)
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
@@ -531,13 +548,31 @@ class _LogFile(logging.handlers.RotatingFileHandler):
         )
 
 
-@cli.command()
-@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@cli.command(short_help="Serve the local LeadSquared sandbox until Ctrl-C.")
+@click.option(
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on (0: any free port; the line printed at start names it).",
+)
 @click.option(
     "--bind", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
 )
-@click.option("--rate", default=25, show_default=True, type=click.IntRange(min=1))
-@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls the sandbox accepts per --per seconds; more get LeadSquared's 429.",
+)
+@click.option(
+    "--per",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="The rate limit's rolling window, seconds.",
+)
 @click.option(
     "--latency",
     type=click.FloatRange(min=0),
@@ -604,7 +639,37 @@ def sandbox(
     )
 
 
-@cli.command()
+_STATUSES = ("success", "failed", "invalid", "skipped", "unknown")
+"""The final statuses (``results.status.FINAL_STATUSES``), spelt out so that ``--help`` does
+not import the results package."""
+
+
+class StatusList(click.ParamType):
+    """``failed,unknown``: a comma-separated list of final statuses."""
+
+    name = "STATUS[,STATUS...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        wrong = [name for name in names if name not in _STATUSES]
+        if wrong or not names:
+            what = f"{wrong[0]!r} is not a status" if wrong else "no status given"
+            self.fail(f"{what}; use a comma-separated list of {', '.join(_STATUSES)}", param, ctx)
+        return tuple(dict.fromkeys(names))
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        done, _, last = incomplete.rpartition(",")
+        prefix = f"{done}," if done else ""
+        return [CompletionItem(prefix + name) for name in _STATUSES if name.startswith(last)]
+
+
+@cli.command(short_help="Summarise a results file: counts, errors, JSON or HTML.")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
@@ -617,12 +682,23 @@ def sandbox(
 )
 @click.option(
     "--status",
-    type=click.Choice(["success", "failed", "invalid", "skipped", "unknown"]),
+    type=click.Choice(_STATUSES),
     help="Instead, list the rows with this status (row, key, error), one per line.",
+)
+@click.option(
+    "--fail-on",
+    type=StatusList(),
+    default=(),
+    help="Exit with code 1 (and say so in one line on stderr) when the file holds rows of "
+    "these statuses, e.g. --fail-on failed,unknown for a morning check.",
 )
 @reports_errors
 def report(
-    results: Path, json_file: Path | None, html_file: Path | None, status: str | None
+    results: Path,
+    json_file: Path | None,
+    html_file: Path | None,
+    status: str | None,
+    fail_on: tuple[str, ...],
 ) -> None:
     """Summarise a results file: counts, errors grouped by type and message, timings.
 
@@ -630,12 +706,15 @@ def report(
     Examples:
       lsq-import report leads.results.csv --html report.html
       lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
+      lsq-import report leads.results.csv --fail-on failed,unknown || alert.sh
     """
     _load("read_report", "rows_with_status", "write_html", "write_json")
     if status is not None:
         for line in rows_with_status(results, status):
             if not echo(line):
                 break  # the reader has what it wanted: read no further
+        if fail_on:
+            _fail_on(read_report(results), fail_on)
         return
     check_output_path("--json", json_file, [results, *_beside(results)])
     check_output_path("--html", html_file, [results, *_beside(results), json_file])
@@ -645,6 +724,18 @@ def report(
     if html_file:
         write_html(found, html_file)
     echo(found.to_text())
+    _fail_on(found, fail_on)
+
+
+def _fail_on(found: Any, statuses: tuple[str, ...]) -> None:
+    """``--fail-on``: exit 1 with one line when the report counts rows of ``statuses``."""
+    held = [(name, found.by_status[name]) for name in statuses if found.by_status[name]]
+    if held:
+        counts = ", ".join(f"{count} {name}" for name, count in held)
+        raise CliError(
+            f"{found.path} holds {counts} rows (--fail-on {','.join(statuses)})",
+            int(ExitStatus.ROWS_FAILED),
+        )
 
 
 _ONLINE_OPTIONS = (
@@ -679,7 +770,7 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
         )
 
 
-@cli.command()
+@cli.command(short_help="Map every row of INPUT and list the bad ones; send nothing.")
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
 @mapping_option
 @click.option(
@@ -758,7 +849,7 @@ def validate(
     sys.exit(int(summary.exit_status))
 
 
-@cli.command("init-mapping")
+@cli.command("init-mapping", short_help="Write a commented mapping skeleton from INPUT's header.")
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--output",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SAMPLE_CSV
@@ -96,17 +97,8 @@ def test_with_a_log_file_and_quiet_stderr_holds_no_log_line(tmp_path: Path, sand
     done = subprocess.run(
         [sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING)]
         + ["--host", sandbox.base_url, "--rate", "100", "--per", "1", "--quiet"]
-        + [
-            "--max-attempts",
-            "2",
-            "--retry-delay",
-            "0.01",
-            "0.02",
-            "--log-file",
-            str(log),
-            "--log-level",
-            "debug",
-        ],
+        + ["--max-attempts", "2", "--retry-delay", "0.01", "--retry-max-delay", "0.02"]
+        + ["--log-file", str(log), "--log-level", "debug"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -118,3 +110,99 @@ def test_with_a_log_file_and_quiet_stderr_holds_no_log_line(tmp_path: Path, sand
     assert "preflight:" in logged and "row 2: failed after 2 attempts" in logged, logged
     assert done.stderr == ""
     assert "rows in" in done.stdout and "DEBUG" not in done.stdout
+
+
+def invoke(*args: str | Path, **kwargs):
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], **kwargs)
+
+
+def test_a_bare_lsq_import_prints_the_help_and_exits_0() -> None:
+    result = invoke(prog_name="lsq-import")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: lsq-import") and "Commands:" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_the_version_has_a_short_flag(flag: str) -> None:
+    from importer import __version__
+
+    result = invoke(flag)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"lsq-import, version {__version__}"
+
+
+def test_the_command_summaries_are_not_cut() -> None:
+    from importer.cli import cli
+
+    result = invoke("--help")
+    assert result.exit_code == 0, result.output
+    listing = " ".join(result.stdout.split("Commands:")[1].split())
+    assert "..." not in listing
+    for name, command in cli.commands.items():
+        assert command.short_help, name
+        assert f"{name} {command.short_help}" in listing, listing
+
+
+def test_every_option_of_every_command_has_a_help_text() -> None:
+    from importer.cli import cli
+
+    missing = [
+        f"{name} {param.opts[0]}"
+        for name, command in cli.commands.items()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert missing == []
+
+
+def test_run_help_names_each_retry_delay_with_one_value() -> None:
+    result = invoke("run", "--help")
+    assert result.exit_code == 0, result.output
+    assert "--retry-delay SECONDS" in result.stdout
+    assert "--retry-max-delay SECONDS" in result.stdout
+
+
+def results_with(path: Path, statuses: list[str]) -> Path:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(RESULTS_HEADER)
+        for row, status in enumerate(statuses, start=2):
+            error = "" if status == "success" else "SomeError,went wrong"
+            error = error or ","
+            out.write(f"{row},lead{row}@example.com,{status},,,500,{error},1,")
+            out.write("2026-01-01T00:00:00Z\n")
+    return path
+
+
+@pytest.mark.parametrize("listing", [[], ["--status", "failed"]])
+def test_report_fail_on_exits_1_with_one_line_when_such_rows_are_there(
+    tmp_path: Path, listing: list[str]
+) -> None:
+    results = results_with(
+        tmp_path / "r.csv", ["success", "failed", "unknown", "failed", "invalid"]
+    )
+    result = invoke("report", results, *listing, "--fail-on", "failed,unknown")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        f"Error: {results} holds 2 failed, 1 unknown rows (--fail-on failed,unknown)"
+    )
+    assert result.stdout  # the report (or the listing) is still printed
+
+
+def test_report_fail_on_exits_0_when_no_such_row_is_there(tmp_path: Path) -> None:
+    results = results_with(tmp_path / "r.csv", ["success", "invalid", "skipped"])
+    result = invoke("report", results, "--fail-on", "failed,unknown")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("value", ["failed,bogus", "sending", ","])
+def test_report_fail_on_refuses_what_is_not_a_status(tmp_path: Path, value: str) -> None:
+    results = results_with(tmp_path / "r.csv", ["success"])
+    result = invoke("report", results, "--fail-on", value)
+    assert result.exit_code == 2, result.output
+    assert "--fail-on" in result.stderr and "comma-separated list of success" in result.stderr

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import json
 import logging
 import logging.handlers
 import os
@@ -137,6 +138,67 @@ def _stdout_gone() -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+STDOUT = "-"
+"""What an output option (``--json -``, ``--payloads -``) or INPUT (``validate -``) names to
+mean stdout or stdin, as in csvkit, sqlite-utils and httpie."""
+
+
+def is_std(path: str | os.PathLike[str] | None) -> bool:
+    """Whether an option's value is ``-`` (stdout, or stdin for an INPUT)."""
+    return path is not None and os.fspath(path) == STDOUT
+
+
+def summary_out(
+    json_file: Path | None,
+    summary: Any,
+    *,
+    stdout_taken: bool = False,
+    write_json: Callable[[Path], None] | None = None,
+) -> None:
+    """End a command with its summary (anything with ``to_text`` and ``to_dict``): the text on
+    stdout; with ``--json -`` the JSON there instead; when another stream already fills
+    stdout (``--payloads -``), the text on stderr. ``--json FILE`` writes the file (with
+    ``write_json``, default ``summary.write_json``) and keeps the text on stdout."""
+    if is_std(json_file):
+        echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    if json_file is not None:
+        (write_json or summary.write_json)(json_file)
+    if stdout_taken:
+        click.echo(summary.to_text(), err=True)
+    else:
+        echo(summary.to_text())
+
+
+class PipeStdout:
+    """stdout as a stream of lines for the library (``validate --payloads -``). Once the
+    reader has gone (``| head``) the rest goes to the null device and the command runs to its
+    own end and exit code, as :func:`echo` does."""
+
+    name = "<stdout>"
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except BrokenPipeError:
+            _stdout_gone()
+            return len(text)
+
+
+def json_option(*names: str, what: str) -> Callable[[F], F]:
+    """``--json [FILE]``: ``what`` as JSON in FILE; ``-``, or the option alone, for stdout."""
+    return click.option(
+        *names,
+        "json_file",
+        type=click.Path(path_type=Path, allow_dash=True),
+        is_flag=False,
+        flag_value=STDOUT,
+        metavar="[FILE|-]",
+        help=f"Write {what} as JSON to FILE; alone or as '--json -', on stdout instead of "
+        "the text summary.",
+    )
 
 
 def _all(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -358,10 +420,10 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     help="Resume even though the input file or mapping changed since the results file began, "
     "or its RESULTS.meta.json is gone (each recorded row's key is then checked).",
 )
-@click.option(
+@json_option(
     "--summary-json",
-    type=click.Path(path_type=Path),
-    help="Also write the summary (counts, grouped errors, timings, fingerprints) as JSON.",
+    "--json",
+    what="the summary (counts, grouped errors, timings, fingerprints)",
 )
 @click.option(
     "--log-file",
@@ -383,7 +445,7 @@ def run(
     results: Path | None,
     results_dir: Path | None,
     archive_dir: Path | None,
-    summary_json: Path | None,
+    json_file: Path | None,
     log_file: Path | None,
     log_level: str,
     quiet: bool,
@@ -402,7 +464,20 @@ def run(
           --host api-in21.leadsquared.com --results leads.results.csv
     """
     options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
+    if is_std(input_file):
+        raise CliError(
+            "INPUT -: run does not read stdin: a resume matches the results file to the input "
+            "by row number and fingerprint, so the rows must be a file it can read again; "
+            "save them to one (validate reads '-')",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if is_std(results):
+        raise CliError(
+            "--results -: the results file is read back to resume; name a file",
+            int(ExitStatus.BAD_INPUT),
+        )
     kept = _kept_files(input_file, mapping, results)
+    summary_json = None if is_std(json_file) else json_file
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
@@ -413,9 +488,7 @@ def run(
         summary = run_import(
             input_file, mapping, results=results, settings=settings, progress=progress
         )
-        if summary_json:
-            summary.write_json(summary_json)
-        echo(summary.to_text())
+        summary_out(json_file, summary)
         sys.exit(int(summary.exit_status))
     inputs = expand_inputs(input_file)
     if results is not None:
@@ -431,9 +504,7 @@ def run(
         archive_dir=archive_dir,
         progress=progress,
     )
-    if summary_json:
-        batch.write_json(summary_json)
-    echo(batch.to_text())
+    summary_out(json_file, batch)
     sys.exit(int(batch.exit_status))
 
 
@@ -445,6 +516,11 @@ def check_output_path(
     its metadata: ``--summary-json leads.csv`` overwrote the input)."""
     if path is None:
         return
+    if is_std(path):
+        raise CliError(
+            f"{option} -: this option writes a file, not stdout; name a file",
+            int(ExitStatus.BAD_INPUT),
+        )
     folder = path.parent
     problem = ""
     clash = next((Path(other) for other in keep if other and _same_file(path, Path(other))), None)
@@ -671,9 +747,7 @@ class StatusList(click.ParamType):
 
 @cli.command(short_help="Summarise a results file: counts, errors, JSON or HTML.")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
-)
+@json_option("--json", what="the report")
 @click.option(
     "--html",
     "html_file",
@@ -716,14 +790,13 @@ def report(
         if fail_on:
             _fail_on(read_report(results), fail_on)
         return
-    check_output_path("--json", json_file, [results, *_beside(results)])
-    check_output_path("--html", html_file, [results, *_beside(results), json_file])
+    to_file = None if is_std(json_file) else json_file
+    check_output_path("--json", to_file, [results, *_beside(results)])
+    check_output_path("--html", html_file, [results, *_beside(results), to_file])
     found = read_report(results)
-    if json_file:
-        write_json(found, json_file)
     if html_file:
         write_html(found, html_file)
-    echo(found.to_text())
+    summary_out(json_file, found, write_json=lambda path: write_json(found, path))
     _fail_on(found, fail_on)
 
 
@@ -770,8 +843,12 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
         )
 
 
+_FORMATS = ("csv", "txt", "tsv", "xlsx", "xlsm", "xls")
+"""``reader.stdin.FORMATS``, spelt out so that ``--help`` does not import the readers."""
+
+
 @cli.command(short_help="Map every row of INPUT and list the bad ones; send nothing.")
-@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path, allow_dash=True))
 @mapping_option
 @click.option(
     "--results",
@@ -781,8 +858,16 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
 )
 @click.option(
     "--payloads",
-    type=click.Path(path_type=Path),
-    help="Write the exact request body of every valid row to this file (JSON Lines).",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the exact request body of every valid row to this file (JSON Lines); '-' "
+    "for stdout (the text summary then goes to stderr).",
+)
+@json_option("--json", what="the summary (counts, invalid rows by column, duplicates)")
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(_FORMATS),
+    help="With INPUT '-' (rows from stdin): the file type stdin holds (default: csv).",
 )
 @click.option(
     "--online",
@@ -798,6 +883,8 @@ def validate(
     mapping: Path,
     results: Path | None,
     payloads: Path | None,
+    json_file: Path | None,
+    input_format: str | None,
     online: bool,
     host: str | None,
     sandbox: bool,
@@ -809,6 +896,7 @@ def validate(
 ) -> None:
     """Map every row of INPUT without sending anything; list the rows that would fail.
 
+    INPUT '-' reads the rows from stdin (a CSV unless --format says otherwise).
     Exit code 0 when no row is invalid, 1 when some are, 2 for a bad file or mapping (or,
     with --online, a mapping that does not fit the account).
 
@@ -818,34 +906,59 @@ def validate(
           --results leads.check.csv --payloads leads.payloads.jsonl
       lsq-import validate leads.csv -m mappings/example.yaml --online \\
           --host api-in21.leadsquared.com
+      export-leads | lsq-import validate - -m mappings/example.yaml --json
     """
     from .preflight import check_account
+    from .reader.stdin import STDIN_NAME, spooled
     from .validate import validate_file
 
     _load("ProgressBar", "wants_bar")
 
     _check_online_flags(online or sandbox, host, env_file)
-    kept = [input_file, mapping, *([results, *_beside(results)] if results else [])]
-    check_output_path("--payloads", payloads, kept)
-    check_output_path("--results", results, [input_file, mapping, payloads])
+    from_stdin = is_std(input_file)
+    if input_format is not None and not from_stdin:
+        raise CliError(
+            f"--format {input_format}: applies to INPUT '-' (stdin); {input_file}'s type "
+            "comes from its extension",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if is_std(payloads) and is_std(json_file):
+        raise CliError(
+            "--payloads - and --json -: only one of them can write to stdout; send the other "
+            "to a file",
+            int(ExitStatus.BAD_INPUT),
+        )
+    to_stdout = PipeStdout() if is_std(payloads) else None
+    payloads_file = None if to_stdout else payloads
+    summary_file = None if is_std(json_file) else json_file
+    inputs = [] if from_stdin else [input_file]
+    kept = [*inputs, mapping, *([results, *_beside(results)] if results else [])]
+    check_output_path("--payloads", payloads_file, kept)
+    check_output_path("--results", results, [*inputs, mapping, payloads_file])
+    check_output_path("--json", summary_file, [*kept, payloads_file])
     account = None
     if online or sandbox:
 
         def account(the_mapping: Any) -> Any:
             return check_account(the_mapping, host=host, env_file=env_file, sandbox=sandbox)
 
-    summary = validate_file(
-        input_file,
-        mapping,
-        results=results,
-        payloads=payloads,
-        sheet=sheet,
-        encoding=encoding,
-        delimiter=delimiter,
-        progress=ProgressBar() if wants_bar(quiet) else False,
-        online=account,
-    )
-    echo(summary.to_text())
+    with contextlib.ExitStack() as stack:
+        source: Path = input_file
+        if from_stdin:
+            source = stack.enter_context(spooled(sys.stdin.buffer, input_format or "csv"))
+        summary = validate_file(
+            source,
+            mapping,
+            results=results,
+            payloads=to_stdout or payloads_file,
+            sheet=sheet,
+            encoding=encoding,
+            delimiter=delimiter,
+            progress=ProgressBar() if wants_bar(quiet) else False,
+            online=account,
+            input_name=STDIN_NAME if from_stdin else None,
+        )
+    summary_out(json_file, summary, stdout_taken=to_stdout is not None)
     sys.exit(int(summary.exit_status))
 
 

@@ -685,14 +685,14 @@ def sandbox(
 ) -> None:
     """Serve the local LeadSquared sandbox until Ctrl-C.
 
-    It accepts the keys in LSQ_ACCESS_KEY/LSQ_SECRET_KEY, or sandbox-access-key /
-    sandbox-secret-key when those are not set.
+    It accepts the keys in LSQ_ACCESS_KEY/LSQ_SECRET_KEY, or the well-known
+    sandbox-access-key / sandbox-secret-key when those are not set; a run at its address
+    with no keys exported then uses those (and says so).
 
     \b
     Example (two terminals):
       lsq-import sandbox --port 8787
-      LSQ_ACCESS_KEY=sandbox-access-key LSQ_SECRET_KEY=sandbox-secret-key \\
-        lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
+      lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
     """
     from .sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxSchema, serve
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import json
 import logging
 import logging.handlers
 import os
@@ -109,6 +110,97 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def echo(text: str) -> bool:
+    """Print ``text`` on stdout; False once stdout's reader has gone (``| head -1`` read what
+    it wanted and closed the pipe).
+
+    That is a normal end, as for ``cat``: the command stops writing, says nothing, and ends
+    with the exit code it would have had (a run's outcome does not change because nobody
+    read its summary). Python ignores SIGPIPE, so a closed pipe is a BrokenPipeError here;
+    stdout is then pointed at the null device, so that what is still buffered, and Python's
+    flush at exit, go nowhere instead of failing again.
+    """
+    try:
+        click.echo(text)
+        return True
+    except BrokenPipeError:
+        _stdout_gone()
+        return False
+
+
+def _stdout_gone() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+STDOUT = "-"
+"""What an output option (``--json -``, ``--payloads -``) or INPUT (``validate -``) names to
+mean stdout or stdin, as in csvkit, sqlite-utils and httpie."""
+
+
+def is_std(path: str | os.PathLike[str] | None) -> bool:
+    """Whether an option's value is ``-`` (stdout, or stdin for an INPUT)."""
+    return path is not None and os.fspath(path) == STDOUT
+
+
+def summary_out(
+    json_file: Path | None,
+    summary: Any,
+    *,
+    stdout_taken: bool = False,
+    write_json: Callable[[Path], None] | None = None,
+) -> None:
+    """End a command with its summary (anything with ``to_text`` and ``to_dict``): the text on
+    stdout; with ``--json -`` the JSON there instead; when another stream already fills
+    stdout (``--payloads -``), the text on stderr. ``--json FILE`` writes the file (with
+    ``write_json``, default ``summary.write_json``) and keeps the text on stdout."""
+    if is_std(json_file):
+        echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    if json_file is not None:
+        (write_json or summary.write_json)(json_file)
+    if stdout_taken:
+        click.echo(summary.to_text(), err=True)
+    else:
+        echo(summary.to_text())
+
+
+class PipeStdout:
+    """stdout as a stream of lines for the library (``validate --payloads -``). Once the
+    reader has gone (``| head``) the rest goes to the null device and the command runs to its
+    own end and exit code, as :func:`echo` does."""
+
+    name = "<stdout>"
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except BrokenPipeError:
+            _stdout_gone()
+            return len(text)
+
+
+def json_option(*names: str, what: str) -> Callable[[F], F]:
+    """``--json [FILE]``: ``what`` as JSON in FILE; ``-``, or the option alone, for stdout."""
+    return click.option(
+        *names,
+        "json_file",
+        type=click.Path(path_type=Path, allow_dash=True),
+        is_flag=False,
+        flag_value=STDOUT,
+        metavar="[FILE|-]",
+        help=f"Write {what} as JSON to FILE; alone or as '--json -', on stdout instead of "
+        "the text summary.",
+    )
+
+
 def _all(*options: Callable[[F], F]) -> Callable[[F], F]:
     """Apply several click options as one decorator (shared by the commands)."""
 
@@ -141,8 +233,35 @@ _SCHEMA_HELP = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lsq-import")
+class _Command(click.Command):
+    """A command whose ``--help`` into a closed pipe (``lsq-import run --help | head -3``)
+    ends quietly with exit 0, as its output does (see :func:`echo`): click's own handling
+    exits 1, which means "rows failed"."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:  # --help or --version: written while the options are read
+            _stdout_gone()
+            raise click.exceptions.Exit(int(ExitStatus.SUCCESS)) from None
+
+
+class _Group(_Command, click.Group):
+    command_class = _Command
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="lsq-import")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Bulk-import CSV and Excel rows into LeadSquared, one lead + activity per row.
@@ -151,6 +270,9 @@ def cli(ctx: click.Context) -> None:
     Try it on the bundled sample against a local sandbox (no account needed):
       lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
     """
+    if ctx.invoked_subcommand is None:  # a bare `lsq-import`: the help, and no error
+        echo(ctx.get_help())
+        ctx.exit(int(ExitStatus.SUCCESS))
     if not logging.getLogger().handlers:
         # Warnings (an env file others can read) on stderr; --log-level only sets what
         # --log-file gets, so a debug log does not also pour onto the terminal or cron mail.
@@ -189,7 +311,7 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Import INPUT's rows into LeadSquared, resumably.")
 @click.argument("input_file", metavar="INPUT")
 @mapping_option
 @click.option(
@@ -271,11 +393,20 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
 )
 @click.option(
     "--retry-delay",
-    type=(click.FloatRange(min=0), click.FloatRange(min=0)),
-    default=(0.5, 30.0),
+    type=click.FloatRange(min=0),
+    default=0.5,
     show_default=True,
-    metavar="BASE CAP",
-    help="Backoff between attempts: BASE * 2^n seconds with full jitter, at most CAP.",
+    metavar="SECONDS",
+    help="Backoff before the first retry of a transient failure; each further retry may "
+    "wait twice as long (a random wait up to that), at most --retry-max-delay.",
+)
+@click.option(
+    "--retry-max-delay",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest backoff between two attempts of a row.",
 )
 @click.option(
     "--timeout",
@@ -296,10 +427,10 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     help="Resume even though the input file or mapping changed since the results file began, "
     "or its RESULTS.meta.json is gone (each recorded row's key is then checked).",
 )
-@click.option(
+@json_option(
     "--summary-json",
-    type=click.Path(path_type=Path),
-    help="Also write the summary (counts, grouped errors, timings, fingerprints) as JSON.",
+    "--json",
+    what="the summary (counts, grouped errors, timings, fingerprints)",
 )
 @click.option(
     "--log-file",
@@ -321,7 +452,7 @@ def run(
     results: Path | None,
     results_dir: Path | None,
     archive_dir: Path | None,
-    summary_json: Path | None,
+    json_file: Path | None,
     log_file: Path | None,
     log_level: str,
     quiet: bool,
@@ -339,7 +470,21 @@ def run(
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
     """
+    options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
+    if is_std(input_file):
+        raise CliError(
+            "INPUT -: run does not read stdin: a resume matches the results file to the input "
+            "by row number and fingerprint, so the rows must be a file it can read again; "
+            "save them to one (validate reads '-')",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if is_std(results):
+        raise CliError(
+            "--results -: the results file is read back to resume; name a file",
+            int(ExitStatus.BAD_INPUT),
+        )
     kept = _kept_files(input_file, mapping, results)
+    summary_json = None if is_std(json_file) else json_file
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
@@ -350,9 +495,7 @@ def run(
         summary = run_import(
             input_file, mapping, results=results, settings=settings, progress=progress
         )
-        if summary_json:
-            summary.write_json(summary_json)
-        click.echo(summary.to_text())
+        summary_out(json_file, summary)
         sys.exit(int(summary.exit_status))
     inputs = expand_inputs(input_file)
     if results is not None:
@@ -368,9 +511,7 @@ def run(
         archive_dir=archive_dir,
         progress=progress,
     )
-    if summary_json:
-        batch.write_json(summary_json)
-    click.echo(batch.to_text())
+    summary_out(json_file, batch)
     sys.exit(int(batch.exit_status))
 
 
@@ -382,6 +523,11 @@ def check_output_path(
     its metadata: ``--summary-json leads.csv`` overwrote the input)."""
     if path is None:
         return
+    if is_std(path):
+        raise CliError(
+            f"{option} -: this option writes a file, not stdout; name a file",
+            int(ExitStatus.BAD_INPUT),
+        )
     folder = path.parent
     problem = ""
     clash = next((Path(other) for other in keep if other and _same_file(path, Path(other))), None)
@@ -485,13 +631,31 @@ class _LogFile(logging.handlers.RotatingFileHandler):
         )
 
 
-@cli.command()
-@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@cli.command(short_help="Serve the local LeadSquared sandbox until Ctrl-C.")
+@click.option(
+    "--port",
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on (0: any free port; the line printed at start names it).",
+)
 @click.option(
     "--bind", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
 )
-@click.option("--rate", default=25, show_default=True, type=click.IntRange(min=1))
-@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls the sandbox accepts per --per seconds; more get LeadSquared's 429.",
+)
+@click.option(
+    "--per",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="The rate limit's rolling window, seconds.",
+)
 @click.option(
     "--latency",
     type=click.FloatRange(min=0),
@@ -528,14 +692,14 @@ def sandbox(
 ) -> None:
     """Serve the local LeadSquared sandbox until Ctrl-C.
 
-    It accepts the keys in LSQ_ACCESS_KEY/LSQ_SECRET_KEY, or sandbox-access-key /
-    sandbox-secret-key when those are not set.
+    It accepts the keys in LSQ_ACCESS_KEY/LSQ_SECRET_KEY, or the well-known
+    sandbox-access-key / sandbox-secret-key when those are not set; a run at its address
+    with no keys exported then uses those (and says so).
 
     \b
     Example (two terminals):
       lsq-import sandbox --port 8787
-      LSQ_ACCESS_KEY=sandbox-access-key LSQ_SECRET_KEY=sandbox-secret-key \\
-        lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
+      lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
     """
     from .sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxSchema, serve
 
@@ -558,7 +722,37 @@ def sandbox(
     )
 
 
-@cli.command()
+_STATUSES = ("success", "failed", "invalid", "skipped", "unknown")
+"""The final statuses (``results.status.FINAL_STATUSES``), spelt out so that ``--help`` does
+not import the results package."""
+
+
+class StatusList(click.ParamType):
+    """``failed,unknown``: a comma-separated list of final statuses."""
+
+    name = "STATUS[,STATUS...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        wrong = [name for name in names if name not in _STATUSES]
+        if wrong or not names:
+            what = f"{wrong[0]!r} is not a status" if wrong else "no status given"
+            self.fail(f"{what}; use a comma-separated list of {', '.join(_STATUSES)}", param, ctx)
+        return tuple(dict.fromkeys(names))
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        done, _, last = incomplete.rpartition(",")
+        prefix = f"{done}," if done else ""
+        return [CompletionItem(prefix + name) for name in _STATUSES if name.startswith(last)]
+
+
+@cli.command(short_help="Read the account's metadata: list it, or write a sandbox schema.")
 @click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
 @click.option(
     "--env-file",
@@ -585,7 +779,13 @@ def sandbox(
     type=click.IntRange(min=1),
     help="Calls allowed per --per seconds by your plan: these calls are paced like a run's.",
 )
-@click.option("--per", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--per",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="The window of --rate, in seconds.",
+)
 @click.option(
     "--timeout",
     default=60.0,
@@ -616,14 +816,12 @@ def account(output: Path | None, events: tuple[int, ...], **options: Any) -> Non
     )
     if output is not None:
         found.write(output)
-    click.echo(found.to_text())
+    echo(found.to_text())
 
 
-@cli.command()
+@cli.command(short_help="Summarise a results file: counts, errors, JSON or HTML.")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
-)
+@json_option("--json", what="the report")
 @click.option(
     "--html",
     "html_file",
@@ -632,12 +830,23 @@ def account(output: Path | None, events: tuple[int, ...], **options: Any) -> Non
 )
 @click.option(
     "--status",
-    type=click.Choice(["success", "failed", "invalid", "skipped", "unknown"]),
+    type=click.Choice(_STATUSES),
     help="Instead, list the rows with this status (row, key, error), one per line.",
+)
+@click.option(
+    "--fail-on",
+    type=StatusList(),
+    default=(),
+    help="Exit with code 1 (and say so in one line on stderr) when the file holds rows of "
+    "these statuses, e.g. --fail-on failed,unknown for a morning check.",
 )
 @reports_errors
 def report(
-    results: Path, json_file: Path | None, html_file: Path | None, status: str | None
+    results: Path,
+    json_file: Path | None,
+    html_file: Path | None,
+    status: str | None,
+    fail_on: tuple[str, ...],
 ) -> None:
     """Summarise a results file: counts, errors grouped by type and message, timings.
 
@@ -645,20 +854,35 @@ def report(
     Examples:
       lsq-import report leads.results.csv --html report.html
       lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
+      lsq-import report leads.results.csv --fail-on failed,unknown || alert.sh
     """
     _load("read_report", "rows_with_status", "write_html", "write_json")
     if status is not None:
         for line in rows_with_status(results, status):
-            click.echo(line)
+            if not echo(line):
+                break  # the reader has what it wanted: read no further
+        if fail_on:
+            _fail_on(read_report(results), fail_on)
         return
-    check_output_path("--json", json_file, [results, *_beside(results)])
-    check_output_path("--html", html_file, [results, *_beside(results), json_file])
+    to_file = None if is_std(json_file) else json_file
+    check_output_path("--json", to_file, [results, *_beside(results)])
+    check_output_path("--html", html_file, [results, *_beside(results), to_file])
     found = read_report(results)
-    if json_file:
-        write_json(found, json_file)
     if html_file:
         write_html(found, html_file)
-    click.echo(found.to_text())
+    summary_out(json_file, found, write_json=lambda path: write_json(found, path))
+    _fail_on(found, fail_on)
+
+
+def _fail_on(found: Any, statuses: tuple[str, ...]) -> None:
+    """``--fail-on``: exit 1 with one line when the report counts rows of ``statuses``."""
+    held = [(name, found.by_status[name]) for name in statuses if found.by_status[name]]
+    if held:
+        counts = ", ".join(f"{count} {name}" for name, count in held)
+        raise CliError(
+            f"{found.path} holds {counts} rows (--fail-on {','.join(statuses)})",
+            int(ExitStatus.ROWS_FAILED),
+        )
 
 
 _ONLINE_OPTIONS = (
@@ -692,8 +916,12 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
         )
 
 
-@cli.command()
-@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+_FORMATS = ("csv", "txt", "tsv", "xlsx", "xlsm", "xls")
+"""``reader.stdin.FORMATS``, spelt out so that ``--help`` does not import the readers."""
+
+
+@cli.command(short_help="Map every row of INPUT and list the bad ones; send nothing.")
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path, allow_dash=True))
 @mapping_option
 @click.option(
     "--results",
@@ -703,8 +931,16 @@ def _check_online_flags(online: bool, host: str | None, env_file: Path | None) -
 )
 @click.option(
     "--payloads",
-    type=click.Path(path_type=Path),
-    help="Write the exact request body of every valid row to this file (JSON Lines).",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the exact request body of every valid row to this file (JSON Lines); '-' "
+    "for stdout (the text summary then goes to stderr).",
+)
+@json_option("--json", what="the summary (counts, invalid rows by column, duplicates)")
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(_FORMATS),
+    help="With INPUT '-' (rows from stdin): the file type stdin holds (default: csv).",
 )
 @click.option(
     "--online",
@@ -721,6 +957,8 @@ def validate(
     mapping: Path,
     results: Path | None,
     payloads: Path | None,
+    json_file: Path | None,
+    input_format: str | None,
     online: bool,
     host: str | None,
     sandbox: bool,
@@ -733,6 +971,7 @@ def validate(
 ) -> None:
     """Map every row of INPUT without sending anything; list the rows that would fail.
 
+    INPUT '-' reads the rows from stdin (a CSV unless --format says otherwise).
     Exit code 0 when no row is invalid, 1 when some are, 2 for a bad file or mapping (or,
     with --online, a mapping that does not fit the account).
 
@@ -742,16 +981,36 @@ def validate(
           --results leads.check.csv --payloads leads.payloads.jsonl
       lsq-import validate leads.csv -m mappings/example.yaml --online \\
           --host api-in21.leadsquared.com
+      export-leads | lsq-import validate - -m mappings/example.yaml --json
     """
     from .preflight import check_account
+    from .reader.stdin import STDIN_NAME, spooled
     from .validate import validate_file
 
     _load("ProgressBar", "wants_bar")
 
     _check_online_flags(online or sandbox, host, env_file)
-    kept = [input_file, mapping, *([results, *_beside(results)] if results else [])]
-    check_output_path("--payloads", payloads, kept)
-    check_output_path("--results", results, [input_file, mapping, payloads])
+    from_stdin = is_std(input_file)
+    if input_format is not None and not from_stdin:
+        raise CliError(
+            f"--format {input_format}: applies to INPUT '-' (stdin); {input_file}'s type "
+            "comes from its extension",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if is_std(payloads) and is_std(json_file):
+        raise CliError(
+            "--payloads - and --json -: only one of them can write to stdout; send the other "
+            "to a file",
+            int(ExitStatus.BAD_INPUT),
+        )
+    to_stdout = PipeStdout() if is_std(payloads) else None
+    payloads_file = None if to_stdout else payloads
+    summary_file = None if is_std(json_file) else json_file
+    inputs = [] if from_stdin else [input_file]
+    kept = [*inputs, mapping, *([results, *_beside(results)] if results else [])]
+    check_output_path("--payloads", payloads_file, kept)
+    check_output_path("--results", results, [*inputs, mapping, payloads_file])
+    check_output_path("--json", summary_file, [*kept, payloads_file])
     account = None
     if online or sandbox or sandbox_schema:
 
@@ -764,22 +1023,27 @@ def validate(
                 sandbox_schema=sandbox_schema,
             )
 
-    summary = validate_file(
-        input_file,
-        mapping,
-        results=results,
-        payloads=payloads,
-        sheet=sheet,
-        encoding=encoding,
-        delimiter=delimiter,
-        progress=ProgressBar() if wants_bar(quiet) else False,
-        online=account,
-    )
-    click.echo(summary.to_text())
+    with contextlib.ExitStack() as stack:
+        source: Path = input_file
+        if from_stdin:
+            source = stack.enter_context(spooled(sys.stdin.buffer, input_format or "csv"))
+        summary = validate_file(
+            source,
+            mapping,
+            results=results,
+            payloads=to_stdout or payloads_file,
+            sheet=sheet,
+            encoding=encoding,
+            delimiter=delimiter,
+            progress=ProgressBar() if wants_bar(quiet) else False,
+            online=account,
+            input_name=STDIN_NAME if from_stdin else None,
+        )
+    summary_out(json_file, summary, stdout_taken=to_stdout is not None)
     sys.exit(int(summary.exit_status))
 
 
-@cli.command("init-mapping")
+@cli.command("init-mapping", short_help="Write a commented mapping skeleton from INPUT's header.")
 @click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--output",
@@ -836,7 +1100,7 @@ def init_mapping(
         encoding=encoding,
         delimiter=delimiter,
     )
-    click.echo(made.to_text())
+    echo(made.to_text())
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

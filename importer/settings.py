@@ -97,18 +97,25 @@ class Credentials:
         return self.access_key, self.secret_key
 
 
-def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
-    """Read the keys from ``LSQ_ACCESS_KEY`` and ``LSQ_SECRET_KEY``."""
+KEYS_HINT = (
+    "export your LeadSquared API keys (Settings > API and Webhooks) or use --sandbox to try "
+    "the local sandbox"
+)
+"""What the message for missing keys says to do, unless the caller knows better."""
+
+
+def credentials_from_env(
+    env: Mapping[str, str] | None = None, *, hint: str = KEYS_HINT
+) -> Credentials:
+    """Read the keys from ``LSQ_ACCESS_KEY`` and ``LSQ_SECRET_KEY``; ``hint`` ends the one
+    line when one is not set."""
     env = os.environ if env is None else env
     access, secret = env.get(ENV_ACCESS_KEY, "").strip(), env.get(ENV_SECRET_KEY, "").strip()
     missing = [
         name for name, value in ((ENV_ACCESS_KEY, access), (ENV_SECRET_KEY, secret)) if not value
     ]
     if missing:
-        raise ConfigError(
-            f"{' and '.join(missing)} not set: export your LeadSquared API keys "
-            "(Settings > API and Webhooks) or use --sandbox to try the local sandbox"
-        )
+        raise ConfigError(f"{' and '.join(missing)} not set: {hint}")
     # Checked here too, to name the variable (Credentials can only say which key).
     check_key(ENV_ACCESS_KEY, access)
     check_key(ENV_SECRET_KEY, secret)

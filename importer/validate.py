@@ -32,13 +32,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import ResultsFileError
 from .exitcodes import ExitStatus
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
 from .progress import NoProgress, RunObserver, observer_for
-from .reader import open_input
+from .reader import InputFile, open_input
 from .results.file import ResultsFile
 from .results.journal import Journal, Result, utc_now
 from .results.status import Status
@@ -176,6 +176,16 @@ class ValidationSummary:
             "exit_status": int(self.exit_status),
         }
 
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """``to_dict()`` as pretty JSON (``validate --json FILE``)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+class TextSink(Protocol):
+    """Where ``--payloads -`` writes: stdout, or any object with a ``write(str)``."""
+
+    def write(self, text: str, /) -> object: ...
+
 
 def _open_payloads(path: Path) -> Any:
     if not path.parent.is_dir():
@@ -191,7 +201,7 @@ def validate_file(
     mapping: str | os.PathLike[str] | Mapping,
     *,
     results: str | os.PathLike[str] | None = None,
-    payloads: str | os.PathLike[str] | None = None,
+    payloads: str | os.PathLike[str] | TextSink | None = None,
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
@@ -199,6 +209,7 @@ def validate_file(
     account: PreflightReport | None = None,
     online: Callable[[Mapping], PreflightReport] | None = None,
     key_digest: Callable[[str], int] = hash,
+    input_name: str | None = None,
 ) -> ValidationSummary:
     """Map every row of ``input_path``; report invalid, skipped and duplicate-key rows.
 
@@ -206,33 +217,52 @@ def validate_file(
     invalid row (status ``invalid``, the message names the column and the problem) and each
     row a filter skipped (``skipped``). ``payloads``: a JSON Lines file with
     ``{"row": N, "key": "...", "body": {...}}`` for every valid row, ``body`` being exactly the
-    CreateCustom body ``run`` would send. ``account``: a :class:`PreflightReport` from
+    CreateCustom body ``run`` would send; or a stream to write those lines to (``sys.stdout``),
+    left open. ``account``: a :class:`PreflightReport` from
     :func:`importer.preflight.check_account`; with it, each row's dropdown values are also
     checked against the account's options. ``online``: a function making that report (e.g.
     ``importer.preflight.check_account``), called once the mapping and the file's header are
     known to be good, so a bad file costs no API call. ``key_digest``: the digest the
     duplicate-key check keeps per key (``hash``: the report never depends on it being free of
-    collisions; a test passes one that collides). Raises ``ImporterError`` subclasses for
+    collisions; a test passes one that collides). ``input_name``: how the summary and the
+    messages name the input (default ``input_path``; ``<stdin>`` for a copy of stdin, see
+    :func:`importer.reader.stdin.spooled`). Raises ``ImporterError`` subclasses for
     a bad file, mapping, account check or output path, before any row is read.
     """
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
     observer = observer_for(progress)
+    name = str(input_path) if input_name is None else input_name
+    payloads_path: str | os.PathLike[str] | None = None
+    stream: TextSink | None = None
+    if isinstance(payloads, str | os.PathLike):
+        payloads_path, shown = payloads, str(payloads)
+    elif payloads is not None:
+        stream, shown = payloads, str(getattr(payloads, "name", "<stream>"))
     summary = ValidationSummary(
-        input=str(input_path),
+        input=name,
         results=None if results is None else str(results),
-        payloads=None if payloads is None else str(payloads),
+        payloads=None if payloads is None else shown,
         account=account,
     )
     started = time.monotonic()
-    with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as source:
-        the_mapping.check_columns(source.columns, str(input_path))
+
+    def read() -> InputFile:
+        return open_input(
+            input_path, sheet=sheet, encoding=encoding, delimiter=delimiter, display=name
+        )
+
+    with read() as source:
+        the_mapping.check_columns(source.columns, name)
         if online is not None:
             account = summary.account = online(the_mapping)
         row_check = account.row_checker() if account is not None else None
         journal = ResultsFile(results).open_for_validation() if results is not None else None
-        out = None
+        out: Any = None
         try:
-            out = _open_payloads(Path(payloads)) if payloads is not None else None
+            if stream is not None:
+                out = stream
+            elif payloads_path is not None:
+                out = _open_payloads(Path(payloads_path))
             observer.started(Path(input_path))
             try:
                 digests = _check_rows(
@@ -248,12 +278,12 @@ def validate_file(
             finally:
                 observer.finished()
         finally:
-            if out is not None:
+            if out is not None and out is not stream:
                 out.close()
             if journal is not None:
                 journal.finalize()
     if digests.repeated:
-        with open_input(input_path, sheet=sheet, encoding=encoding, delimiter=delimiter) as again:
+        with read() as again:
             _count_duplicates(again.rows(), the_mapping, summary, row_check, digests, key_digest)
     summary.elapsed = time.monotonic() - started
     return summary

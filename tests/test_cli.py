@@ -529,6 +529,7 @@ def test_retry_options_bound_attempts_and_delays(
         "3",
         "--retry-delay",
         "0.01",
+        "--retry-max-delay",
         "0.02",
         env=KEYS_ENV,
     )

@@ -18,7 +18,9 @@ DOCS = [
     ROOT / "docs" / "scheduling.md",
     ROOT / "docs" / "migration-playbook.md",
 ]
-_COMMAND = re.compile(r"(?:^|ExecStart=|\s)(?:\S*/)?lsq-import (\S.*)$")
+_COMMAND = re.compile(r"(?:^|ExecStart=|\s)(?:\S*/)?lsq-import ([^\s|].*)$")
+# Where the shell takes over from lsq-import's arguments: || alert, | jq, < file, > file.
+_SHELL = re.compile(r"\s+(?:\|\|?|[<>])\s")
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -33,7 +35,7 @@ def documented_commands() -> list[tuple[str, str]]:
                 continue
             match = _COMMAND.search(line)
             if match:
-                text = match.group(1).split(" || ")[0].split("  #")[0].strip()
+                text = _SHELL.split(match.group(1).split("  #")[0])[0].strip()
                 found.append((doc.name, text))
     return found
 

@@ -59,6 +59,7 @@ def open_input(
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    display: str | None = None,
 ) -> InputFile:
     """Open a CSV/TSV/TXT or Excel file, read and check its header, and return an InputFile.
 
@@ -66,16 +67,17 @@ def open_input(
     sheet name is taken as an index, so ``--sheet 1`` works from a command line. ``encoding``
     (CSV only) defaults to UTF-8 with or without a byte-order mark, or UTF-16 when the file
     starts with a UTF-16 byte-order mark. ``delimiter`` (CSV only) defaults to tab for ``.tsv``
-    and is sniffed among ``,`` ``;`` tab ``|`` otherwise. Raises InputFileError with a one-line
-    message.
+    and is sniffed among ``,`` ``;`` tab ``|`` otherwise. ``display``: how messages name the
+    file (default: ``path``), e.g. ``<stdin>`` for a copy of stdin (:mod:`.stdin`). Raises
+    InputFileError with a one-line message.
 
     Example::
 
         with open_input("leads.xlsx", sheet="March") as f:
             print(f.columns)
     """
-    display = os.fspath(path)
-    p = Path(display)
+    p = Path(os.fspath(path))
+    display = os.fspath(path) if display is None else display
     suffix = p.suffix.lower()
     if suffix not in CSV_SUFFIXES + EXCEL_SUFFIXES:
         shown = f"'{p.suffix}'" if p.suffix else "(no extension)"

@@ -36,7 +36,9 @@ With faults, e.g. for a fault test (the same seed and call order give the same f
 
 From async code: ``async with Sandbox() as sandbox: ...``. From the shell:
 ``lsq-import sandbox`` (see :func:`serve`), then point the importer at
-``http://127.0.0.1:8787`` with the default keys ``sandbox-access-key``/``sandbox-secret-key``.
+``http://127.0.0.1:8787`` with the default keys ``sandbox-access-key``/``sandbox-secret-key``
+(a run with no keys exported finds them itself: ``GET /_sandbox/info`` says the sandbox takes
+them, see :func:`importer.leadsquared.connect.standing_sandbox`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Endpoints (paths match case-insensitively, like IIS/WCF):
 - ``GET /v2/ProspectActivity.svc/CustomActivity/GetActivitySetting?code=N`` - ``{Name,
   DisplayName, Fields}``; an unknown code is a 500 ``MXInvalidInputException``.
 - ``GET /v2/LeadManagement.svc/LeadsMetaData.Get`` - the lead fields of the schema.
+- ``GET /_sandbox/info`` - ``{"service": "lsq-import sandbox", "well_known_keys": true}``
+  (no auth, not recorded): how the importer recognises a standing sandbox on loopback, and
+  whether it takes :data:`DEFAULT_ACCESS_KEY`/:data:`DEFAULT_SECRET_KEY` (never the keys).
 - ``GET /_sandbox/state`` - JSON snapshot of calls, leads and activities (no auth, not recorded).
 - ``POST /_sandbox/reset`` - forget leads, activities and calls (no auth, not recorded).
 - ``* /_sandbox/redirected/...`` - where the ``redirect`` fault points: a fake success,
@@ -88,6 +91,8 @@ __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "ECHO_DISGUISES",
+    "INFO_PATH",
+    "SERVICE",
     "CallRecord",
     "RedirectedRecord",
     "Sandbox",
@@ -101,6 +106,10 @@ log = logging.getLogger("importer.sandbox")
 
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_SECRET_KEY = "sandbox-secret-key"
+INFO_PATH = "/_sandbox/info"
+"""Where a sandbox says what it is (see the module docstring)."""
+SERVICE = "lsq-import sandbox"
+"""The ``service`` an info answer names."""
 
 _CREATE = "/v2/prospectactivity.svc/createcustom"
 _ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
@@ -289,6 +298,7 @@ class Sandbox:
         }
 
         self.app = web.Application()
+        self.app.router.add_get(INFO_PATH, self._handle_info)
         self.app.router.add_get("/_sandbox/state", self._handle_state)
         self.app.router.add_post("/_sandbox/reset", self._handle_reset)
         self.app.router.add_route("*", _REDIRECTED + "/{tail:.*}", self._handle_redirected)
@@ -410,6 +420,17 @@ class Sandbox:
         self._window.clear()
 
     # ---- helpers endpoints ------------------------------------------------------------------
+
+    async def _handle_info(self, request: web.Request) -> web.Response:
+        return web.json_response({"service": SERVICE, "well_known_keys": self.well_known_keys})
+
+    @property
+    def well_known_keys(self) -> bool:
+        """Whether this sandbox takes the documented default keys (nobody gave it others)."""
+        return (self._access_key, self._secret_key) == (
+            DEFAULT_ACCESS_KEY.encode(),
+            DEFAULT_SECRET_KEY.encode(),
+        )
 
     async def _handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())

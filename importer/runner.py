@@ -32,7 +32,7 @@ from .exceptions import (
     ResultsFileError,
 )
 from .exitcodes import ExitStatus
-from .progress import RunObserver, observer_for
+from .progress import RunObserver, counted_rows, listens, observer_for
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
@@ -139,6 +139,8 @@ def run_import(
             # Every row of this very input already succeeded (as the batch skips such a file):
             # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
             observer.started(Path(input_path))
+            if listens(observer, "counted"):
+                observer.counted(done[Status.SUCCESS], exact=True)
             observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
             observer.finished()
             return Summary(
@@ -215,6 +217,9 @@ def run_import(
                         reader = later.enter_context(open_source())
                         rows = reader.rows(start=start)
                         done_before = results_file.previous.counts_between(lowest, start.row)
+                if listens(observer, "counted"):
+                    # The rows done before where reading starts took the file's first bytes.
+                    rows = counted_rows(reader, rows, observer, before=done_before.total())
                 run = _Run(
                     last_written=results_file.last_written(),
                     rows=rows,
@@ -308,6 +313,7 @@ class _Run:
             self.observer.skipped(self.done_before.total())
         for row in self.rows:
             if row.number < start_row:
+                self.observer.skipped()  # the bar shows how far into the file the run got
                 continue
             before = self.previous.get(row.number)
             if before is Status.SUCCESS:

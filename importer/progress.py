@@ -1,12 +1,15 @@
 """Progress: the library reports events to an observer; the caller decides what to show.
 
 :class:`RunObserver` is what ``run_import``/``validate_file`` call as rows go by. The CLI
-attaches a :class:`ProgressBar` (tqdm on stderr) when a person watches a terminal; a scheduler
-passes nothing (:class:`NoProgress`) or its own observer (to log, or to export metrics).
+attaches a :class:`ProgressBar` (tqdm on stderr) when a person watches a terminal, else a
+:class:`StopNotice` (only the line that answers a Ctrl-C; see :func:`terminal_observer`); a
+scheduler passes nothing (:class:`NoProgress`) or its own observer (to log, or to export
+metrics).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -23,8 +26,8 @@ if TYPE_CHECKING:
 
 
 class RunObserver(Protocol):
-    """Events of a run or a validation, in order: started; then counted, skipped and settled as
-    they come; finished. Subclass :class:`NoProgress` to implement only some of
+    """Events of a run or a validation, in order: started; then counted, skipped, settled and
+    stopping as they come; finished. Subclass :class:`NoProgress` to implement only some of
     them (events added later then cost nothing)."""
 
     def started(self, input_path: Path) -> None:
@@ -41,6 +44,12 @@ class RunObserver(Protocol):
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run."""
+
+    def stopping(self, calls_in_flight: int, again: str) -> None:
+        """A Ctrl-C or SIGTERM asked the run to stop: no new call starts, ``calls_in_flight``
+        calls still await their answers, and ``again`` (``"Ctrl-C"``, ``"SIGTERM"``) once more
+        stops at once (those calls are then ``unknown``). Called from the run's event loop: it
+        must not block."""
 
     def finished(self) -> None:
         """The run is over (normally or not)."""
@@ -59,6 +68,9 @@ class NoProgress:
         pass
 
     def settled(self, result: Result) -> None:
+        pass
+
+    def stopping(self, calls_in_flight: int, again: str) -> None:
         pass
 
     def finished(self) -> None:
@@ -133,6 +145,28 @@ def wants_bar(quiet: bool, stream: TextIO | None = None) -> bool:
     return not quiet and stream.isatty()
 
 
+def stop_notice(calls_in_flight: int, again: str) -> str:
+    """What a person who pressed Ctrl-C is told at once (the calls may take seconds)."""
+    if calls_in_flight == 0:
+        return f"stopping: no call in flight; {again} again to stop now"
+    calls = "1 call" if calls_in_flight == 1 else f"{calls_in_flight} calls"
+    return f"stopping: finishing {calls} in flight; {again} again to stop now"
+
+
+class StopNotice(NoProgress):
+    """No bar; only the :func:`stop_notice` line on ``stream`` (default stderr) when a run is
+    asked to stop: what the CLI shows with ``--quiet`` or without a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def stopping(self, calls_in_flight: int, again: str) -> None:
+        stream = self._stream or sys.stderr
+        with contextlib.suppress(OSError, ValueError):  # a closed stderr: nobody to tell
+            stream.write(stop_notice(calls_in_flight, again) + "\n")
+            stream.flush()
+
+
 # tqdm's default layout, with "~" before a total that is an estimate.
 _ESTIMATED = "{l_bar}{bar}| {n_fmt}/~{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
@@ -193,11 +227,26 @@ class ProgressBar(NoProgress):
                 shown[str(status)] = counts[status]
         return shown
 
+    def stopping(self, calls_in_flight: int, again: str) -> None:
+        from tqdm import tqdm as bar
+
+        with contextlib.suppress(OSError, ValueError):
+            # above the bar, which is drawn again below it
+            bar.write(stop_notice(calls_in_flight, again), file=self._stream)
+
     def finished(self) -> None:
         if self._bar is None:
             return
         self._bar.close()
         self._bar = None
+
+
+def terminal_observer(quiet: bool, stream: TextIO | None = None) -> RunObserver:
+    """What the CLI shows on stderr: a :class:`ProgressBar` in a terminal unless ``quiet``,
+    else only the :class:`StopNotice`."""
+    if wants_bar(quiet, stream):
+        return ProgressBar(stream)
+    return StopNotice(stream)
 
 
 def observer_for(progress: bool | RunObserver | None) -> RunObserver:

@@ -396,7 +396,7 @@ class _Run:
                 on_result=self.settled,
                 max_calls=max_calls,
             )
-            _handle_signals(pool, stack)
+            _handle_signals(pool, stack, self.observer)
             self.sending = True
             try:
                 await pool.run(self.rows_to_send())
@@ -420,24 +420,35 @@ class _Run:
                     )
 
 
-def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:
-    """First Ctrl-C/SIGTERM: finish calls in flight, then stop. Second: stop at once."""
+def _handle_signals(
+    pool: WorkerPool, stack: contextlib.AsyncExitStack, observer: RunObserver
+) -> None:
+    """First Ctrl-C/SIGTERM: finish calls in flight, then stop; the observer is told at once
+    (the calls may take seconds). Second: stop at once."""
     from .sending.stop import StopReason
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
 
-    def first() -> None:
+    def first(again: str) -> None:
         if pool.stopping:
             if main is not None:
                 main.cancel()
             return
         pool.stop(StopReason.INTERRUPTED)
+        in_flight = pool.calls_in_flight
+        logger.info("%s: stopping, finishing %d calls in flight", again, in_flight)
+        if not listens(observer, "stopping"):
+            return
+        try:
+            observer.stopping(in_flight, again)
+        except Exception as exc:  # noqa: BLE001 - what is shown must not change how it stops
+            logger.warning("the progress observer failed on the stop: %r", exc)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig, again in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         previous = signal.getsignal(sig)
         try:
-            loop.add_signal_handler(sig, first)
+            loop.add_signal_handler(sig, first, again)
         except (NotImplementedError, RuntimeError, ValueError):
             return  # not the main thread (e.g. a scheduler's worker thread): no handlers
         stack.callback(_restore_signal, loop, sig, previous)

@@ -1,14 +1,19 @@
-"""The progress bar as a person sees it (tqdm's output captured): the total counts rows (not a
-CSV's lines) and is exact for an Excel sheet, invalid rows are not counted as failed, and a run
-that stops shows where."""
+"""The progress bar as a person sees it (tqdm's output captured, or the CLI in a pseudo-terminal)
+and the line a Ctrl-C gets at once: the total counts rows (not a CSV's lines) and is exact for
+an Excel sheet, invalid rows are not counted as failed, and a run that stops shows where."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import queue
 import re
 import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ from importer.results import Result, Status
 from importer.sending.stop import StopReason
 from importer.validate import validate_file
 
-from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, import_into, read_results
+from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, import_into, read_results
 
 ROWS, INVALID = 620, 25
 KEYS_ENV = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
@@ -109,6 +114,10 @@ class Watch(NoProgress):
         self.bar.settled(result)
         if self._on_settled is not None:
             self._on_settled(self.settled_rows)
+
+    def stopping(self, calls_in_flight: int, again: str) -> None:
+        self.events.append(f"stopping {calls_in_flight} {again}")
+        self.bar.stopping(calls_in_flight, again)
 
     def finished(self) -> None:
         self.events.append("finished")
@@ -198,6 +207,11 @@ def test_an_interrupted_run_shows_where_it_stopped_and_a_resume_ends_at_the_tota
     assert summary.stop_reason is StopReason.INTERRUPTED
     recorded = len(read_results(results))
     assert 100 <= recorded < ROWS
+    stops = [event for event in watch.events if event.startswith("stopping")]
+    assert len(stops) == 1 and stops[0].endswith(" Ctrl-C"), watch.events
+    assert re.search(
+        r"stopping: finishing \d+ calls? in flight; Ctrl-C again to stop now\n", out.getvalue()
+    ), out.getvalue()
     done, _estimated, total, _ = frames(out.getvalue())[-1]
     assert done == recorded  # the rows with an outcome: where it stopped...
     assert abs(total - ROWS) <= ROWS / 10  # ...of about the file's rows, not done/done
@@ -259,3 +273,190 @@ def test_validate_ends_the_bar_at_the_row_count(tmp_path: Path) -> None:
 )
 def test_estimate_rows(rows_read: int, position: Any, expected: int | None) -> None:
     assert estimate_rows(rows_read, position) == expected
+
+
+# ---- Ctrl-C on a real process ---------------------------------------------------------------
+
+
+def hold_answers(sandbox: Any, after: int = 0) -> tuple[threading.Event, list[float]]:
+    """Hold every CreateCustom answer after the first ``after`` until the event is set; the
+    list gets one entry per call held, so a test can wait for calls in flight."""
+    import asyncio
+
+    release, held = threading.Event(), []
+    dispatch = sandbox._dispatch
+    arrived = [0]
+
+    async def holding(*args: Any, **kwargs: Any) -> Any:
+        arrived[0] += 1
+        if arrived[0] > after:
+            held.append(time.monotonic())
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        return await dispatch(*args, **kwargs)
+
+    sandbox._dispatch = holding
+    return release, held
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def lines_of(stream: Any) -> queue.Queue[str]:
+    """The lines of a child's pipe as they come, read by a thread."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def next_line_with(lines: queue.Queue[str], text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        if text in line:
+            return line
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(
+    "sig, again", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")], ids=["INT", "TERM"]
+)
+def test_the_first_ctrl_c_says_at_once_how_many_calls_it_waits_for(
+    tmp_path: Path, sandbox_thread, sig: signal.Signals, again: str
+) -> None:
+    sandbox = sandbox_thread(rate=3, per=1.0)
+    release, held = hold_answers(sandbox)  # the first three calls stay in flight
+    results = tmp_path / "r.csv"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(write_trial_csv(tmp_path / "e.csv")),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--host",
+            sandbox.base_url,
+            "--rate",
+            "3",
+            "--per",
+            "1",
+            "--concurrency",
+            "3",
+            "--no-preflight",
+            "--results",
+            str(results),
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **KEYS_ENV},
+    )
+    try:
+        errors = lines_of(proc.stderr)
+        wait_for(lambda: len(held) == 3, "three calls in flight")
+        proc.send_signal(sig)
+        # Said while the three answers are still held: at once, not when they come.
+        line = next_line_with(errors, "stopping")
+        assert line == f"stopping: finishing 3 calls in flight; {again} again to stop now\n"
+        assert proc.poll() is None
+    finally:
+        release.set()
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait(timeout=30) == ExitStatus.INTERRUPTED, out
+    statuses = [line["status"] for line in read_results(results)]
+    assert statuses.count("success") == 3 and set(statuses) <= {"success", "invalid"}
+    assert len(held) == 3  # nothing was sent after the stop
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_in_a_terminal_the_bar_shows_the_stop_and_ends_where_it_stopped(
+    tmp_path: Path, sandbox_thread
+) -> None:
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    sandbox = sandbox_thread(rate=1000, per=1.0)
+    release, held = hold_answers(sandbox, after=300)
+    results = tmp_path / "r.csv"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "run",
+            str(write_trial_csv(tmp_path / "e.csv")),
+            "-m",
+            str(EXAMPLE_MAPPING),
+            "--host",
+            sandbox.base_url,
+            "--rate",
+            "1000",
+            "--per",
+            "1",
+            "--concurrency",
+            "5",
+            "--no-preflight",
+            "--results",
+            str(results),
+        ],  # fmt: skip
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **KEYS_ENV, "COLUMNS": "160"},
+        close_fds=True,
+    )
+    os.close(slave)
+    screen = bytearray()
+
+    def read_available(timeout: float) -> bool:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        screen.extend(chunk)
+        return bool(chunk)
+
+    try:
+        deadline = time.monotonic() + 30
+        while len(held) < 5:  # 300 answered, five calls held in flight
+            assert time.monotonic() < deadline, "the calls never came"
+            read_available(0.02)
+        proc.send_signal(signal.SIGINT)
+        while b"stopping:" not in screen:
+            assert time.monotonic() < deadline, screen.decode(errors="replace")
+            read_available(0.05)
+    finally:
+        release.set()
+    while read_available(1.0) and proc.poll() is None:
+        pass
+    while read_available(0.2):
+        pass
+    assert proc.wait(timeout=30) == ExitStatus.INTERRUPTED
+    os.close(master)
+    text = screen.decode("utf-8", errors="replace")
+    assert "stopping: finishing 5 calls in flight; Ctrl-C again to stop now" in text
+    done, _estimated, total, _ = frames(text)[-1]
+    recorded = [line["status"] for line in read_results(results)]
+    assert done == len(recorded) and recorded.count("success") == 305  # 300 and the 5 held
+    assert abs(total - ROWS) <= ROWS / 10
+    bar_line = [part for part in re.split(r"[\r\n]", text) if f"{done}/" in part][-1]
+    assert "100%" not in bar_line and "invalid=" in bar_line, bar_line

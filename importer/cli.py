@@ -31,7 +31,7 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
 
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
-    from .progress import ProgressBar, wants_bar
+    from .progress import terminal_observer
     from .results.report import read_report, rows_with_status, write_html, write_json
     from .runner import run_import
 
@@ -43,8 +43,7 @@ _LAZY = {
     "expand_inputs": ".batch",
     "is_many": ".batch",
     "run_batch": ".batch",
-    "ProgressBar": ".progress",
-    "wants_bar": ".progress",
+    "terminal_observer": ".progress",
     "read_report": ".results.report",
     "rows_with_status": ".results.report",
     "write_html": ".results.report",
@@ -488,9 +487,9 @@ def run(
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
-    _load("ProgressBar", "wants_bar", "is_many", "expand_inputs", "run_import", "run_batch")
+    _load("terminal_observer", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
-    progress = ProgressBar() if wants_bar(quiet) else False
+    progress = terminal_observer(quiet)
     if not (is_many(input_file) or results_dir or archive_dir):
         summary = run_import(
             input_file, mapping, results=results, settings=settings, progress=progress
@@ -987,7 +986,7 @@ def validate(
     from .reader.stdin import STDIN_NAME, spooled
     from .validate import validate_file
 
-    _load("ProgressBar", "wants_bar")
+    _load("terminal_observer")
 
     _check_online_flags(online or sandbox, host, env_file)
     from_stdin = is_std(input_file)
@@ -1035,7 +1034,7 @@ def validate(
             sheet=sheet,
             encoding=encoding,
             delimiter=delimiter,
-            progress=ProgressBar() if wants_bar(quiet) else False,
+            progress=terminal_observer(quiet),
             online=account,
             input_name=STDIN_NAME if from_stdin else None,
         )

@@ -32,7 +32,7 @@ from .exceptions import (
     ResultsFileError,
 )
 from .exitcodes import ExitStatus
-from .progress import RunObserver, observer_for
+from .progress import RunObserver, counted_rows, listens, observer_for
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
@@ -139,6 +139,8 @@ def run_import(
             # Every row of this very input already succeeded (as the batch skips such a file):
             # send nothing, read and rewrite nothing; the counts were stored at the last rewrite.
             observer.started(Path(input_path))
+            if listens(observer, "counted"):
+                observer.counted(done[Status.SUCCESS], exact=True)
             observer.skipped(done[Status.SUCCESS])  # in one event: no row is read
             observer.finished()
             return Summary(
@@ -215,6 +217,9 @@ def run_import(
                         reader = later.enter_context(open_source())
                         rows = reader.rows(start=start)
                         done_before = results_file.previous.counts_between(lowest, start.row)
+                if listens(observer, "counted"):
+                    # The rows done before where reading starts took the file's first bytes.
+                    rows = counted_rows(reader, rows, observer, before=done_before.total())
                 run = _Run(
                     last_written=results_file.last_written(),
                     rows=rows,
@@ -308,6 +313,7 @@ class _Run:
             self.observer.skipped(self.done_before.total())
         for row in self.rows:
             if row.number < start_row:
+                self.observer.skipped()  # the bar shows how far into the file the run got
                 continue
             before = self.previous.get(row.number)
             if before is Status.SUCCESS:
@@ -390,7 +396,7 @@ class _Run:
                 on_result=self.settled,
                 max_calls=max_calls,
             )
-            _handle_signals(pool, stack)
+            _handle_signals(pool, stack, self.observer)
             self.sending = True
             try:
                 await pool.run(self.rows_to_send())
@@ -414,24 +420,35 @@ class _Run:
                     )
 
 
-def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:
-    """First Ctrl-C/SIGTERM: finish calls in flight, then stop. Second: stop at once."""
+def _handle_signals(
+    pool: WorkerPool, stack: contextlib.AsyncExitStack, observer: RunObserver
+) -> None:
+    """First Ctrl-C/SIGTERM: finish calls in flight, then stop; the observer is told at once
+    (the calls may take seconds). Second: stop at once."""
     from .sending.stop import StopReason
 
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
 
-    def first() -> None:
+    def first(again: str) -> None:
         if pool.stopping:
             if main is not None:
                 main.cancel()
             return
         pool.stop(StopReason.INTERRUPTED)
+        in_flight = pool.calls_in_flight
+        logger.info("%s: stopping, finishing %d calls in flight", again, in_flight)
+        if not listens(observer, "stopping"):
+            return
+        try:
+            observer.stopping(in_flight, again)
+        except Exception as exc:  # noqa: BLE001 - what is shown must not change how it stops
+            logger.warning("the progress observer failed on the stop: %r", exc)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig, again in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
         previous = signal.getsignal(sig)
         try:
-            loop.add_signal_handler(sig, first)
+            loop.add_signal_handler(sig, first, again)
         except (NotImplementedError, RuntimeError, ValueError):
             return  # not the main thread (e.g. a scheduler's worker thread): no handlers
         stack.callback(_restore_signal, loop, sig, previous)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .exceptions import ResultsFileError
 from .exitcodes import ExitStatus
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
-from .progress import NoProgress, RunObserver, observer_for
+from .progress import RunObserver, counted_rows, listens, observer_for
 from .reader import InputFile, open_input
 from .results.file import ResultsFile
 from .results.journal import Journal, Result, utc_now
@@ -264,9 +264,12 @@ def validate_file(
             elif payloads_path is not None:
                 out = _open_payloads(Path(payloads_path))
             observer.started(Path(input_path))
+            rows = source.rows()
+            if listens(observer, "counted"):
+                rows = counted_rows(source, rows, observer)
             try:
                 digests = _check_rows(
-                    source.rows(),
+                    rows,
                     the_mapping,
                     summary,
                     journal,
@@ -306,7 +309,7 @@ def _check_rows(
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     digests = _KeyDigests()
     add = digests.add
-    update = None if isinstance(observer, NoProgress) else observer.skipped
+    update = observer.skipped if listens(observer, "skipped") else None
     count = valid = 0
 
     def problem(number: int, message: str, column: str | None) -> None:

@@ -396,26 +396,6 @@ def test_progress_bar_only_for_a_terminal() -> None:
     assert wants_bar(quiet=False, stream=io.StringIO()) is False
 
 
-def test_progress_bar_counts_and_ends_at_the_true_total(tmp_path: Path) -> None:
-    import io
-
-    from importer.progress import ProgressBar
-    from importer.results.journal import Result
-    from importer.results.status import Status
-
-    source = tmp_path / "five.csv"  # five lines after the header, one of them inside a quote
-    source.write_text('email,note\na@x,"one\ntwo"\nb@x,\nc@x,\nd@x,\n', encoding="utf-8")
-    out = io.StringIO()
-    bar = ProgressBar(stream=out)
-    bar.started(source)
-    bar.settled(Result(2, "a", Status.SUCCESS))
-    bar.settled(Result(3, "b", Status.FAILED))
-    bar.skipped()
-    bar.finished()
-    text = out.getvalue()
-    assert "3/3" in text and "ok=1" in text and "failed=1" in text
-
-
 def test_second_ctrl_c_stops_at_once_and_leaves_a_valid_journal(tmp_path: Path) -> None:
     results = tmp_path / "r.csv"
     proc = start_import_and_wait_for(results, 3)

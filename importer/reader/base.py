@@ -70,6 +70,10 @@ class InputFile:
     """CSV: the encoding in use (``utf-8-sig`` is UTF-8 with or without a BOM); None for Excel."""
     delimiter: str | None
     """CSV: the delimiter in use (given, sniffed, or tab for ``.tsv``); None for Excel."""
+    row_count: int | None
+    """How many rows :meth:`rows` yields, when that is known before they are read: an Excel
+    sheet (read whole when opened); None for CSV, which is streamed (see
+    :meth:`bytes_read`)."""
 
     def __init__(self, path: Path, display: str, columns: list[str], header_row: int) -> None:
         self.path = path
@@ -78,6 +82,7 @@ class InputFile:
         self.sheet_name = None
         self.encoding = None
         self.delimiter = None
+        self.row_count = None
         self._display = display
         self._started = False
 
@@ -112,6 +117,13 @@ class InputFile:
         """What a :class:`ReadPosition` of this reader depends on besides the file's bytes
         (format, encoding, delimiter): "" when it takes none."""
         return ""
+
+    def bytes_read(self) -> tuple[int, int] | None:
+        """(bytes of the file read so far, the file's size) while :meth:`rows` streams a file
+        (CSV), to estimate how many rows it holds without a second pass; None when that is
+        not known (an Excel sheet: see :attr:`row_count`; a pipe). The bytes read run up to
+        8 KiB ahead of the last row yielded (the decoder reads in blocks)."""
+        return None
 
     def close(self) -> None:
         """Release file handles; safe to call twice."""

@@ -54,7 +54,9 @@ import codecs
 import csv
 import io
 import itertools
+import os
 import re
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -204,6 +206,8 @@ class _CsvInput(InputFile):
         self.delimiter = delimiter
         self._handle: TextIO | None = handle
         self._enc = handle.encoding
+        self._size = _regular_size(handle)
+        """The file's size in bytes, or None when it is not a regular file (a pipe)."""
         self._header_end = 0
         """csv.reader's line_num at the end of the header."""
         self._text_after = re.compile(f'"[^"\r\n{re.escape(delimiter)}]').search
@@ -623,10 +627,30 @@ class _CsvInput(InputFile):
         cells = ["" if i in bad else cell for i, cell in enumerate(cells)]
         return Row(number, _padded(columns, cells), error=error)
 
+    def bytes_read(self) -> tuple[int, int] | None:
+        size = self._size
+        if size is None:
+            return None
+        handle = self._handle
+        if handle is None:  # closed: read to its end, or given up
+            return size, size
+        try:
+            return min(handle.buffer.tell(), size), size
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def close(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
+
+
+def _regular_size(handle: TextIO) -> int | None:
+    try:
+        info = os.fstat(handle.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _padded(columns: list[str], cells: list[str]) -> dict[str, str]:

@@ -7,9 +7,10 @@ sheet once, when it opens it: renders each row to text (with its row number, and
 an error row), writes it to an anonymous temporary file in the system temp folder
 (``tempfile.TemporaryFile``: no name, so it is gone when closed, on an error, or when the
 process dies) and frees calamine's sheet and workbook; ``rows()`` then streams the rows from
-that file. The whole sheet is in memory only while it is opened (533 MB at the peak for 500,000
-rows of 10 cells); while the rows are sent, for a run of days, memory no longer depends on the
-sheet's size (55 MB for those 500,000 rows, 346 MB when the sheet stayed loaded; see
+that file. So the number of rows is known before the first is read (``row_count``: a progress
+bar's total). The whole sheet is in memory only while it is opened (533 MB at the peak for
+500,000 rows of 10 cells); while the rows are sent, for a run of days, memory no longer depends
+on the sheet's size (55 MB for those 500,000 rows, 346 MB when the sheet stayed loaded; see
 ``benchmarks/README.md``), and the temporary file takes about the size of the sheet's text (~160
 bytes a row of 10 cells there). A full disk or another error writing it is an InputFileError
 from :func:`open_input`, before any row is read. Calamine fills the whole grid from the first to
@@ -121,9 +122,11 @@ class _ExcelInput(InputFile):
         header_row: int,
         sheet_name: str,
         spill: IO[bytes],
+        row_count: int,
     ) -> None:
         super().__init__(path, display, columns, header_row)
         self.sheet_name = sheet_name
+        self.row_count = row_count
         self._spill = spill
 
     @classmethod
@@ -217,8 +220,8 @@ class _ExcelInput(InputFile):
                     f"{where} header (row {number})",
                     lambda i: _column_letter(first_col + i),
                 )
-                spill = _spill(display, columns, numbered, problems)
-                return cls(p, display, columns, number, sheet, spill)
+                spill, count = _spill(display, columns, numbered, problems)
+                return cls(p, display, columns, number, sheet, spill, count)
         raise InputFileError(f"{display}: {where} is empty; expected a header row")
 
     def _iter_rows(self) -> Iterator[Row]:
@@ -271,16 +274,17 @@ def _spill(
     columns: list[str],
     rows_after_header: Iterator[tuple[int, Sequence[object]]],
     problems: _ProblemRows,
-) -> IO[bytes]:
-    """The rows to yield, as :func:`render_cell` renders them, with their numbers and errors,
-    in an anonymous temporary file (see the module docstring): rows of empty cells are left
-    out, error rows kept even when they look blank. marshal, since it reads a tuple of strings
-    back faster than anything else in the standard library; the file is only ever read by
-    this process."""
+) -> tuple[IO[bytes], int]:
+    """The rows to yield (and how many), as :func:`render_cell` renders them, with their numbers
+    and errors, in an anonymous temporary file (see the module docstring): rows of empty cells
+    are left out, error rows kept even when they look blank. marshal, since it reads a tuple of
+    strings back faster than anything else in the standard library; the file is only ever read
+    by this process."""
     try:
         spill = tempfile.TemporaryFile(prefix="lsq-import-sheet-", buffering=1 << 20)  # noqa: SIM115
     except OSError as exc:
         raise _spill_error(display, exc) from exc
+    count = 0
     try:
         write, dumps, pack = spill.write, marshal.dumps, _LENGTH.pack
         for number, cells in rows_after_header:
@@ -291,12 +295,14 @@ def _spill(
                 record = dumps((number, texts, problem))
                 write(pack(len(record)))
                 write(record)
+                count += 1
         # calamine leaves a formula without a saved value out of the sheet: a row holding
         # only such cells below the last one it shows still has them
         for number, problem in problems.rest():
             record = dumps((number, None, problem))
             write(pack(len(record)))
             write(record)
+            count += 1
         spill.flush()
     except OSError as exc:
         spill.close()
@@ -304,7 +310,7 @@ def _spill(
     except BaseException:
         spill.close()
         raise
-    return spill
+    return spill, count
 
 
 def _spill_error(display: str, exc: OSError) -> InputFileError:

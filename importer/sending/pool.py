@@ -9,8 +9,11 @@
 * ``max_calls`` is a budget of calls (retries included), e.g. a plan's daily quota: the pool
   stops before the call that would exceed it, like :meth:`WorkerPool.stop`.
 * :meth:`WorkerPool.stop` (fatal answer, Ctrl-C, a failing callback) stops new rows from
-  starting and new retries from being made; calls in flight finish and are recorded. Rows never
-  started have no line in the journal and are sent by the next run.
+  starting and new retries from being made, also those already waiting for a pacer slot (a
+  call leaves only if the pool was not stopped when its slot came, unless the budget stopped
+  it: calls within the budget still go); calls in flight
+  (:attr:`WorkerPool.calls_in_flight`) finish and are recorded. Rows never started have no
+  line in the journal and are sent by the next run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from .retry import RetryPolicy
 from .stop import StopReason
 
 _DONE: Any = object()
+
+
+class _NotSent(Exception):
+    """The pool was stopped while the call waited for its slot: it never leaves."""
+
+
 logger = logging.getLogger("lsq_import")
 
 
@@ -103,20 +112,30 @@ class WorkerPool:
         self._sleep = sleep
         self.stats = PoolStats()
         self._stopping = False
+        self._refuse_waiting = False
         self._error: BaseException | None = None
         self._in_flight_keys: set[str] = set()
         self._parked: dict[str, deque[Payload]] = {}
         self._calls_left = max_calls
+        self._calls_in_flight = 0
 
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls sent (their intent journaled) and not answered yet: what a stop waits for."""
+        return self._calls_in_flight
 
     def stop(self, reason: StopReason) -> None:
         """Start no new row and no new retry; let calls in flight finish."""
         if not self._stopping:
             self._stopping = True
             self.stats.stop_reason = reason
+            # A call still waiting for its pacer slot does not leave either, unless the stop is
+            # the budget's: the calls that took their part of it before it ran out still go.
+            self._refuse_waiting = reason is not StopReason.BUDGET
 
     async def run(self, payloads: Iterable[Payload]) -> PoolStats:
         """Send every payload; returns when all are recorded or the pool was stopped.
@@ -195,13 +214,31 @@ class WorkerPool:
                     self._settle(payload, outcome, attempts)
                 return  # never sent: no journal line, the next run sends it
             attempts += 1
-            outcome = await attempt(
-                functools.partial(self.sender.create_lead_and_activity, payload.body),
-                pacer=self.pacer,
-                judge=classify,
-                lost=_lost,
-                intent=functools.partial(self._intent, payload, attempts),
-            )
+            sent = False
+
+            async def intent(attempts: int = attempts) -> None:
+                nonlocal sent
+                if self._refuse_waiting:
+                    raise _NotSent  # stopped while this call waited for its slot
+                sent = True
+                self._calls_in_flight += 1
+                await self._intent(payload, attempts)
+
+            try:
+                outcome = await attempt(
+                    functools.partial(self.sender.create_lead_and_activity, payload.body),
+                    pacer=self.pacer,
+                    judge=classify,
+                    lost=_lost,
+                    intent=intent,
+                )
+            except _NotSent:
+                if outcome is not None:  # a retry that never left: the last answer stands
+                    self._settle(payload, outcome, attempts - 1)
+                return  # a first attempt never sent: no journal line, the next run sends it
+            finally:
+                if sent:
+                    self._calls_in_flight -= 1
             kind = outcome.kind
             if kind is Kind.FATAL:
                 self.stats.fatal = self.stats.fatal or outcome

@@ -293,3 +293,38 @@ def test_keys_the_server_may_treat_as_one_lead_are_never_in_flight_together(
     assert api.together == []
     lines = final_lines(tmp_path / "r.csv")
     assert len(lines) == 36 and {line["status"] for line in lines} == {"success"}
+
+
+def test_a_stop_sends_no_call_still_waiting_for_its_slot(tmp_path: Path) -> None:
+    # Two slots a window, six workers: when the first answer comes, one call is in flight and
+    # four workers wait for a slot. A stop then finishes that call and sends none of theirs
+    # (their rows have no journal line: the next run sends them).
+    from importer.sending.stop import StopReason
+
+    api = FakeApi(latency=(0.1, 0.1))
+    journal = Journal(tmp_path / "r.csv")
+    journal.open()
+    in_flight: list[int] = []
+
+    def stop_at_first(result) -> None:
+        if not in_flight:
+            pool.stop(StopReason.INTERRUPTED)
+            in_flight.append(pool.calls_in_flight)
+
+    pool = WorkerPool(
+        sender=api,
+        pacer=Pacer(2, 0.5, spread=False),
+        journal=journal,
+        concurrency=6,
+        on_result=stop_at_first,
+    )
+    try:
+        asyncio.run(pool.run(payloads(20)))
+    finally:
+        journal.finalize()
+    assert in_flight == [1]
+    assert len(api.order) == 2  # the first call and the one in flight, none after the stop
+    assert {line["status"] for line in final_lines(tmp_path / "r.csv")} == {"success"}
+    assert len(final_lines(tmp_path / "r.csv")) == 2
+    assert pool.calls_in_flight == 0
+    assert pool.pacer.calls == 2  # a slot given back unused is not counted as a call

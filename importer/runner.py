@@ -35,7 +35,7 @@ from .exitcodes import ExitStatus
 from .progress import RunObserver, observer_for
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
-from .results.journal import Journal, Outcomes, Result, utc_now
+from .results.journal import Journal, Outcomes, Result
 from .results.report import read_report
 from .results.status import Status
 from .settings import Credentials, ImportSettings
@@ -325,13 +325,11 @@ class _Run:
                 payload = self.mapping.build(row)
             except (RowError, RowSkipped) as exc:
                 skipped = isinstance(exc, RowSkipped)
-                result = Result(
+                result = Result.not_sent(
                     row.number,
                     "",
-                    Status.SKIPPED if skipped else Status.INVALID,
-                    error_type="filtered" if skipped else "invalid row",
-                    error_message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
-                    finished_at=utc_now(),
+                    skipped=skipped,
+                    message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
                 )
                 self.journal.record(result)
                 self.settled(result)

@@ -40,8 +40,7 @@ from .mapping import Mapping, RowError, RowSkipped, load_mapping
 from .progress import NoProgress, RunObserver, observer_for
 from .reader import InputFile, open_input
 from .results.file import ResultsFile
-from .results.journal import Journal, Result, utc_now
-from .results.status import Status
+from .results.journal import Journal, Result
 
 if TYPE_CHECKING:
     from .preflight import PreflightReport
@@ -315,16 +314,7 @@ def _check_rows(
         if len(summary.problems) < PROBLEM_EXAMPLES:
             summary.problems.append((number, message))
         if journal is not None:
-            journal.record(
-                Result(
-                    number,
-                    "",
-                    Status.INVALID,
-                    error_type="invalid row",
-                    error_message=message,
-                    finished_at=utc_now(),
-                )
-            )
+            journal.record(Result.not_sent(number, "", skipped=False, message=message))
 
     for row in rows:
         count += 1
@@ -340,15 +330,7 @@ def _check_rows(
         except RowSkipped as exc:
             summary.skipped += 1
             if journal is not None:
-                journal.record(
-                    Result(
-                        row.number,
-                        "",
-                        Status.SKIPPED,
-                        error_message=exc.reason,
-                        finished_at=utc_now(),
-                    )
-                )
+                journal.record(Result.not_sent(row.number, "", skipped=True, message=exc.reason))
             continue
         valid += 1
         if payload.warnings:

@@ -45,7 +45,7 @@ from typing import BinaryIO
 
 from ..exceptions import JournalWriteError, ResultsFileError
 from .fingerprint import fsync_dir, size_and_sha256
-from .status import FINAL_STATUSES, Status
+from .status import FINAL_STATUSES, NotSentType, Status
 
 COLUMNS = (
     "row",
@@ -138,6 +138,19 @@ class Result:
             str(self.attempts),
             self.finished_at or utc_now(),
         ]
+
+    @classmethod
+    def not_sent(cls, row: int, key: str, *, skipped: bool, message: str) -> Result:
+        """The line of a row recorded without a call: ``invalid`` (it could not be read or
+        mapped) or ``skipped`` (a filter left it out), stamped now."""
+        return cls(
+            row,
+            key,
+            Status.SKIPPED if skipped else Status.INVALID,
+            error_type=NotSentType.FILTERED if skipped else NotSentType.INVALID,
+            error_message=message,
+            finished_at=utc_now(),
+        )
 
 
 def _header_line() -> str:

@@ -229,6 +229,7 @@ def run_import(
                     pacer=pacer,
                 )
                 run.summary.fingerprints = fingerprints.digests()
+                run.summary.max_calls = settings.max_calls
                 started = time.monotonic()
                 observer.started(Path(input_path))
                 try:

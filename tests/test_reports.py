@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from importer.cli import cli
 
-from .conftest import EXAMPLE_MAPPING, import_into, read_results
+from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, import_into, read_results
 
 
 def invoke(*args: object, env: dict[str, str] | None = None):
@@ -62,3 +62,37 @@ def test_validate_and_run_record_skipped_rows_with_one_error_type(
     assert [(s["row"], s["error_type"]) for s in by_run] == [
         (s["row"], s["error_type"]) for s in skipped
     ]
+
+
+def sandbox_env() -> dict[str, str]:
+    return {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
+
+
+def run_cli(source: Path, results: Path, host: str, *extra: object, mapping: Path | None = None):
+    return invoke(
+        "run",
+        source,
+        "-m",
+        mapping or EXAMPLE_MAPPING,
+        "--results",
+        results,
+        "--host",
+        host,
+        "--rate",
+        "100",
+        "--per",
+        "1",
+        *extra,
+        env=sandbox_env(),
+    )
+
+
+def test_budget_message_counts_the_preflight_calls(tmp_path, sample_rows, sandbox_thread) -> None:
+    """``--max-calls 10`` said "stopped at the call budget (7 calls)": the other 3 went to
+    the preflight check, and the message must add up to the budget the user gave."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    outcome = run_cli(sample_rows(20), tmp_path / "r.csv", sandbox.base_url, "--max-calls", "10")
+    assert outcome.exit_code == 5, outcome.output
+    assert len(sandbox.calls) == 10
+    (line,) = [line for line in outcome.output.splitlines() if "call budget" in line]
+    assert "budget of 10 calls (7 for rows, 3 for the preflight check)" in line, line

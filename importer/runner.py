@@ -328,7 +328,7 @@ class _Run:
                 skipped = isinstance(exc, RowSkipped)
                 result = Result.not_sent(
                     row.number,
-                    "",
+                    self.mapping.key_of(row),  # the lead it names, if its key can be read
                     skipped=skipped,
                     message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
                 )

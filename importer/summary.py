@@ -14,6 +14,9 @@ from .results.report import ResultsReport
 from .results.status import FINAL_STATUSES, NOT_DONE, Status
 from .sending.stop import StopReason
 
+ERROR_GROUPS_SHOWN = 10
+"""Error groups the end of a run lists; a last line counts the rest (``report`` lists them)."""
+
 
 @dataclass
 class Summary:
@@ -127,10 +130,8 @@ class Summary:
                 " may exist in LeadSquared); check them, then rerun with --retry-unknown to send"
                 " them again"
             )
-        for group in self.report.errors[:10] if self.report else []:
-            rows = ", ".join(map(str, group.example_rows))
-            kind = f"{group.error_type}: " if group.error_type else ""
-            lines.append(f"  {group.count} {group.status}: {kind}{group.message} (rows {rows})")
+        if self.report is not None:
+            lines.extend(self.report.errors_text(limit=ERROR_GROUPS_SHOWN))
         if self.by_status[Status.FAILED] or self.by_status[Status.INVALID]:
             lines.append(
                 f"failed and invalid rows are listed with their error in {self.results}; "

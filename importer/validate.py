@@ -44,6 +44,7 @@ from .results.journal import Journal, Result
 
 if TYPE_CHECKING:
     from .preflight import PreflightReport
+    from .reader import Row
 
 __all__ = ["ValidationSummary", "validate_file"]
 
@@ -308,13 +309,15 @@ def _check_rows(
     update = None if isinstance(observer, NoProgress) else observer.skipped
     count = valid = 0
 
-    def problem(number: int, message: str, column: str | None) -> None:
+    key_of = mapping.key_of
+
+    def problem(row: Row, message: str, column: str | None) -> None:
         summary.invalid += 1
         summary.invalid_by_column[column or ""] += 1
         if len(summary.problems) < PROBLEM_EXAMPLES:
-            summary.problems.append((number, message))
+            summary.problems.append((row.number, message))
         if journal is not None:
-            journal.record(Result.not_sent(number, "", skipped=False, message=message))
+            journal.record(Result.not_sent(row.number, key_of(row), skipped=False, message=message))
 
     for row in rows:
         count += 1
@@ -325,12 +328,14 @@ def _check_rows(
             if row_check is not None:
                 row_check(payload.body)
         except RowError as exc:
-            problem(row.number, str(exc), exc.column)
+            problem(row, str(exc), exc.column)
             continue
         except RowSkipped as exc:
             summary.skipped += 1
             if journal is not None:
-                journal.record(Result.not_sent(row.number, "", skipped=True, message=exc.reason))
+                journal.record(
+                    Result.not_sent(row.number, key_of(row), skipped=True, message=exc.reason)
+                )
             continue
         valid += 1
         if payload.warnings:

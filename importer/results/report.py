@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import json
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -24,10 +25,11 @@ from ..exceptions import ResultsFileError
 from .journal import _STATUS_CODES, COLUMNS, NO_ANSWER, _scan, check_row_number, unescape_cell
 from .status import FINAL_STATUSES, Status
 
-EXAMPLES_PER_ERROR = 5
+EXAMPLES_PER_ERROR = 10
+"""Row numbers an error group lists (the first, by row); its ``count`` has them all."""
 MAX_ERROR_GROUPS = 200
-"""Error groups a report tells apart; rows of further groups are counted in ``errors_more_rows``
-(a message that names each row's value would otherwise make a group per row)."""
+"""Error groups a report tells apart; rows of further groups are counted in
+``errors_more_rows``."""
 MAX_UNKNOWN_ROWS = 1000
 """Unknown rows a report lists (the first, by row); ``by_status['unknown']`` has them all and
 ``lsq-import report RESULTS --status unknown`` lists every one."""
@@ -41,23 +43,94 @@ _COLOURS = {
 }
 
 
+_COLUMN_PREFIX = re.compile(r"column '([^'\n]*)': ")
+_VALUES = re.compile(
+    # A value quoted as the mapping's messages quote a cell (Python's repr, maybe cut to
+    # "...'"), then e-mail addresses, lead and activity ids, numbers: what differs from row
+    # to row in a message about the same problem. Quoted values are bounded in length so
+    # that a stray apostrophe in a server's text costs little.
+    # An HTTP status is the kind itself, not a value.
+    r"""(?P<value>'(?:[^'\\\n]|\\.){0,120}'"""
+    r"""|"(?:[^"\\\n]|\\.){0,120}(?:"|\.\.\.')"""
+    r"|[^\s'\"(),;:<>]+@[^\s'\"(),;:<>]+)"
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|(?<!HTTP )\b\d+\b"
+)
+VALUE_MARK = "…"
+"""What stands for a row's own value in an error group's ``kind``."""
+
+
+def error_kind(message: str) -> tuple[str, str, str]:
+    """(column, kind, example value) of an error message: the column it names (``column 'x':
+    ``, "" if none), the message with each row's own values replaced by :data:`VALUE_MARK`
+    (so rows with the same problem in the same column share a kind), and the first value
+    quoted in it (or e-mail address; "" if none: a line number is not an example)."""
+    column = ""
+    found = _COLUMN_PREFIX.match(message)
+    if found is not None:
+        column, message = found[1], message[found.end() :]
+    example = ""
+
+    def mark(value: re.Match[str]) -> str:
+        nonlocal example
+        if not example and value["value"]:
+            example = value["value"]
+        return VALUE_MARK
+
+    return column, _VALUES.sub(mark, message), example
+
+
 @dataclass
 class ErrorGroup:
-    """Rows that failed the same way."""
+    """Rows that failed the same way: one status, error type, column and kind of problem."""
 
     status: str
     error_type: str
-    message: str
+    column: str
+    kind: str
+    """The problem, with each row's own values as :data:`VALUE_MARK`."""
+    message: str = ""
+    """The first row's whole message (its value included)."""
+    example_value: str = ""
+    """The first row's value, as its message quotes it ("" when the message names none)."""
     count: int = 0
     example_rows: list[int] = field(default_factory=list)
+    """The first ``EXAMPLES_PER_ERROR`` rows, by row number."""
+
+    @property
+    def more_rows(self) -> int:
+        return self.count - len(self.example_rows)
+
+    def rows_text(self) -> str:
+        """'rows 2, 5, 9 and 12 more' (or 'row 4')."""
+        listed = ", ".join(map(str, self.example_rows))
+        noun = "row" if self.count == 1 else "rows"
+        return f"{noun} {listed}" + (f" and {self.more_rows} more" if self.more_rows else "")
+
+    def to_text(self) -> str:
+        """One line: count, status, type, column, problem, an example value, its rows."""
+        kind = f"{self.error_type}: " if self.error_type else ""
+        column = f"column '{self.column}': " if self.column else ""
+        example = (
+            f"e.g. {self.example_value} in row {self.example_rows[0]}; "
+            if self.example_value and self.example_rows
+            else ""
+        )
+        return (
+            f"{self.count} {self.status}: {kind}{column}{self.kind} ({example}{self.rows_text()})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "error_type": self.error_type,
+            "column": self.column,
+            "kind": self.kind,
             "message": self.message,
+            "example_value": self.example_value,
             "count": self.count,
             "example_rows": self.example_rows,
+            "more_rows": self.more_rows,
         }
 
 
@@ -107,6 +180,25 @@ class ResultsReport:
             "timeline": [{"start": start, **counts} for start, counts in self.timeline],
         }
 
+    def errors_text(self, limit: int | None = None) -> list[str]:
+        """A line per error group (the first ``limit``), then one saying what was left out:
+        'and 40 more rows in 5 more kinds of error'."""
+        shown = self.errors if limit is None else self.errors[:limit]
+        lines = [f"  {group.to_text()}" for group in shown]
+        cut = len(self.errors) - len(shown)
+        more_rows = sum(group.count for group in self.errors[len(shown) :]) + self.errors_more_rows
+        if more_rows:
+            kinds = (
+                "other kinds of error"
+                if self.errors_more_rows
+                else f"{cut} more kind{'s' if cut > 1 else ''} of error"
+            )
+            where = f": lsq-import report {self.path} lists them" if cut else ""
+            lines.append(
+                f"  and {more_rows} more row{'s' if more_rows > 1 else ''} in {kinds}{where}"
+            )
+        return lines
+
     def to_text(self) -> str:
         counts = ", ".join(f"{self.by_status[s]} {s}" for s in FINAL_STATUSES if self.by_status[s])
         lines = [
@@ -114,15 +206,7 @@ class ResultsReport:
             f"{self.calls} calls ({self.retries} retries)"
             + (f", {self.first_finished} to {self.last_finished}" if self.first_finished else ""),
         ]
-        for group in self.errors:
-            rows = ", ".join(map(str, group.example_rows))
-            more = ", ..." if group.count > len(group.example_rows) else ""
-            kind = f"{group.error_type}: " if group.error_type else ""
-            lines.append(
-                f"  {group.count} {group.status}: {kind}{group.message} (rows {rows}{more})"
-            )
-        if self.errors_more_rows:
-            lines.append(f"  and {self.errors_more_rows} more rows with other errors")
+        lines.extend(self.errors_text())
         if self.unknown_rows:
             lines.append(
                 f"rows that may exist in LeadSquared without an answer (unknown): "
@@ -239,7 +323,7 @@ class _Tally:
 
     def __init__(self, report: ResultsReport) -> None:
         self.report = report
-        self.groups: dict[tuple[str, str, str], ErrorGroup] = {}
+        self.groups: dict[tuple[str, str, str, str], ErrorGroup] = {}
         self.width = 1  # seconds per timeline key
         self.times: dict[int, Counter[str]] = {}
         self.first: int | None = None
@@ -259,10 +343,12 @@ class _Tally:
         if status != Status.SUCCESS:
             if status == Status.UNKNOWN and len(report.unknown_rows) < MAX_UNKNOWN_ROWS:
                 report.unknown_rows.append(row)
-            key = (status, unescape_cell(cells[6]), unescape_cell(cells[7]))
+            error_type, message = unescape_cell(cells[6]), unescape_cell(cells[7])
+            column, kind, value = error_kind(message)
+            key = (status, error_type, column, kind)
             group = self.groups.get(key)
             if group is None and len(self.groups) < MAX_ERROR_GROUPS:
-                group = self.groups[key] = ErrorGroup(*key)
+                group = self.groups[key] = ErrorGroup(*key, message=message, example_value=value)
             if group is None:
                 report.errors_more_rows += 1
             else:
@@ -293,7 +379,9 @@ class _Tally:
 
     def done(self) -> ResultsReport:
         report = self.report
-        report.errors = sorted(self.groups.values(), key=lambda g: (-g.count, g.status, g.message))
+        report.errors = sorted(
+            self.groups.values(), key=lambda g: (-g.count, g.status, g.column, g.kind)
+        )
         if self.first is None or self.last is None:
             return report
         report.first_finished = _format(self.first, _TIME_FORMAT)
@@ -404,13 +492,15 @@ def write_html(report: ResultsReport, path: str | Path) -> None:
     )
     error_rows = (
         "".join(
-            f"<tr><td>{esc(g.status)}</td><td>{esc(g.error_type)}</td><td>{esc(g.message)}</td>"
-            f'<td class="n">{g.count}</td><td>{esc(", ".join(map(str, g.example_rows)))}</td></tr>'
+            f"<tr><td>{esc(g.status)}</td><td>{esc(g.error_type)}</td><td>{esc(g.column)}</td>"
+            f"<td>{esc(g.kind)}</td><td>{esc(g.example_value)}</td>"
+            f'<td class="n">{g.count}</td><td>{esc(g.rows_text())}</td></tr>'
             for g in report.errors
         )
-        or '<tr><td colspan="5">No errors.</td></tr>'
+        or '<tr><td colspan="7">No errors.</td></tr>'
     ) + (
-        f'<tr><td colspan="5">and {report.errors_more_rows} more rows with other errors</td></tr>'
+        f'<tr><td colspan="7">and {report.errors_more_rows} more rows in other kinds of error'
+        "</td></tr>"
         if report.errors_more_rows
         else ""
     )
@@ -433,8 +523,8 @@ td.n {{ text-align: right; }}
 <h2>Throughput and outcomes over time</h2>
 {_chart(report)}
 <h2>Errors</h2>
-<table id="errors"><tr><th>status</th><th>type</th><th>message</th><th>rows</th>
-<th>example rows</th></tr>{error_rows}</table>
+<table id="errors"><tr><th>status</th><th>type</th><th>column</th><th>problem</th>
+<th>example value</th><th>rows</th><th>row numbers</th></tr>{error_rows}</table>
 </body></html>
 """
     Path(path).write_text(page, encoding="utf-8")

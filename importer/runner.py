@@ -388,6 +388,7 @@ class _Run:
                 concurrency=settings.calls_in_flight,
                 on_result=self.settled,
                 max_calls=max_calls,
+                earlier_attempts=self.previous.attempts,
             )
             _handle_signals(pool, stack)
             self.sending = True

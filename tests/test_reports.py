@@ -5,6 +5,7 @@ the chart's times, and whether the import is complete."""
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,9 +13,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from importer.cli import cli
-from importer.results.journal import Journal, Result
+from importer.results.journal import Journal, Result, read_outcomes
 from importer.results.report import read_report
 from importer.results.status import Status
+from importer.sandbox.faults import FaultConfig
 from importer.summary import Summary
 
 from .conftest import EXAMPLE_MAPPING, SANDBOX_KEYS, import_into, read_results
@@ -227,3 +229,60 @@ def test_run_summary_says_how_many_kinds_of_error_it_left_out(tmp_path: Path) ->
     assert f"  and {left_out} more rows in 3 more kinds of error: lsq-import report " in (
         summary.to_text()
     )
+
+
+def test_report_after_retry_unknown_counts_every_runs_calls_and_plots_only_sent_rows(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """After a ``--retry-unknown`` rerun, ``report`` still said the first run's call count
+    (a row's line kept only its latest run's attempts), and the invalid rows, recorded again
+    by the rerun, made a spike in the chart's last bar."""
+    source = edit_cells(sample_rows(30), "phone", {5: "n/a", 9: "n/a", 13: "n/a"})
+    results = tmp_path / "r.csv"
+    lossy = sandbox_thread(rate=100, per=1.0, faults=FaultConfig.from_spec("drop_after=0.3,seed=3"))
+    first = run_cli(source, results, lossy.base_url, "--no-preflight")
+    assert first.exit_code == 1, first.output
+    unknown = [line["row"] for line in read_results(results) if line["status"] == "unknown"]
+    assert unknown, first.output
+    clean = sandbox_thread(rate=100, per=1.0)
+    second = run_cli(source, results, clean.base_url, "--no-preflight", "--retry-unknown")
+    assert second.exit_code == 1, second.output  # the invalid rows are still invalid
+    calls = len(lossy.arrivals()) + len(clean.arrivals())
+    assert len(clean.arrivals()) == len(unknown)
+
+    report_file = tmp_path / "report.json"
+    reported = invoke("report", results, "--json", report_file)
+    assert reported.exit_code == 0, reported.output
+    found = json.loads(report_file.read_text(encoding="utf-8"))
+    assert found["by_status"] == {"success": 27, "invalid": 3}
+    assert found["calls"] == calls, reported.output
+    assert f"{calls} calls in all runs" in reported.output
+    plotted = Counter()
+    for bucket in found["timeline"]:
+        plotted.update({k: v for k, v in bucket.items() if k != "start"})
+    assert plotted == {"success": 27}, found["timeline"]  # no call, no bar: invalid rows
+    assert found["timeline"][-1].get("success", 0) <= len(unknown)
+
+
+def test_resume_knows_the_calls_each_row_left_to_send_again_had(tmp_path: Path) -> None:
+    """What the rerun adds to: the attempts of a row's latest line when it is ``failed``,
+    ``unknown`` or ``sending`` (a crash), in the quick path and in the one for quoted keys."""
+    path = tmp_path / "r.csv"
+    journal = Journal(path)
+    journal.open()
+    for key in ("a@x", "b,c@x"):  # a key with a comma is quoted: the exact parser reads it
+        journal.record(Result(2, key, Status.SENDING, attempts=1))
+        journal.record(Result(2, key, Status.FAILED, error_message="x, y", attempts=3))
+        journal.record(Result(3, key, Status.SENDING, attempts=2))
+        journal.record(Result(4, key, Status.FAILED, attempts=2))
+        journal.record(Result(4, key, Status.SENDING, attempts=3))
+        journal.record(Result(4, key, Status.SUCCESS, attempts=3))
+        journal.record(Result(5, key, Status.INVALID, error_type="invalid row"))
+        journal.record(Result(6, key, Status.UNKNOWN, attempts=4))
+        journal.close()
+        outcomes = read_outcomes(path)
+        assert [outcomes.attempts(row) for row in range(2, 8)] == [3, 2, 0, 0, 4, 0], key
+        path.unlink()
+        journal = Journal(path)
+        journal.open()
+    journal.close()

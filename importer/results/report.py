@@ -30,6 +30,9 @@ EXAMPLES_PER_ERROR = 10
 MAX_ERROR_GROUPS = 200
 """Error groups a report tells apart; rows of further groups are counted in
 ``errors_more_rows``."""
+PLOTTED = frozenset({Status.SUCCESS, Status.FAILED, Status.UNKNOWN})
+"""The outcomes of a call, which the timeline plots: an ``invalid`` or ``skipped`` row made no
+call, and is recorded again, unchanged, by every rerun (it would show as activity then)."""
 MAX_UNKNOWN_ROWS = 1000
 """Unknown rows a report lists (the first, by row); ``by_status['unknown']`` has them all and
 ``lsq-import report RESULTS --status unknown`` lists every one."""
@@ -141,8 +144,10 @@ class ResultsReport:
     path: str
     by_status: Counter[str] = field(default_factory=Counter)
     calls: int = 0
-    """Calls made for these rows, retries included (the ``attempts`` column summed)."""
+    """Calls made for these rows by every run, retries included (the ``attempts`` column
+    summed: a row sent again adds its new calls to its earlier ones)."""
     retries: int = 0
+    """Calls beyond each row's first: retries, and rows sent again by a later run."""
     errors: list[ErrorGroup] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
     """The first ``MAX_UNKNOWN_ROWS`` rows whose call may have landed without an answer (check
@@ -152,7 +157,8 @@ class ResultsReport:
     first_finished: str = ""
     last_finished: str = ""
     timeline: list[tuple[str, dict[str, int]]] = field(default_factory=list)
-    """(bucket start, counts by status) over the time rows were recorded."""
+    """(bucket start, counts by status) of the rows sent (:data:`PLOTTED`), over the time
+    their outcome was recorded."""
     bucket_seconds: int = 0
 
     @property
@@ -203,7 +209,7 @@ class ResultsReport:
         counts = ", ".join(f"{self.by_status[s]} {s}" for s in FINAL_STATUSES if self.by_status[s])
         lines = [
             f"{self.rows} rows in {self.path}: {counts or 'none'}",
-            f"{self.calls} calls ({self.retries} retries)"
+            f"{self.calls} calls in all runs ({self.retries} retries and rows sent again)"
             + (f", {self.first_finished} to {self.last_finished}" if self.first_finished else ""),
         ]
         lines.extend(self.errors_text())
@@ -328,6 +334,8 @@ class _Tally:
         self.times: dict[int, Counter[str]] = {}
         self.first: int | None = None
         self.last: int | None = None
+        self.sent_first: int | None = None  # of the rows the timeline plots
+        self.sent_last: int | None = None
         self.parsed: dict[str, int | None] = {}  # finished_at text -> seconds (a small cache)
 
     def add(self, row: int, cells: list[str]) -> None:
@@ -361,12 +369,16 @@ class _Tally:
             if len(self.parsed) >= 4096:
                 self.parsed.clear()
             when = self.parsed[text] = _epoch_seconds(text)
-        if when is not None:
+        if when is None:
+            return
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+        if status in PLOTTED:
             self._add_time(when, status)
 
     def _add_time(self, when: int, status: str) -> None:
-        self.first = when if self.first is None else min(self.first, when)
-        self.last = when if self.last is None else max(self.last, when)
+        self.sent_first = when if self.sent_first is None else min(self.sent_first, when)
+        self.sent_last = when if self.sent_last is None else max(self.sent_last, when)
         counts = self.times.get(when // self.width)
         if counts is None:
             counts = self.times[when // self.width] = Counter()
@@ -386,12 +398,15 @@ class _Tally:
             return report
         report.first_finished = _format(self.first, _TIME_FORMAT)
         report.last_finished = _format(self.last, _TIME_FORMAT)
-        span = self.last - self.first
+        first, last = self.sent_first, self.sent_last
+        if first is None or last is None:
+            return report
+        span = last - first
         bucket = next((b for b in _BUCKETS if span / b <= 120), _BUCKETS[-1])
         bucket = max(bucket, self.width)
         report.bucket_seconds = bucket
         merged = _merge(self.times, self.width, bucket)
-        for index in range(self.first // bucket, self.last // bucket + 1):
+        for index in range(first // bucket, last // bucket + 1):
             report.timeline.append(
                 (_format(index * bucket, "%Y-%m-%dT%H:%M:%S"), dict(merged.get(index, {})))
             )

@@ -203,6 +203,7 @@ def run_import(
                 positions_of = f"{fingerprints.input_digest} {source.read_settings}"
                 rows = itertools.chain([first], rows)
                 done_before: Counter[Status] = Counter()
+                unread: int | None = 0  # data rows the reader skips (None: not known)
                 if source.read_settings and len(results_file.previous):
                     # A resume: start reading near the first row it must read, not at the top
                     # (the rows before are done: counted from the results, never parsed).
@@ -215,10 +216,15 @@ def run_import(
                         reader = later.enter_context(open_source())
                         rows = reader.rows(start=start)
                         done_before = results_file.previous.counts_between(lowest, start.row)
+                        # Each of those rows has its line (the first row to read comes after
+                        # them); rows before --start-row were not looked at.
+                        unread = done_before.total() if lowest <= first.number else None
+                results_file.record_run(host=_host_text(endpoint))
                 run = _Run(
                     last_written=results_file.last_written(),
                     rows=rows,
                     done_before=done_before,
+                    unread=unread,
                     mapping=the_mapping,
                     journal=results_file.journal,
                     previous=results_file.previous,
@@ -252,6 +258,8 @@ def run_import(
                             {Status(s): n for s, n in run.summary.report.by_status.items()}
                         )
                     elif results_file.journal.opened:
+                        if run.input_rows is not None:  # before finish() reads the report
+                            results_file.record_run(input_rows=run.input_rows)
                         run.summary.by_status, run.summary.report = results_file.finish()
             if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
                 results_file.mark_complete(fingerprints)
@@ -287,6 +295,11 @@ class _Run:
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
     sending: bool = False
     """The pool has started: rows may have been sent (until then a Ctrl-C ends the start-up)."""
+    unread: int | None = 0
+    """Data rows before the reader's start that it skips (``done_before``), None when not
+    known (a resume from a --start-row past the input's first rows)."""
+    input_rows: int | None = None
+    """The input's data rows, once the row feed has read it to the end (None before)."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -302,12 +315,13 @@ class _Run:
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown
-        taken = 0
+        taken = read = 0
         if self.done_before:
             self.summary.already_done += self.done_before[Status.SUCCESS]
             self.summary.unknown_kept += self.done_before[Status.UNKNOWN]
             self.observer.skipped(self.done_before.total())
         for row in self.rows:
+            read += 1
             if row.number < start_row:
                 continue
             before = self.previous.get(row.number)
@@ -336,6 +350,8 @@ class _Run:
                 self.settled(result)
                 continue
             yield payload
+        if self.unread is not None:  # every row was read (or skipped, done): the total
+            self.input_rows = self.unread + read
 
     async def main(self, endpoint: Endpoint) -> None:
         from .leadsquared.connect import connect, refused_message
@@ -412,6 +428,17 @@ class _Run:
                         fatal.error_type,
                         redirect_to=fatal.redirect_to,
                     )
+
+
+def _host_text(endpoint: Endpoint) -> str:
+    """Where a run sends, as the metadata keeps it: no user info (a key could be there)."""
+    from .leadsquared.classify import shown_url
+
+    return (
+        "a local sandbox for the run (--sandbox)"
+        if endpoint.url is None
+        else shown_url(endpoint.url)
+    )
 
 
 def _handle_signals(pool: WorkerPool, stack: contextlib.AsyncExitStack) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from importer.cli import cli
+from importer.results.fingerprint import meta_path
 from importer.results.journal import Journal, Result, read_outcomes
 from importer.results.report import read_report
 from importer.results.status import Status
@@ -118,6 +121,7 @@ class Page(HTMLParser):
         self._cell: list[str] | None = None
         self._ids: list[tuple[str, str, list[str]]] = []
         self._svg_text: list[str] | None = None
+        self._in_svg = False
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -131,7 +135,9 @@ class Page(HTMLParser):
             self._cell = []
         if found.get("id"):
             self._ids.append((tag, str(found["id"]), []))
-        if tag in ("rect", "text", "line", "title", "svg"):
+        if tag == "svg":
+            self._in_svg = True
+        if self._in_svg:
             self.svg.append((tag, found, ""))
             self._svg_text = []
 
@@ -144,6 +150,8 @@ class Page(HTMLParser):
         if self._ids and self._ids[-1][0] == tag:
             _, name, parts = self._ids.pop()
             self.by_id[name] = " ".join("".join(parts).split())
+        if tag == "svg":
+            self._in_svg = False
         if tag in ("text", "title") and self._svg_text is not None and self.svg:
             kind, attrs, _ = self.svg[-1]
             self.svg[-1] = (kind, attrs, "".join(self._svg_text))
@@ -286,3 +294,74 @@ def test_resume_knows_the_calls_each_row_left_to_send_again_had(tmp_path: Path) 
         journal = Journal(path)
         journal.open()
     journal.close()
+
+
+def html_page(results: Path, tmp_path: Path) -> tuple[str, Page]:
+    page_file = tmp_path / "report.html"
+    reported = invoke("report", results, "--html", page_file)
+    assert reported.exit_code == 0, reported.output
+    return reported.output, Page(page_file.read_text(encoding="utf-8"))
+
+
+def test_report_says_how_much_of_the_input_is_imported_and_from_where(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """The HTML said "8 rows, 8 calls" of an import stopped part-way, with nothing about the
+    input's 30 rows, the input, mapping or host, and a chart without axis labels or times."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(30), tmp_path / "r.csv"
+    host = sandbox.base_url.replace("http://", "http://ops:hunter2pass@")  # user info: no key
+    # One call in flight, so the feed is only a few rows ahead when the budget stops it.
+    stopped = run_cli(
+        source, results, host, "--no-preflight", "--max-calls", "8", "--concurrency", "1"
+    )
+    assert stopped.exit_code == 5, stopped.output
+
+    text, page = html_page(results, tmp_path)
+    unknown_total = "8 rows recorded, incomplete: the input's row count is known once a run"
+    assert unknown_total in text, text
+    assert page.by_id["progress"].startswith(unknown_total)
+    about = dict(row for row in page.tables["about"] if len(row) == 2)
+    assert about["input"] == str(source) and about["mapping"] == str(EXAMPLE_MAPPING)
+    assert about["host"] == sandbox.base_url  # without the user info
+    page_text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    meta = (tmp_path / "r.csv.meta.json").read_text(encoding="utf-8")
+    for secret in ("hunter2pass", SANDBOX_KEYS.access_key, SANDBOX_KEYS.secret_key):
+        assert secret not in page_text and secret not in meta and secret not in text
+
+    labels = {attrs.get("class"): said for tag, attrs, said in page.svg if tag == "text"}
+    assert labels["axis-label y"].startswith("rows sent per ")
+    assert labels["axis-label x"].startswith("time the outcome was recorded (UTC)")
+    ticks = [said for tag, attrs, said in page.svg if attrs.get("class") == "tick x"]
+    assert len(ticks) >= 2
+    for tick in ticks:
+        datetime.strptime(tick, "%Y-%m-%d %H:%M:%S")  # a date and time, not a bare index
+    titles = [said for tag, _, said in page.svg if tag == "title"]
+    assert titles and all(re.fullmatch(r"\S+ \S+ to \S+ UTC: \d+ success", t) for t in titles)
+
+    finished = run_cli(source, results, sandbox.base_url, "--no-preflight")
+    assert finished.exit_code == 0, finished.output
+    assert json.loads(meta_path(results).read_text(encoding="utf-8"))["input_rows"] == 30
+    text, page = html_page(results, tmp_path)
+    assert "30 of 30 rows, complete" in text
+    assert page.by_id["progress"] == "30 of 30 rows, complete"
+
+
+def test_report_counts_the_rows_not_reached_once_the_total_is_known(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """A run that reads the input to its end records the row count (a trial from row 12 does,
+    and leaves rows 2 to 11 unsent); the report then says how many are left."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source = edit_cells(sample_rows(30), "phone", {20: "n/a"})
+    results = tmp_path / "r.csv"
+    trial = run_cli(source, results, sandbox.base_url, "--no-preflight", "--start-row", "12")
+    assert trial.exit_code == 1, trial.output
+    text, page = html_page(results, tmp_path)
+    expected = "20 of 30 rows, incomplete: 10 not reached yet, 1 invalid"
+    assert expected in text, text
+    assert page.by_id["progress"] == expected
+    report_file = tmp_path / "report.json"
+    assert invoke("report", results, "--json", report_file).exit_code == 0
+    found = json.loads(report_file.read_text(encoding="utf-8"))
+    assert (found["input_rows"], found["complete"], found["input"]) == (30, False, str(source))

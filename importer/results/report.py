@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ResultsFileError
+from .fingerprint import Fingerprints
 from .journal import _STATUS_CODES, COLUMNS, NO_ANSWER, _scan, check_row_number, unescape_cell
-from .status import FINAL_STATUSES, Status
+from .status import FINAL_STATUSES, NOT_DONE, Status
 
 EXAMPLES_PER_ERROR = 10
 """Row numbers an error group lists (the first, by row); its ``count`` has them all."""
@@ -160,10 +161,50 @@ class ResultsReport:
     """(bucket start, counts by status) of the rows sent (:data:`PLOTTED`), over the time
     their outcome was recorded."""
     bucket_seconds: int = 0
+    input: str = ""
+    """The input file the results belong to, as the metadata beside them says ("" without)."""
+    mapping: str = ""
+    host: str = ""
+    """Where the last run sent its rows (never a key)."""
+    input_rows: int = 0
+    """The input's data rows, once a run has read it to the end (0: not known yet)."""
+    complete: bool | None = None
+    """Whether the metadata says every row of the input succeeded (None: no metadata)."""
 
     @property
     def rows(self) -> int:
         return sum(self.by_status.values())
+
+    @property
+    def is_complete(self) -> bool:
+        """Every row of the input has its outcome, and none is left to fix or check."""
+        if self.complete:
+            return True
+        done = not any(self.by_status[status] for status in NOT_DONE)
+        return done and bool(self.input_rows) and self.rows >= self.input_rows
+
+    def progress_text(self) -> str:
+        """'76 of 620 rows, incomplete: 544 not reached yet, 3 failed' (or '620 of 620 rows,
+        complete'); "" without metadata beside the file (e.g. ``validate``'s)."""
+        if self.complete is None:
+            return ""
+        total = self.input_rows or (self.rows if self.is_complete else 0)
+        rows = f"{self.rows} of {total} rows" if total else f"{self.rows} rows recorded"
+        if self.is_complete:
+            return f"{rows}, complete"
+        why = [f"{total - self.rows} not reached yet"] if total > self.rows else []
+        why += [f"{n} {s}" for s in FINAL_STATUSES if s in NOT_DONE and (n := self.by_status[s])]
+        if not total:
+            why.append("the input's row count is known once a run has read it to the end")
+        return f"{rows}, incomplete: {', '.join(why)}"
+
+    def source_text(self) -> str:
+        """'input leads.csv, mapping map.yaml, host https://...' from the metadata, or ""."""
+        named = [(name, value) for name, value in self.source_items() if value]
+        return ", ".join(f"{name} {value}" for name, value in named)
+
+    def source_items(self) -> list[tuple[str, str]]:
+        return [("input", self.input), ("mapping", self.mapping), ("host", self.host)]
 
     @property
     def unknown_rows_more(self) -> int:
@@ -184,6 +225,11 @@ class ResultsReport:
             "last_finished": self.last_finished,
             "bucket_seconds": self.bucket_seconds,
             "timeline": [{"start": start, **counts} for start, counts in self.timeline],
+            "input": self.input,
+            "mapping": self.mapping,
+            "host": self.host,
+            "input_rows": self.input_rows,
+            "complete": self.is_complete if self.complete is not None else None,
         }
 
     def errors_text(self, limit: int | None = None) -> list[str]:
@@ -207,8 +253,11 @@ class ResultsReport:
 
     def to_text(self) -> str:
         counts = ", ".join(f"{self.by_status[s]} {s}" for s in FINAL_STATUSES if self.by_status[s])
-        lines = [
-            f"{self.rows} rows in {self.path}: {counts or 'none'}",
+        lines = [f"{self.rows} rows in {self.path}: {counts or 'none'}"]
+        progress, source = self.progress_text(), self.source_text()
+        if progress:
+            lines.append(f"{progress}{f' ({source})' if source else ''}")
+        lines += [
             f"{self.calls} calls in all runs ({self.retries} retries and rows sent again)"
             + (f", {self.first_finished} to {self.last_finished}" if self.first_finished else ""),
         ]
@@ -446,7 +495,20 @@ def read_report(path: str | Path) -> ResultsReport:
         tally = _Tally(ResultsReport(path=str(file)))
         for cells in _lines_at(file, _latest_offsets(file)):
             tally.add(int(cells[0]), cells)
-    return tally.done()
+    return _with_source(tally.done(), file)
+
+
+def _with_source(report: ResultsReport, file: Path) -> ResultsReport:
+    """What the metadata beside the file says: the input, mapping, host, the input's row
+    count and whether the import is complete (nothing, if it is missing or damaged)."""
+    try:
+        recorded = Fingerprints.load(file)
+    except ResultsFileError:
+        recorded = None
+    if recorded is not None:
+        report.input, report.mapping, report.host = recorded.input, recorded.mapping, recorded.host
+        report.input_rows, report.complete = recorded.input_rows, recorded.complete
+    return report
 
 
 def write_json(
@@ -457,47 +519,98 @@ def write_json(
     Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def _duration(seconds: int) -> str:
+    """A bucket's width as a person says it: '1 s', '5 min', '4 h', '1 day'."""
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _shown_time(text: str) -> str:
+    """'2025-01-01T10:00:00' (a timeline start) as '2025-01-01 10:00:00'."""
+    return text.replace("T", " ").rstrip("Z")
+
+
 def _chart(report: ResultsReport) -> str:
-    """Stacked bars of outcomes per time bucket: throughput and outcomes over time, as SVG."""
+    """Stacked bars of the rows sent per time bucket, by outcome, as SVG: both axes labelled,
+    times in UTC at the start, middle and end, each bar titled with its time span."""
     if not report.timeline:
-        return "<p>No timestamps in this results file.</p>"
-    width, height, pad = 900, 260, 40
+        return "<p>No row was sent: nothing to plot.</p>"
+    esc = html.escape
+    width, height = 900, 320
+    left, right, top, bottom = 70, 20, 20, height - 70  # plot area; labels outside it
     peak = max(sum(c.values()) for _, c in report.timeline) or 1
-    bar = (width - 2 * pad) / len(report.timeline)
+    bar = (width - left - right) / len(report.timeline)
+    every = _duration(report.bucket_seconds)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" '
-        f'role="img" aria-label="Rows recorded per {report.bucket_seconds} s">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="Rows sent per {esc(every)}, by outcome, over time (UTC)">',
+        f'<line x1="{left}" y1="{bottom}" x2="{width - right}" y2="{bottom}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#444"/>',
     ]
+    for value in sorted({0, peak // 2, peak}):
+        y = bottom - (bottom - top) * value / peak
+        parts.append(
+            f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#444"/>'
+            f'<text class="tick y" x="{left - 8}" y="{y + 4:.1f}" font-size="12" '
+            f'text-anchor="end">{value}</text>'
+        )
     parts.append(
-        f'<line x1="{pad}" y1="{height}" x2="{width - pad}" y2="{height}" stroke="#444"/>'
-        f'<text x="{pad}" y="{pad - 10}" font-size="12">{peak} rows per '
-        f"{report.bucket_seconds} s</text>"
+        f'<text class="axis-label y" x="{16}" y="{(top + bottom) / 2:.1f}" font-size="12" '
+        f'text-anchor="middle" transform="rotate(-90 16 {(top + bottom) / 2:.1f})">'
+        f"rows sent per {esc(every)}</text>"
     )
     for index, (start, counts) in enumerate(report.timeline):
-        x = pad + index * bar
-        y = float(height)
+        x = left + index * bar
+        y = float(bottom)
+        end = _format((_epoch_seconds(start + "Z") or 0) + report.bucket_seconds, "%H:%M:%S")
+        span = f"{_shown_time(start)} to {end} UTC"
         for status in FINAL_STATUSES:
             n = counts.get(status, 0)
             if not n:
                 continue
-            h = (height - pad) * n / peak
+            h = (bottom - top) * n / peak
             y -= h
             parts.append(
                 f'<rect class="bar {status}" x="{x:.1f}" y="{y:.1f}" width="{max(bar - 1, 1):.1f}"'
-                f' height="{h:.1f}" fill="{_COLOURS[status]}"><title>{html.escape(start)}: {n} '
+                f' height="{h:.1f}" fill="{_COLOURS[status]}"><title>{esc(span)}: {n} '
                 f"{status}</title></rect>"
             )
-    first, last = report.timeline[0][0], report.timeline[-1][0]
+    ticks = [(0, report.timeline[0][0], "start")]
+    if len(report.timeline) > 2:
+        middle = len(report.timeline) // 2
+        ticks.append((middle, report.timeline[middle][0], "middle"))
+    last = _epoch_seconds(report.timeline[-1][0] + "Z")
+    if last is not None:
+        stamp = _format(last + report.bucket_seconds, "%Y-%m-%dT%H:%M:%S")
+        ticks.append((len(report.timeline), stamp, "end"))
+    for index, stamp, anchor in ticks:
+        x = left + index * bar
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}" stroke="#444"/>'
+            f'<text class="tick x" x="{x:.1f}" y="{bottom + 20}" font-size="12" '
+            f'text-anchor="{anchor}">{esc(_shown_time(stamp))}</text>'
+        )
     parts.append(
-        f'<text x="{pad}" y="{height + 20}" font-size="12">{html.escape(first)}</text>'
-        f'<text x="{width - pad}" y="{height + 20}" font-size="12" text-anchor="end">'
-        f"{html.escape(last)}</text></svg>"
+        f'<text class="axis-label x" x="{(left + width - right) / 2:.1f}" y="{bottom + 45}" '
+        f'font-size="12" text-anchor="middle">time the outcome was recorded (UTC), one bar '
+        f"per {esc(every)}</text></svg>"
     )
-    return "".join(parts)
+    shown = [s for s in FINAL_STATUSES if any(c.get(s) for _, c in report.timeline)]
+    legend = " ".join(
+        f'<span class="swatch" style="background:{_COLOURS[s]}"></span>{s}' for s in shown
+    )
+    note = (
+        '<p class="note">Each bar: the rows sent in that span, by outcome. Invalid and skipped '
+        "rows made no call and are not plotted (every rerun records them again).</p>"
+    )
+    return f'<p class="legend">{legend}</p>' + "".join(parts) + note
 
 
 def write_html(report: ResultsReport, path: str | Path) -> None:
-    """A self-contained HTML page (no scripts, no network): counts, error table, chart."""
+    """A self-contained HTML page (no scripts, no network): whether the import is complete,
+    its input, mapping and host, counts, the chart and the error table."""
     esc = html.escape
     status_rows = "".join(
         f'<tr><td><span class="swatch" style="background:{_COLOURS[s]}"></span>{s}</td>'
@@ -519,6 +632,32 @@ def write_html(report: ResultsReport, path: str | Path) -> None:
         if report.errors_more_rows
         else ""
     )
+    progress = report.progress_text()
+    state = "" if report.complete is None else ("complete" if report.is_complete else "incomplete")
+    headline, _, why = progress.partition(": ")
+    progress_html = (
+        f'<p id="progress" class="{state}"><strong>{esc(headline)}</strong>'
+        + (f": {esc(why)}" if why else "")
+        + "</p>"
+        if progress
+        else '<p id="progress">No metadata beside the results file: its input, and whether '
+        "the import is complete, are not known.</p>"
+    )
+    recorded = (
+        f"{esc(_shown_time(report.first_finished))} to {esc(_shown_time(report.last_finished))} UTC"
+        if report.first_finished
+        else "nothing yet"
+    )
+    about = [("results file", esc(report.path))]
+    about += [(name, esc(value)) for name, value in report.source_items() if value]
+    about += [
+        ("calls", f"{report.calls} in all runs ({report.retries} retries and rows sent again)"),
+        ("recorded", recorded),
+    ]
+    about_rows = "".join(
+        f'<tr><th>{name}</th><td id="{name.replace(" ", "-")}">{value}</td></tr>'
+        for name, value in about
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>lsq-import report: {esc(report.path)}</title>
@@ -527,15 +666,19 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 td.n {{ text-align: right; }}
-.swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 6px; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; margin: 0 6px 0 12px; }}
+td .swatch {{ margin-left: 0; }}
+#progress {{ font-size: 1.2em; }}
+#progress.incomplete strong {{ color: #c62828; }}
+#progress.complete strong {{ color: #2e7d32; }}
+.note {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
 <h1>lsq-import report</h1>
-<p>Results file <code>{esc(report.path)}</code>: <strong id="rows">{report.rows}</strong> rows,
-{report.calls} calls ({report.retries} retries), recorded {esc(report.first_finished)} to
-{esc(report.last_finished)} (UTC).</p>
+{progress_html}
+<table id="about">{about_rows}</table>
 <h2>Outcomes</h2>
 <table id="outcomes"><tr><th>status</th><th>rows</th></tr>{status_rows}</table>
-<h2>Throughput and outcomes over time</h2>
+<h2>Rows sent over time</h2>
 {_chart(report)}
 <h2>Errors</h2>
 <table id="errors"><tr><th>status</th><th>type</th><th>column</th><th>problem</th>

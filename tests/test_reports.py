@@ -12,6 +12,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from importer.cli import cli
@@ -365,3 +366,29 @@ def test_report_counts_the_rows_not_reached_once_the_total_is_known(
     assert invoke("report", results, "--json", report_file).exit_code == 0
     found = json.loads(report_file.read_text(encoding="utf-8"))
     assert (found["input_rows"], found["complete"], found["input"]) == (30, False, str(source))
+
+
+def test_a_resume_that_reads_on_from_part_way_still_counts_the_inputs_rows(
+    tmp_path: Path, sample_rows, sandbox_thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume starts reading near its first row left; the rows it skips are the input's
+    too, so the row count it records is the whole input's, not what it read."""
+    from importer.reader import delimited
+
+    monkeypatch.setattr(delimited, "_FIRST_POSITION_EVERY", 4)
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(40), tmp_path / "r.csv"
+    import_into(sandbox, source, results, limit=30)  # the feed stops: no row count yet
+    assert json.loads(meta_path(results).read_text(encoding="utf-8"))["input_rows"] == 0
+    read = []
+    real = delimited._CsvInput._iter_rows_from
+
+    def spy(self, start):  # type: ignore[no-untyped-def]
+        read.append(start.row)
+        return real(self, start)
+
+    monkeypatch.setattr(delimited._CsvInput, "_iter_rows_from", spy)
+    import_into(sandbox, source, results)
+    assert read and read[0] > 2  # it did start part-way
+    assert json.loads(meta_path(results).read_text(encoding="utf-8"))["input_rows"] == 40
+    assert "40 of 40 rows, complete" in invoke("report", results).output

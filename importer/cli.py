@@ -847,7 +847,7 @@ def report(
     status: str | None,
     fail_on: tuple[str, ...],
 ) -> None:
-    """Summarise a results file: counts, errors grouped by type and message, timings.
+    """Summarise a results file: counts, errors grouped by kind and column, timings.
 
     \b
     Examples:

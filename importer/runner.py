@@ -35,7 +35,7 @@ from .exitcodes import ExitStatus
 from .progress import RunObserver, counted_rows, listens, observer_for
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
-from .results.journal import Journal, Outcomes, Result, utc_now
+from .results.journal import Journal, Outcomes, Result
 from .results.report import read_report
 from .results.status import Status
 from .settings import Credentials, ImportSettings
@@ -205,6 +205,7 @@ def run_import(
                 positions_of = f"{fingerprints.input_digest} {source.read_settings}"
                 rows = itertools.chain([first], rows)
                 done_before: Counter[Status] = Counter()
+                unread: int | None = 0  # data rows the reader skips (None: not known)
                 if source.read_settings and len(results_file.previous):
                     # A resume: start reading near the first row it must read, not at the top
                     # (the rows before are done: counted from the results, never parsed).
@@ -217,13 +218,18 @@ def run_import(
                         reader = later.enter_context(open_source())
                         rows = reader.rows(start=start)
                         done_before = results_file.previous.counts_between(lowest, start.row)
+                        # Each of those rows has its line (the first row to read comes after
+                        # them); rows before --start-row were not looked at.
+                        unread = done_before.total() if lowest <= first.number else None
                 if listens(observer, "counted"):
                     # The rows done before where reading starts took the file's first bytes.
                     rows = counted_rows(reader, rows, observer, before=done_before.total())
+                results_file.record_run(host=_host_text(endpoint))
                 run = _Run(
                     last_written=results_file.last_written(),
                     rows=rows,
                     done_before=done_before,
+                    unread=unread,
                     mapping=the_mapping,
                     journal=results_file.journal,
                     previous=results_file.previous,
@@ -234,6 +240,7 @@ def run_import(
                     pacer=pacer,
                 )
                 run.summary.fingerprints = fingerprints.digests()
+                run.summary.max_calls = settings.max_calls
                 started = time.monotonic()
                 observer.started(Path(input_path))
                 try:
@@ -256,6 +263,8 @@ def run_import(
                             {Status(s): n for s, n in run.summary.report.by_status.items()}
                         )
                     elif results_file.journal.opened:
+                        if run.input_rows is not None:  # before finish() reads the report
+                            results_file.record_run(input_rows=run.input_rows)
                         run.summary.by_status, run.summary.report = results_file.finish()
             if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
                 results_file.mark_complete(fingerprints)
@@ -291,6 +300,11 @@ class _Run:
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
     sending: bool = False
     """The pool has started: rows may have been sent (until then a Ctrl-C ends the start-up)."""
+    unread: int | None = 0
+    """Data rows before the reader's start that it skips (``done_before``), None when not
+    known (a resume from a --start-row past the input's first rows)."""
+    input_rows: int | None = None
+    """The input's data rows, once the row feed has read it to the end (None before)."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -306,12 +320,13 @@ class _Run:
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown
-        taken = 0
+        taken = read = 0
         if self.done_before:
             self.summary.already_done += self.done_before[Status.SUCCESS]
             self.summary.unknown_kept += self.done_before[Status.UNKNOWN]
             self.observer.skipped(self.done_before.total())
         for row in self.rows:
+            read += 1
             if row.number < start_row:
                 self.observer.skipped()  # the bar shows how far into the file the run got
                 continue
@@ -331,18 +346,18 @@ class _Run:
                 payload = self.mapping.build(row)
             except (RowError, RowSkipped) as exc:
                 skipped = isinstance(exc, RowSkipped)
-                result = Result(
+                result = Result.not_sent(
                     row.number,
-                    "",
-                    Status.SKIPPED if skipped else Status.INVALID,
-                    error_type="filtered" if skipped else "invalid row",
-                    error_message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
-                    finished_at=utc_now(),
+                    self.mapping.key_of(row),  # the lead it names, if its key can be read
+                    skipped=skipped,
+                    message=exc.reason if isinstance(exc, RowSkipped) else str(exc),
                 )
                 self.journal.record(result)
                 self.settled(result)
                 continue
             yield payload
+        if self.unread is not None:  # every row was read (or skipped, done): the total
+            self.input_rows = self.unread + read
 
     async def main(self, endpoint: Endpoint) -> None:
         from .leadsquared.connect import connect, refused_message
@@ -395,6 +410,7 @@ class _Run:
                 concurrency=settings.calls_in_flight,
                 on_result=self.settled,
                 max_calls=max_calls,
+                earlier_attempts=self.previous.attempts,
             )
             _handle_signals(pool, stack, self.observer)
             self.sending = True
@@ -418,6 +434,17 @@ class _Run:
                         fatal.error_type,
                         redirect_to=fatal.redirect_to,
                     )
+
+
+def _host_text(endpoint: Endpoint) -> str:
+    """Where a run sends, as the metadata keeps it: no user info (a key could be there)."""
+    from .leadsquared.classify import shown_url
+
+    return (
+        "a local sandbox for the run (--sandbox)"
+        if endpoint.url is None
+        else shown_url(endpoint.url)
+    )
 
 
 def _handle_signals(

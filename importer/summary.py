@@ -14,6 +14,9 @@ from .results.report import ResultsReport
 from .results.status import FINAL_STATUSES, NOT_DONE, Status
 from .sending.stop import StopReason
 
+ERROR_GROUPS_SHOWN = 10
+"""Error groups the end of a run lists; a last line counts the rest (``report`` lists them)."""
+
 
 @dataclass
 class Summary:
@@ -33,6 +36,8 @@ class Summary:
     """CreateCustom calls made by this run, retries included."""
     preflight_calls: int = 0
     """Metadata calls of the preflight check (they count against --max-calls too)."""
+    max_calls: int | None = None
+    """The call budget this run had (``max_calls``; in a batch, what the files before left)."""
     retries: int = 0
     throttled: int = 0
     elapsed: float = 0.0
@@ -79,6 +84,7 @@ class Summary:
             "unknown_kept": self.unknown_kept,
             "calls": self.calls,
             "preflight_calls": self.preflight_calls,
+            "max_calls": self.max_calls,
             "retries": self.retries,
             "throttled": self.throttled,
             "elapsed": round(self.elapsed, 3),
@@ -97,6 +103,16 @@ class Summary:
     def write_json(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
+    def _budget_text(self) -> str:
+        """'of 10 calls (7 for rows, 3 for the preflight check)': what the budget went to,
+        adding up to the number the user gave (the preflight's calls count against it too)."""
+        used = self.calls + self.preflight_calls
+        budget = self.max_calls if self.max_calls is not None else used
+        parts = [f"{self.calls} for rows"]
+        if self.preflight_calls:
+            parts.append(f"{self.preflight_calls} for the preflight check")
+        return f"of {budget} calls ({', '.join(parts)})"
+
     def to_text(self) -> str:
         """A few human lines for the end of a run."""
         counts = ", ".join(f"{self.by_status[s]} {s}" for s in FINAL_STATUSES if self.by_status[s])
@@ -114,10 +130,8 @@ class Summary:
                 " may exist in LeadSquared); check them, then rerun with --retry-unknown to send"
                 " them again"
             )
-        for group in self.report.errors[:10] if self.report else []:
-            rows = ", ".join(map(str, group.example_rows))
-            kind = f"{group.error_type}: " if group.error_type else ""
-            lines.append(f"  {group.count} {group.status}: {kind}{group.message} (rows {rows})")
+        if self.report is not None:
+            lines.extend(self.report.errors_text(limit=ERROR_GROUPS_SHOWN))
         if self.by_status[Status.FAILED] or self.by_status[Status.INVALID]:
             lines.append(
                 f"failed and invalid rows are listed with their error in {self.results}; "
@@ -127,7 +141,7 @@ class Summary:
             lines.append(f"stopped: {self.fatal_message}")
         elif self.stop_reason is StopReason.BUDGET:
             lines.append(
-                f"stopped at the call budget ({self.calls} calls): run the same command again"
+                f"stopped at the call budget {self._budget_text()}: run the same command again"
                 " (e.g. tomorrow) to continue"
             )
         elif self.error_message:

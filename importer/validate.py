@@ -40,11 +40,11 @@ from .mapping import Mapping, RowError, RowSkipped, load_mapping
 from .progress import RunObserver, counted_rows, listens, observer_for
 from .reader import InputFile, open_input
 from .results.file import ResultsFile
-from .results.journal import Journal, Result, utc_now
-from .results.status import Status
+from .results.journal import Journal, Result
 
 if TYPE_CHECKING:
     from .preflight import PreflightReport
+    from .reader import Row
 
 __all__ = ["ValidationSummary", "validate_file"]
 
@@ -312,22 +312,15 @@ def _check_rows(
     update = observer.skipped if listens(observer, "skipped") else None
     count = valid = 0
 
-    def problem(number: int, message: str, column: str | None) -> None:
+    key_of = mapping.key_of
+
+    def problem(row: Row, message: str, column: str | None) -> None:
         summary.invalid += 1
         summary.invalid_by_column[column or ""] += 1
         if len(summary.problems) < PROBLEM_EXAMPLES:
-            summary.problems.append((number, message))
+            summary.problems.append((row.number, message))
         if journal is not None:
-            journal.record(
-                Result(
-                    number,
-                    "",
-                    Status.INVALID,
-                    error_type="invalid row",
-                    error_message=message,
-                    finished_at=utc_now(),
-                )
-            )
+            journal.record(Result.not_sent(row.number, key_of(row), skipped=False, message=message))
 
     for row in rows:
         count += 1
@@ -338,19 +331,13 @@ def _check_rows(
             if row_check is not None:
                 row_check(payload.body)
         except RowError as exc:
-            problem(row.number, str(exc), exc.column)
+            problem(row, str(exc), exc.column)
             continue
         except RowSkipped as exc:
             summary.skipped += 1
             if journal is not None:
                 journal.record(
-                    Result(
-                        row.number,
-                        "",
-                        Status.SKIPPED,
-                        error_message=exc.reason,
-                        finished_at=utc_now(),
-                    )
+                    Result.not_sent(row.number, key_of(row), skipped=True, message=exc.reason)
                 )
             continue
         valid += 1

@@ -308,6 +308,21 @@ class ResultsFile:
             return None
         return counts
 
+    def record_run(self, *, host: str | None = None, input_rows: int | None = None) -> None:
+        """Note beside the file where the run sends (``host``: no user info, never a key) and,
+        once a run has read the whole input, its ``input_rows``: what ``report`` tells of the
+        import ("76 of 620 rows, incomplete"). A file without metadata is left without."""
+        recorded = Fingerprints.load(self.path)
+        if recorded is None:
+            return
+        changed = dataclasses.replace(
+            recorded,
+            host=recorded.host if host is None else host,
+            input_rows=recorded.input_rows if input_rows is None else input_rows,
+        )
+        if changed != recorded:
+            changed.save(self.path)
+
     def mark_complete(self, current: Fingerprints) -> None:
         """Every row of the input succeeded: a scheduled run may skip this input from now on."""
         recorded = Fingerprints.load(self.path) or current

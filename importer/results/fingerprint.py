@@ -99,6 +99,12 @@ class Fingerprints:
     one before the first row it must read, instead of parsing every row already done."""
     positions_of: str = ""
     """The input's digest and the reader's settings those positions belong to."""
+    input_rows: int = 0
+    """The input's data rows, counted by the last run that read it to the end (0: no run has
+    yet): what ``report`` says "76 of 620 rows" with."""
+    host: str = ""
+    """Where the last run sent its rows (scheme, host, port and path: never user info, never
+    a key)."""
 
     @classmethod
     def of(
@@ -164,6 +170,8 @@ class Fingerprints:
                 pending_sha256=str(data.get("pending_sha256") or ""),
                 positions=_positions(data.get("positions")),
                 positions_of=str(data.get("positions_of") or ""),
+                input_rows=int(data.get("input_rows") or 0),
+                host=str(data.get("host") or ""),
             )
         except FileNotFoundError:
             return None
@@ -330,5 +338,11 @@ def check_resume(
         current.mapping_digest,
     ):
         kept = recorded or current  # what was written stays recorded
-        replace(current, **kept.written()).save(results)  # type: ignore[arg-type]
+        same_input = on_disk is not None and on_disk.input_digest == current.input_digest
+        replace(
+            current,
+            **kept.written(),  # type: ignore[arg-type]
+            input_rows=on_disk.input_rows if same_input and on_disk else 0,
+            host=on_disk.host if on_disk else "",
+        ).save(results)
     return digest

@@ -45,7 +45,7 @@ from typing import BinaryIO
 
 from ..exceptions import JournalWriteError, ResultsFileError
 from .fingerprint import fsync_dir, size_and_sha256
-from .status import FINAL_STATUSES, Status
+from .status import FINAL_STATUSES, NotSentType, Status
 
 COLUMNS = (
     "row",
@@ -139,6 +139,19 @@ class Result:
             self.finished_at or utc_now(),
         ]
 
+    @classmethod
+    def not_sent(cls, row: int, key: str, *, skipped: bool, message: str) -> Result:
+        """The line of a row recorded without a call: ``invalid`` (it could not be read or
+        mapped) or ``skipped`` (a filter left it out), stamped now."""
+        return cls(
+            row,
+            key,
+            Status.SKIPPED if skipped else Status.INVALID,
+            error_type=NotSentType.FILTERED if skipped else NotSentType.INVALID,
+            error_message=message,
+            finished_at=utc_now(),
+        )
+
 
 def _header_line() -> str:
     return ",".join(COLUMNS) + "\n"
@@ -148,6 +161,8 @@ _STATUS_CODES = {
     status: code for code, status in enumerate((Status.SENDING, *FINAL_STATUSES), start=1)
 }
 _STATUS_NAMES = {code: status for status, code in _STATUS_CODES.items()}
+_SENT_AGAIN = frozenset(_STATUS_CODES[s] for s in (Status.FAILED, Status.UNKNOWN, Status.SENDING))
+"""Codes of the lines after which a row may be sent again having made calls already."""
 _BY_TEXT = {status.value: status for status in Status}
 
 
@@ -268,11 +283,34 @@ class Outcomes:
 
     def __init__(self) -> None:
         self._codes = bytearray()
+        self._attempts: array[int] | None = None
+        """Row -> the ``attempts`` of its latest line, kept (two bytes a row, allocated at the
+        first) for rows that line leaves to be sent again, i.e. ``failed``, ``unknown`` or
+        ``sending``; stale for other rows (:meth:`attempts` looks at the status first)."""
 
-    def set(self, row: int, status: Status) -> None:
+    def set(self, row: int, status: Status, attempts: int = 0) -> None:
         if row >= len(self._codes):
             self._codes.extend(bytes(row + 1 - len(self._codes) + 1024))
-        self._codes[row] = _STATUS_CODES[status]
+        code = self._codes[row] = _STATUS_CODES[status]
+        if code in _SENT_AGAIN:
+            self._set_attempts(row, attempts)
+
+    def _set_attempts(self, row: int, attempts: int) -> None:
+        table = self._attempts
+        if table is None:
+            table = self._attempts = array("H", bytes(2 * len(self._codes)))
+        if row >= len(table):
+            table.frombytes(bytes(2 * (len(self._codes) - len(table))))
+        table[row] = min(attempts, 0xFFFF)
+
+    def attempts(self, row: int) -> int:
+        """Calls earlier runs made for a row left ``failed`` or ``unknown`` (0 for others):
+        a new call for it adds to them, so the file's ``attempts`` count every run's calls."""
+        code = self._codes[row] if 0 <= row < len(self._codes) else 0
+        table = self._attempts
+        if code not in _SENT_AGAIN or table is None or row >= len(table):
+            return 0
+        return table[row]
 
     def get(self, row: int) -> Status | None:
         """The row's status, ``unknown`` for a row whose last line is ``sending``."""
@@ -325,18 +363,28 @@ def read_outcomes(path: Path) -> Outcomes:
         return outcomes
     codes = outcomes._codes
     by_text = _CODES_BY_BYTES
+    again = _SENT_AGAIN
+    table: array[int] | None = None  # outcomes._attempts, once there is one
     for number, _, chunk, lines in _blocks(path):
         if _QUOTED_FIRST_KEY.match(chunk) is None and _QUOTED_KEY.search(chunk) is None:
             # The usual block: no quoted key, so the status is the third cell of every line.
             # Any surprise (too few cells, not a number, an unknown status) sends the block
             # to the exact parser below, which names the damaged line.
             try:
-                for row_cell, _, status_cell, _ in map(_SPLIT_3, lines):
+                for row_cell, _, status_cell, rest in map(_SPLIT_3, lines):
                     row = int(row_cell)
                     if row < 2 or row >= len(codes):
                         check_row_number(row)
                         codes.extend(bytes(row + 1 - len(codes) + 1024))
-                    codes[row] = by_text[status_cell]
+                    code = codes[row] = by_text[status_cell]
+                    if code in again:
+                        # attempts and finished_at, the last cells, never hold a comma.
+                        attempts = int(rest.rsplit(b",", 2)[1])
+                        if table is None or row >= len(table) or attempts > 0xFFFF:
+                            outcomes._set_attempts(row, attempts)
+                            table = outcomes._attempts
+                        else:
+                            table[row] = attempts
                 continue
             except (ValueError, KeyError):
                 pass
@@ -345,8 +393,19 @@ def read_outcomes(path: Path) -> Outcomes:
             if row >= len(codes):
                 codes.extend(bytes(row + 1 - len(codes) + 1024))
             codes[row] = code
+            if code in again:
+                outcomes._set_attempts(row, _attempts_cell(line))
             number += 1
     return outcomes
+
+
+def _attempts_cell(line: bytes) -> int:
+    """The ``attempts`` cell of a line (or of its end): the last two cells, attempts and
+    finished_at, never hold a comma or a quote. 0 when it cannot be read."""
+    try:
+        return int(line.rsplit(b",", 2)[-2])
+    except (ValueError, IndexError):
+        return 0
 
 
 # The data (and the size it needs to be read back) is what an intent needs on disk; the file's

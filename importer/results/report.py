@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import json
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -21,13 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ResultsFileError
+from .fingerprint import Fingerprints
 from .journal import _STATUS_CODES, COLUMNS, NO_ANSWER, _scan, check_row_number, unescape_cell
-from .status import FINAL_STATUSES, Status
+from .status import FINAL_STATUSES, NOT_DONE, Status
 
-EXAMPLES_PER_ERROR = 5
+EXAMPLES_PER_ERROR = 10
+"""Row numbers an error group lists (the first, by row); its ``count`` has them all."""
 MAX_ERROR_GROUPS = 200
-"""Error groups a report tells apart; rows of further groups are counted in ``errors_more_rows``
-(a message that names each row's value would otherwise make a group per row)."""
+"""Error groups a report tells apart; rows of further groups are counted in
+``errors_more_rows``."""
+PLOTTED = frozenset({Status.SUCCESS, Status.FAILED, Status.UNKNOWN})
+"""The outcomes of a call, which the timeline plots: an ``invalid`` or ``skipped`` row made no
+call, and is recorded again, unchanged, by every rerun (it would show as activity then)."""
 MAX_UNKNOWN_ROWS = 1000
 """Unknown rows a report lists (the first, by row); ``by_status['unknown']`` has them all and
 ``lsq-import report RESULTS --status unknown`` lists every one."""
@@ -41,23 +47,94 @@ _COLOURS = {
 }
 
 
+_COLUMN_PREFIX = re.compile(r"column '([^'\n]*)': ")
+_VALUES = re.compile(
+    # A value quoted as the mapping's messages quote a cell (Python's repr, maybe cut to
+    # "...'"), then e-mail addresses, lead and activity ids, numbers: what differs from row
+    # to row in a message about the same problem. Quoted values are bounded in length so
+    # that a stray apostrophe in a server's text costs little.
+    # An HTTP status is the kind itself, not a value.
+    r"""(?P<value>'(?:[^'\\\n]|\\.){0,120}'"""
+    r"""|"(?:[^"\\\n]|\\.){0,120}(?:"|\.\.\.')"""
+    r"|[^\s'\"(),;:<>]+@[^\s'\"(),;:<>]+)"
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|(?<!HTTP )\b\d+\b"
+)
+VALUE_MARK = "…"
+"""What stands for a row's own value in an error group's ``kind``."""
+
+
+def error_kind(message: str) -> tuple[str, str, str]:
+    """(column, kind, example value) of an error message: the column it names (``column 'x':
+    ``, "" if none), the message with each row's own values replaced by :data:`VALUE_MARK`
+    (so rows with the same problem in the same column share a kind), and the first value
+    quoted in it (or e-mail address; "" if none: a line number is not an example)."""
+    column = ""
+    found = _COLUMN_PREFIX.match(message)
+    if found is not None:
+        column, message = found[1], message[found.end() :]
+    example = ""
+
+    def mark(value: re.Match[str]) -> str:
+        nonlocal example
+        if not example and value["value"]:
+            example = value["value"]
+        return VALUE_MARK
+
+    return column, _VALUES.sub(mark, message), example
+
+
 @dataclass
 class ErrorGroup:
-    """Rows that failed the same way."""
+    """Rows that failed the same way: one status, error type, column and kind of problem."""
 
     status: str
     error_type: str
-    message: str
+    column: str
+    kind: str
+    """The problem, with each row's own values as :data:`VALUE_MARK`."""
+    message: str = ""
+    """The first row's whole message (its value included)."""
+    example_value: str = ""
+    """The first row's value, as its message quotes it ("" when the message names none)."""
     count: int = 0
     example_rows: list[int] = field(default_factory=list)
+    """The first ``EXAMPLES_PER_ERROR`` rows, by row number."""
+
+    @property
+    def more_rows(self) -> int:
+        return self.count - len(self.example_rows)
+
+    def rows_text(self) -> str:
+        """'rows 2, 5, 9 and 12 more' (or 'row 4')."""
+        listed = ", ".join(map(str, self.example_rows))
+        noun = "row" if self.count == 1 else "rows"
+        return f"{noun} {listed}" + (f" and {self.more_rows} more" if self.more_rows else "")
+
+    def to_text(self) -> str:
+        """One line: count, status, type, column, problem, an example value, its rows."""
+        kind = f"{self.error_type}: " if self.error_type else ""
+        column = f"column '{self.column}': " if self.column else ""
+        example = (
+            f"e.g. {self.example_value} in row {self.example_rows[0]}; "
+            if self.example_value and self.example_rows
+            else ""
+        )
+        return (
+            f"{self.count} {self.status}: {kind}{column}{self.kind} ({example}{self.rows_text()})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "error_type": self.error_type,
+            "column": self.column,
+            "kind": self.kind,
             "message": self.message,
+            "example_value": self.example_value,
             "count": self.count,
             "example_rows": self.example_rows,
+            "more_rows": self.more_rows,
         }
 
 
@@ -68,8 +145,10 @@ class ResultsReport:
     path: str
     by_status: Counter[str] = field(default_factory=Counter)
     calls: int = 0
-    """Calls made for these rows, retries included (the ``attempts`` column summed)."""
+    """Calls made for these rows by every run, retries included (the ``attempts`` column
+    summed: a row sent again adds its new calls to its earlier ones)."""
     retries: int = 0
+    """Calls beyond each row's first: retries, and rows sent again by a later run."""
     errors: list[ErrorGroup] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
     """The first ``MAX_UNKNOWN_ROWS`` rows whose call may have landed without an answer (check
@@ -79,12 +158,53 @@ class ResultsReport:
     first_finished: str = ""
     last_finished: str = ""
     timeline: list[tuple[str, dict[str, int]]] = field(default_factory=list)
-    """(bucket start, counts by status) over the time rows were recorded."""
+    """(bucket start, counts by status) of the rows sent (:data:`PLOTTED`), over the time
+    their outcome was recorded."""
     bucket_seconds: int = 0
+    input: str = ""
+    """The input file the results belong to, as the metadata beside them says ("" without)."""
+    mapping: str = ""
+    host: str = ""
+    """Where the last run sent its rows (never a key)."""
+    input_rows: int = 0
+    """The input's data rows, once a run has read it to the end (0: not known yet)."""
+    complete: bool | None = None
+    """Whether the metadata says every row of the input succeeded (None: no metadata)."""
 
     @property
     def rows(self) -> int:
         return sum(self.by_status.values())
+
+    @property
+    def is_complete(self) -> bool:
+        """Every row of the input has its outcome, and none is left to fix or check."""
+        if self.complete:
+            return True
+        done = not any(self.by_status[status] for status in NOT_DONE)
+        return done and bool(self.input_rows) and self.rows >= self.input_rows
+
+    def progress_text(self) -> str:
+        """'76 of 620 rows, incomplete: 544 not reached yet, 3 failed' (or '620 of 620 rows,
+        complete'); "" without metadata beside the file (e.g. ``validate``'s)."""
+        if self.complete is None:
+            return ""
+        total = self.input_rows or (self.rows if self.is_complete else 0)
+        rows = f"{self.rows} of {total} rows" if total else f"{self.rows} rows recorded"
+        if self.is_complete:
+            return f"{rows}, complete"
+        why = [f"{total - self.rows} not reached yet"] if total > self.rows else []
+        why += [f"{n} {s}" for s in FINAL_STATUSES if s in NOT_DONE and (n := self.by_status[s])]
+        if not total:
+            why.append("the input's row count is known once a run has read it to the end")
+        return f"{rows}, incomplete: {', '.join(why)}"
+
+    def source_text(self) -> str:
+        """'input leads.csv, mapping map.yaml, host https://...' from the metadata, or ""."""
+        named = [(name, value) for name, value in self.source_items() if value]
+        return ", ".join(f"{name} {value}" for name, value in named)
+
+    def source_items(self) -> list[tuple[str, str]]:
+        return [("input", self.input), ("mapping", self.mapping), ("host", self.host)]
 
     @property
     def unknown_rows_more(self) -> int:
@@ -105,24 +225,43 @@ class ResultsReport:
             "last_finished": self.last_finished,
             "bucket_seconds": self.bucket_seconds,
             "timeline": [{"start": start, **counts} for start, counts in self.timeline],
+            "input": self.input,
+            "mapping": self.mapping,
+            "host": self.host,
+            "input_rows": self.input_rows,
+            "complete": self.is_complete if self.complete is not None else None,
         }
+
+    def errors_text(self, limit: int | None = None) -> list[str]:
+        """A line per error group (the first ``limit``), then one saying what was left out:
+        'and 40 more rows in 5 more kinds of error'."""
+        shown = self.errors if limit is None else self.errors[:limit]
+        lines = [f"  {group.to_text()}" for group in shown]
+        cut = len(self.errors) - len(shown)
+        more_rows = sum(group.count for group in self.errors[len(shown) :]) + self.errors_more_rows
+        if more_rows:
+            kinds = (
+                "other kinds of error"
+                if self.errors_more_rows
+                else f"{cut} more kind{'s' if cut > 1 else ''} of error"
+            )
+            where = f": lsq-import report {self.path} lists them" if cut else ""
+            lines.append(
+                f"  and {more_rows} more row{'s' if more_rows > 1 else ''} in {kinds}{where}"
+            )
+        return lines
 
     def to_text(self) -> str:
         counts = ", ".join(f"{self.by_status[s]} {s}" for s in FINAL_STATUSES if self.by_status[s])
-        lines = [
-            f"{self.rows} rows in {self.path}: {counts or 'none'}",
-            f"{self.calls} calls ({self.retries} retries)"
+        lines = [f"{self.rows} rows in {self.path}: {counts or 'none'}"]
+        progress, source = self.progress_text(), self.source_text()
+        if progress:
+            lines.append(f"{progress}{f' ({source})' if source else ''}")
+        lines += [
+            f"{self.calls} calls in all runs ({self.retries} retries and rows sent again)"
             + (f", {self.first_finished} to {self.last_finished}" if self.first_finished else ""),
         ]
-        for group in self.errors:
-            rows = ", ".join(map(str, group.example_rows))
-            more = ", ..." if group.count > len(group.example_rows) else ""
-            kind = f"{group.error_type}: " if group.error_type else ""
-            lines.append(
-                f"  {group.count} {group.status}: {kind}{group.message} (rows {rows}{more})"
-            )
-        if self.errors_more_rows:
-            lines.append(f"  and {self.errors_more_rows} more rows with other errors")
+        lines.extend(self.errors_text())
         if self.unknown_rows:
             lines.append(
                 f"rows that may exist in LeadSquared without an answer (unknown): "
@@ -239,11 +378,13 @@ class _Tally:
 
     def __init__(self, report: ResultsReport) -> None:
         self.report = report
-        self.groups: dict[tuple[str, str, str], ErrorGroup] = {}
+        self.groups: dict[tuple[str, str, str, str], ErrorGroup] = {}
         self.width = 1  # seconds per timeline key
         self.times: dict[int, Counter[str]] = {}
         self.first: int | None = None
         self.last: int | None = None
+        self.sent_first: int | None = None  # of the rows the timeline plots
+        self.sent_last: int | None = None
         self.parsed: dict[str, int | None] = {}  # finished_at text -> seconds (a small cache)
 
     def add(self, row: int, cells: list[str]) -> None:
@@ -259,10 +400,12 @@ class _Tally:
         if status != Status.SUCCESS:
             if status == Status.UNKNOWN and len(report.unknown_rows) < MAX_UNKNOWN_ROWS:
                 report.unknown_rows.append(row)
-            key = (status, unescape_cell(cells[6]), unescape_cell(cells[7]))
+            error_type, message = unescape_cell(cells[6]), unescape_cell(cells[7])
+            column, kind, value = error_kind(message)
+            key = (status, error_type, column, kind)
             group = self.groups.get(key)
             if group is None and len(self.groups) < MAX_ERROR_GROUPS:
-                group = self.groups[key] = ErrorGroup(*key)
+                group = self.groups[key] = ErrorGroup(*key, message=message, example_value=value)
             if group is None:
                 report.errors_more_rows += 1
             else:
@@ -275,12 +418,16 @@ class _Tally:
             if len(self.parsed) >= 4096:
                 self.parsed.clear()
             when = self.parsed[text] = _epoch_seconds(text)
-        if when is not None:
+        if when is None:
+            return
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+        if status in PLOTTED:
             self._add_time(when, status)
 
     def _add_time(self, when: int, status: str) -> None:
-        self.first = when if self.first is None else min(self.first, when)
-        self.last = when if self.last is None else max(self.last, when)
+        self.sent_first = when if self.sent_first is None else min(self.sent_first, when)
+        self.sent_last = when if self.sent_last is None else max(self.sent_last, when)
         counts = self.times.get(when // self.width)
         if counts is None:
             counts = self.times[when // self.width] = Counter()
@@ -293,17 +440,22 @@ class _Tally:
 
     def done(self) -> ResultsReport:
         report = self.report
-        report.errors = sorted(self.groups.values(), key=lambda g: (-g.count, g.status, g.message))
+        report.errors = sorted(
+            self.groups.values(), key=lambda g: (-g.count, g.status, g.column, g.kind)
+        )
         if self.first is None or self.last is None:
             return report
         report.first_finished = _format(self.first, _TIME_FORMAT)
         report.last_finished = _format(self.last, _TIME_FORMAT)
-        span = self.last - self.first
+        first, last = self.sent_first, self.sent_last
+        if first is None or last is None:
+            return report
+        span = last - first
         bucket = next((b for b in _BUCKETS if span / b <= 120), _BUCKETS[-1])
         bucket = max(bucket, self.width)
         report.bucket_seconds = bucket
         merged = _merge(self.times, self.width, bucket)
-        for index in range(self.first // bucket, self.last // bucket + 1):
+        for index in range(first // bucket, last // bucket + 1):
             report.timeline.append(
                 (_format(index * bucket, "%Y-%m-%dT%H:%M:%S"), dict(merged.get(index, {})))
             )
@@ -343,7 +495,20 @@ def read_report(path: str | Path) -> ResultsReport:
         tally = _Tally(ResultsReport(path=str(file)))
         for cells in _lines_at(file, _latest_offsets(file)):
             tally.add(int(cells[0]), cells)
-    return tally.done()
+    return _with_source(tally.done(), file)
+
+
+def _with_source(report: ResultsReport, file: Path) -> ResultsReport:
+    """What the metadata beside the file says: the input, mapping, host, the input's row
+    count and whether the import is complete (nothing, if it is missing or damaged)."""
+    try:
+        recorded = Fingerprints.load(file)
+    except ResultsFileError:
+        recorded = None
+    if recorded is not None:
+        report.input, report.mapping, report.host = recorded.input, recorded.mapping, recorded.host
+        report.input_rows, report.complete = recorded.input_rows, recorded.complete
+    return report
 
 
 def write_json(
@@ -354,47 +519,98 @@ def write_json(
     Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def _duration(seconds: int) -> str:
+    """A bucket's width as a person says it: '1 s', '5 min', '4 h', '1 day'."""
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _shown_time(text: str) -> str:
+    """'2025-01-01T10:00:00' (a timeline start) as '2025-01-01 10:00:00'."""
+    return text.replace("T", " ").rstrip("Z")
+
+
 def _chart(report: ResultsReport) -> str:
-    """Stacked bars of outcomes per time bucket: throughput and outcomes over time, as SVG."""
+    """Stacked bars of the rows sent per time bucket, by outcome, as SVG: both axes labelled,
+    times in UTC at the start, middle and end, each bar titled with its time span."""
     if not report.timeline:
-        return "<p>No timestamps in this results file.</p>"
-    width, height, pad = 900, 260, 40
+        return "<p>No row was sent: nothing to plot.</p>"
+    esc = html.escape
+    width, height = 900, 320
+    left, right, top, bottom = 70, 20, 20, height - 70  # plot area; labels outside it
     peak = max(sum(c.values()) for _, c in report.timeline) or 1
-    bar = (width - 2 * pad) / len(report.timeline)
+    bar = (width - left - right) / len(report.timeline)
+    every = _duration(report.bucket_seconds)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" '
-        f'role="img" aria-label="Rows recorded per {report.bucket_seconds} s">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="Rows sent per {esc(every)}, by outcome, over time (UTC)">',
+        f'<line x1="{left}" y1="{bottom}" x2="{width - right}" y2="{bottom}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#444"/>',
     ]
+    for value in sorted({0, peak // 2, peak}):
+        y = bottom - (bottom - top) * value / peak
+        parts.append(
+            f'<line x1="{left - 5}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#444"/>'
+            f'<text class="tick y" x="{left - 8}" y="{y + 4:.1f}" font-size="12" '
+            f'text-anchor="end">{value}</text>'
+        )
     parts.append(
-        f'<line x1="{pad}" y1="{height}" x2="{width - pad}" y2="{height}" stroke="#444"/>'
-        f'<text x="{pad}" y="{pad - 10}" font-size="12">{peak} rows per '
-        f"{report.bucket_seconds} s</text>"
+        f'<text class="axis-label y" x="{16}" y="{(top + bottom) / 2:.1f}" font-size="12" '
+        f'text-anchor="middle" transform="rotate(-90 16 {(top + bottom) / 2:.1f})">'
+        f"rows sent per {esc(every)}</text>"
     )
     for index, (start, counts) in enumerate(report.timeline):
-        x = pad + index * bar
-        y = float(height)
+        x = left + index * bar
+        y = float(bottom)
+        end = _format((_epoch_seconds(start + "Z") or 0) + report.bucket_seconds, "%H:%M:%S")
+        span = f"{_shown_time(start)} to {end} UTC"
         for status in FINAL_STATUSES:
             n = counts.get(status, 0)
             if not n:
                 continue
-            h = (height - pad) * n / peak
+            h = (bottom - top) * n / peak
             y -= h
             parts.append(
                 f'<rect class="bar {status}" x="{x:.1f}" y="{y:.1f}" width="{max(bar - 1, 1):.1f}"'
-                f' height="{h:.1f}" fill="{_COLOURS[status]}"><title>{html.escape(start)}: {n} '
+                f' height="{h:.1f}" fill="{_COLOURS[status]}"><title>{esc(span)}: {n} '
                 f"{status}</title></rect>"
             )
-    first, last = report.timeline[0][0], report.timeline[-1][0]
+    ticks = [(0, report.timeline[0][0], "start")]
+    if len(report.timeline) > 2:
+        middle = len(report.timeline) // 2
+        ticks.append((middle, report.timeline[middle][0], "middle"))
+    last = _epoch_seconds(report.timeline[-1][0] + "Z")
+    if last is not None:
+        stamp = _format(last + report.bucket_seconds, "%Y-%m-%dT%H:%M:%S")
+        ticks.append((len(report.timeline), stamp, "end"))
+    for index, stamp, anchor in ticks:
+        x = left + index * bar
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}" stroke="#444"/>'
+            f'<text class="tick x" x="{x:.1f}" y="{bottom + 20}" font-size="12" '
+            f'text-anchor="{anchor}">{esc(_shown_time(stamp))}</text>'
+        )
     parts.append(
-        f'<text x="{pad}" y="{height + 20}" font-size="12">{html.escape(first)}</text>'
-        f'<text x="{width - pad}" y="{height + 20}" font-size="12" text-anchor="end">'
-        f"{html.escape(last)}</text></svg>"
+        f'<text class="axis-label x" x="{(left + width - right) / 2:.1f}" y="{bottom + 45}" '
+        f'font-size="12" text-anchor="middle">time the outcome was recorded (UTC), one bar '
+        f"per {esc(every)}</text></svg>"
     )
-    return "".join(parts)
+    shown = [s for s in FINAL_STATUSES if any(c.get(s) for _, c in report.timeline)]
+    legend = " ".join(
+        f'<span class="swatch" style="background:{_COLOURS[s]}"></span>{s}' for s in shown
+    )
+    note = (
+        '<p class="note">Each bar: the rows sent in that span, by outcome. Invalid and skipped '
+        "rows made no call and are not plotted (every rerun records them again).</p>"
+    )
+    return f'<p class="legend">{legend}</p>' + "".join(parts) + note
 
 
 def write_html(report: ResultsReport, path: str | Path) -> None:
-    """A self-contained HTML page (no scripts, no network): counts, error table, chart."""
+    """A self-contained HTML page (no scripts, no network): whether the import is complete,
+    its input, mapping and host, counts, the chart and the error table."""
     esc = html.escape
     status_rows = "".join(
         f'<tr><td><span class="swatch" style="background:{_COLOURS[s]}"></span>{s}</td>'
@@ -404,15 +620,43 @@ def write_html(report: ResultsReport, path: str | Path) -> None:
     )
     error_rows = (
         "".join(
-            f"<tr><td>{esc(g.status)}</td><td>{esc(g.error_type)}</td><td>{esc(g.message)}</td>"
-            f'<td class="n">{g.count}</td><td>{esc(", ".join(map(str, g.example_rows)))}</td></tr>'
+            f"<tr><td>{esc(g.status)}</td><td>{esc(g.error_type)}</td><td>{esc(g.column)}</td>"
+            f"<td>{esc(g.kind)}</td><td>{esc(g.example_value)}</td>"
+            f'<td class="n">{g.count}</td><td>{esc(g.rows_text())}</td></tr>'
             for g in report.errors
         )
-        or '<tr><td colspan="5">No errors.</td></tr>'
+        or '<tr><td colspan="7">No errors.</td></tr>'
     ) + (
-        f'<tr><td colspan="5">and {report.errors_more_rows} more rows with other errors</td></tr>'
+        f'<tr><td colspan="7">and {report.errors_more_rows} more rows in other kinds of error'
+        "</td></tr>"
         if report.errors_more_rows
         else ""
+    )
+    progress = report.progress_text()
+    state = "" if report.complete is None else ("complete" if report.is_complete else "incomplete")
+    headline, _, why = progress.partition(": ")
+    progress_html = (
+        f'<p id="progress" class="{state}"><strong>{esc(headline)}</strong>'
+        + (f": {esc(why)}" if why else "")
+        + "</p>"
+        if progress
+        else '<p id="progress">No metadata beside the results file: its input, and whether '
+        "the import is complete, are not known.</p>"
+    )
+    recorded = (
+        f"{esc(_shown_time(report.first_finished))} to {esc(_shown_time(report.last_finished))} UTC"
+        if report.first_finished
+        else "nothing yet"
+    )
+    about = [("results file", esc(report.path))]
+    about += [(name, esc(value)) for name, value in report.source_items() if value]
+    about += [
+        ("calls", f"{report.calls} in all runs ({report.retries} retries and rows sent again)"),
+        ("recorded", recorded),
+    ]
+    about_rows = "".join(
+        f'<tr><th>{name}</th><td id="{name.replace(" ", "-")}">{value}</td></tr>'
+        for name, value in about
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -422,19 +666,23 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 td.n {{ text-align: right; }}
-.swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 6px; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; margin: 0 6px 0 12px; }}
+td .swatch {{ margin-left: 0; }}
+#progress {{ font-size: 1.2em; }}
+#progress.incomplete strong {{ color: #c62828; }}
+#progress.complete strong {{ color: #2e7d32; }}
+.note {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
 <h1>lsq-import report</h1>
-<p>Results file <code>{esc(report.path)}</code>: <strong id="rows">{report.rows}</strong> rows,
-{report.calls} calls ({report.retries} retries), recorded {esc(report.first_finished)} to
-{esc(report.last_finished)} (UTC).</p>
+{progress_html}
+<table id="about">{about_rows}</table>
 <h2>Outcomes</h2>
 <table id="outcomes"><tr><th>status</th><th>rows</th></tr>{status_rows}</table>
-<h2>Throughput and outcomes over time</h2>
+<h2>Rows sent over time</h2>
 {_chart(report)}
 <h2>Errors</h2>
-<table id="errors"><tr><th>status</th><th>type</th><th>message</th><th>rows</th>
-<th>example rows</th></tr>{error_rows}</table>
+<table id="errors"><tr><th>status</th><th>type</th><th>column</th><th>problem</th>
+<th>example value</th><th>rows</th><th>row numbers</th></tr>{error_rows}</table>
 </body></html>
 """
     Path(path).write_text(page, encoding="utf-8")

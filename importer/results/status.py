@@ -27,6 +27,16 @@ class Status(StrEnum):
         return Status.UNKNOWN if self is Status.SENDING else self
 
 
+class NotSentType(StrEnum):
+    """The ``error_type`` of a row recorded without a call: ``run`` and ``validate`` write the
+    same words."""
+
+    INVALID = "invalid row"
+    """The row could not be read or mapped (status ``invalid``)."""
+    FILTERED = "filtered"
+    """A ``filters.skip_if`` condition matched (status ``skipped``)."""
+
+
 FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.INVALID, Status.SKIPPED, Status.UNKNOWN)
 """Every status a row can end with, in the order summaries list them."""
 

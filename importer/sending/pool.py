@@ -8,6 +8,9 @@
   sends; the outcome is journaled when it is known.
 * ``max_calls`` is a budget of calls (retries included), e.g. a plan's daily quota: the pool
   stops before the call that would exceed it, like :meth:`WorkerPool.stop`.
+* A line's ``attempts`` counts the row's calls over every run: ``earlier_attempts`` gives
+  the calls earlier runs made for a row sent again (``unknown`` with ``--retry-unknown``, or
+  ``failed``), so the results file's attempts add up to every call made.
 * :meth:`WorkerPool.stop` (fatal answer, Ctrl-C, a failing callback) stops new rows from
   starting and new retries from being made, also those already waiting for a pacer slot (a
   call leaves only if the pool was not stopped when its slot came, unless the budget stopped
@@ -102,8 +105,11 @@ class WorkerPool:
         on_result: Callable[[Result], None] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         max_calls: int | None = None,
+        earlier_attempts: Callable[[int], int] | None = None,
     ) -> None:
         self.sender = sender
+        self._earlier = earlier_attempts
+        """Row -> calls earlier runs made for it: its lines count every run's calls."""
         self.pacer = pacer
         self.journal = journal
         self.retry = retry or RetryPolicy()
@@ -206,12 +212,13 @@ class WorkerPool:
         return None
 
     async def _send_until_settled(self, payload: Payload) -> None:
-        attempts = 0
+        attempts = 0  # this run's: what the retry policy and the budget go by
+        earlier = self._earlier(payload.row) if self._earlier is not None else 0
         outcome: Outcome | None = None
         while True:
             if not self._take_call():
                 if outcome is not None:  # a retry the budget no longer allows
-                    self._settle(payload, outcome, attempts)
+                    self._settle(payload, outcome, attempts, earlier)
                 return  # never sent: no journal line, the next run sends it
             attempts += 1
             sent = False
@@ -222,7 +229,7 @@ class WorkerPool:
                     raise _NotSent  # stopped while this call waited for its slot
                 sent = True
                 self._calls_in_flight += 1
-                await self._intent(payload, attempts)
+                await self._intent(payload, earlier + attempts)
 
             try:
                 outcome = await attempt(
@@ -234,7 +241,7 @@ class WorkerPool:
                 )
             except _NotSent:
                 if outcome is not None:  # a retry that never left: the last answer stands
-                    self._settle(payload, outcome, attempts - 1)
+                    self._settle(payload, outcome, attempts - 1, earlier)
                 return  # a first attempt never sent: no journal line, the next run sends it
             finally:
                 if sent:
@@ -258,7 +265,7 @@ class WorkerPool:
                 await self._sleep(delay)
                 if not self._stopping:
                     continue
-            self._settle(payload, outcome, attempts)
+            self._settle(payload, outcome, attempts, earlier)
             return
 
     async def _intent(self, payload: Payload, attempts: int) -> None:
@@ -279,7 +286,8 @@ class WorkerPool:
         self._calls_left -= 1
         return True
 
-    def _settle(self, payload: Payload, outcome: Outcome, attempts: int) -> None:
+    def _settle(self, payload: Payload, outcome: Outcome, attempts: int, earlier: int) -> None:
+        """Record the row's outcome; its line's ``attempts`` adds the ``earlier`` runs' calls."""
         status = _STATUS_OF.get(outcome.kind, Status.FAILED)
         result = Result(
             payload.row,
@@ -290,7 +298,7 @@ class WorkerPool:
             http_status=outcome.http_status,
             error_type=outcome.error_type,
             error_message=outcome.error_message,
-            attempts=attempts,
+            attempts=earlier + attempts,
             finished_at=utc_now(),
         )
         self.journal.record(result)

@@ -66,12 +66,13 @@ def test_a_journal_reports_as_the_file_it_finalizes_to(tmp_path: Path) -> None:
 def test_error_groups_and_unknown_rows_are_bounded_with_counts_of_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A message naming each row's value makes a group per row: groups and the list of
-    unknown rows stop growing, and say how many more rows there are (the bound is new)."""
+    """Ten kinds of error (one a row): groups and the list of unknown rows stop growing, and
+    say how many more rows there are."""
     monkeypatch.setattr(report_module, "MAX_ERROR_GROUPS", 3)
     monkeypatch.setattr(report_module, "MAX_UNKNOWN_ROWS", 2)
     events = [
-        Result(row, "k", Status.FAILED, error_message=f"e-mail {row} taken") for row in range(2, 12)
+        Result(row, "k", Status.FAILED, error_type=f"E{row}", error_message="taken")
+        for row in range(2, 12)
     ]
     events += [Result(row, "k", Status.UNKNOWN) for row in range(12, 17)]
     path = tmp_path / "r.csv"
@@ -81,7 +82,7 @@ def test_error_groups_and_unknown_rows_are_bounded_with_counts_of_the_rest(
     assert report.errors_more_rows == 10 + 5 - 3  # the unknown rows' group came too late
     assert report.unknown_rows == [12, 13] and report.unknown_rows_more == 3
     assert report.by_status == {"failed": 10, "unknown": 5}
-    assert "and 12 more rows with other errors" in report.to_text()
+    assert "and 12 more rows in other kinds of error" in report.to_text()
 
 
 def test_a_long_timeline_stays_within_its_buckets(

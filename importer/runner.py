@@ -151,6 +151,8 @@ def run_import(
                 fingerprints=fingerprints.digests(),
             )
 
+        # A resume: hash the results file for its check while the modules below load.
+        results_file.prefetch()
         from .leadsquared.connect import resolve_endpoint
         from .mapping import load_mapping
         from .reader import open_input

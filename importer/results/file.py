@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +67,7 @@ class ResultsFile:
         self.journal.on_rewrite = self._rewriting
         self._lock: ResultsLock | None = None
         self._hashed: ResultsHash | None = None
+        self._prefetched: _Hashing | None = None
 
     @classmethod
     def for_input(
@@ -122,23 +123,19 @@ class ResultsFile:
             finally:
                 self._lock = None
 
+    def prefetch(self) -> None:
+        """Start hashing the file for the resume check now, in a thread, while the run loads
+        its mapping and HTTP client (hashing lets go of the GIL): :meth:`claim` takes the
+        result if the file is unchanged since (same size, time and inode), else reads again."""
+        if self._prefetched is None:
+            self._prefetched = _Hashing.start(self.path)
+
     def _read_previous(self) -> tuple[Outcomes, ResultsHash | None]:
-        """The outcomes, and the file's SHA-256 for the resume check, computed in a thread
-        meanwhile (hashing lets go of the GIL): a resume of a long file waits for the slower of
-        the two, not for both."""
-        try:
-            recorded = Fingerprints.load(self.path)
-        except ResultsFileError:
-            recorded = None  # check_resume says what is wrong with it
-        if recorded is None or not (recorded.verified_bytes or recorded.written_bytes):
-            return read_outcomes(self.path), None
-        with ThreadPoolExecutor(1, thread_name_prefix="lsq-hash") as pool:
-            hashing = pool.submit(hash_results, self.path, recorded.verified_bytes)
-            outcomes = read_outcomes(self.path)
-            try:
-                return outcomes, hashing.result()
-            except OSError:
-                return outcomes, None  # check_resume reads it again and says what is wrong
+        """The outcomes, and the file's SHA-256 for the resume check (see :meth:`prefetch`),
+        hashed meanwhile: a resume of a long file waits for the slower of the two."""
+        hashing, self._prefetched = self._prefetched or _Hashing.start(self.path), None
+        outcomes = read_outcomes(self.path)
+        return outcomes, hashing.result() if hashing is not None else None
 
     def last_written(self) -> float | None:
         """When a run last wrote this file (``time.time()``), or None for a new file."""
@@ -348,3 +345,53 @@ class ResultsFile:
                 ) from None
         self.journal.open()
         return self.journal
+
+
+class _Hashing:
+    """:func:`hash_results` of a results file in a thread, and the file as it was then."""
+
+    def __init__(self, path: Path, verified: int, identity: tuple[int, int, int]) -> None:
+        self.path, self.verified, self.identity = path, verified, identity
+        self.found: ResultsHash | None = None
+        self.thread = threading.Thread(target=self._work, name="lsq-hash", daemon=True)
+
+    @classmethod
+    def start(cls, path: Path) -> _Hashing | None:
+        """Hashing started, or None for a file whose metadata records no written bytes."""
+        try:
+            recorded = Fingerprints.load(path)
+            stat = os.stat(path)
+        except (ResultsFileError, OSError):
+            return None  # check_resume says what is wrong, if anything
+        if recorded is None or not (recorded.verified_bytes or recorded.written_bytes):
+            return None
+        hashing = cls(path, recorded.verified_bytes, _identity(stat))
+        hashing.thread.start()
+        return hashing
+
+    def _work(self) -> None:
+        with contextlib.suppress(OSError):  # check_resume reads it again and says what is wrong
+            self.found = hash_results(self.path, self.verified)
+
+    def result(self) -> ResultsHash | None:
+        """The hash, if the file (and its verified size) is still as it was hashed."""
+        self.thread.join()
+        try:
+            recorded = Fingerprints.load(self.path)
+            now = _identity(os.stat(self.path))
+        except (ResultsFileError, OSError):
+            return None
+        found = self.found
+        if (
+            found is None
+            or recorded is None
+            or now != self.identity
+            or found.size != now[0]
+            or recorded.verified_bytes != self.verified
+        ):
+            return None
+        return found
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino

@@ -105,3 +105,24 @@ def test_hand_edited_metadata_is_damaged_not_an_internal_error(tmp_path, text: s
     (tmp_path / "r.csv.meta.json").write_text(body)
     with pytest.raises(ResultsFileError, match="damaged"):
         Fingerprints.load(results)
+
+
+def test_a_hash_prefetched_before_the_lock_is_not_trusted_once_the_file_changed(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    from ..conftest import import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, results = sample_rows(6), tmp_path / "r.csv"
+    import_into(sandbox, source, results, limit=4)
+    current = Fingerprints.of(source, Path(__file__).parents[2] / "mappings" / "example.yaml")
+    results_file = ResultsFile(results)
+    results_file.prefetch()  # as a run does before it loads the mapping
+    assert results_file._prefetched is not None
+    results_file._prefetched.thread.join()
+    # Meanwhile (before the run takes the lock) the file is edited, to the same size.
+    text = results.read_text(encoding="utf-8")
+    results.write_text(text.replace(",success,", ",skipped,", 1), encoding="utf-8")
+    assert len(results.read_bytes()) == len(text.encode())
+    with results_file.claim(), pytest.raises(ResultsFileError, match="was changed since"):
+        results_file.check_resume(current, force=False)

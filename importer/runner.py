@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .exceptions import (
+    ConfigError,
     ImporterError,
     InputFileError,
     InterruptedBeforeSending,
@@ -42,6 +44,8 @@ from .settings import Credentials, ImportSettings
 from .summary import Summary
 
 if TYPE_CHECKING:
+    import pandas
+
     from .leadsquared.classify import Outcome
     from .leadsquared.connect import Endpoint
     from .mapping import Mapping, Payload
@@ -82,7 +86,7 @@ class ImportOptions(TypedDict, total=False):
 
 
 def run_import(
-    input_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | pandas.DataFrame,
     mapping: str | os.PathLike[str] | Mapping,
     *,
     results: str | os.PathLike[str] | None = None,
@@ -101,6 +105,10 @@ def run_import(
     file with those names, overrides the environment). With ``sandbox=True`` a local
     LeadSquared sandbox is started on loopback for the run and both are ignored; it mirrors
     ``sandbox_schema`` when given (a file written by ``lsq-import account --output``).
+
+    ``input_path`` may also be a pandas DataFrame (then ``results`` is required): its columns are
+    the header, its rows are numbered from 2, cells are rendered as text as an Excel cell is
+    (see :mod:`importer.reader.frame`), and its fingerprint is that of its content.
 
     Rerunning with the same ``results`` file resumes: rows already ``success`` are skipped,
     and ``unknown`` ones too unless ``retry_unknown``. A resume with another input file or a
@@ -126,12 +134,26 @@ def run_import(
     """
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
     run: _Run | None = None
+    frame = input_path if _is_dataframe(input_path) else None
+    if frame is not None:
+        from .reader.frame import describe, frame_digest
+
+        if results is None:
+            raise ConfigError(
+                "a DataFrame has no file name to name its results file after: pass results=..."
+            )
+        frame_id: str | None = frame_digest(frame)
+        input_path = describe(frame)
+    else:
+        frame_id = None
     try:
         results_file = ResultsFile.for_input(input_path, results)
         observer = observer_for(progress)
         mapping_path = Path(mapping) if isinstance(mapping, str | os.PathLike) else mapping.path
         try:
-            fingerprints: Fingerprints | None = Fingerprints.of(input_path, mapping_path)
+            fingerprints: Fingerprints | None = Fingerprints.of(
+                input_path, mapping_path, input_digest=frame_id
+            )
         except OSError:
             fingerprints = None  # a missing or unreadable file: the checks below say which
         done = results_file.completed_counts(fingerprints) if fingerprints else None
@@ -161,6 +183,10 @@ def run_import(
         the_mapping = load_mapping(mapping) if isinstance(mapping, str | os.PathLike) else mapping
 
         def open_source() -> InputFile:
+            if frame is not None:
+                from .reader.frame import open_frame
+
+                return open_frame(frame, str(input_path))
             return open_input(
                 input_path,
                 sheet=settings.sheet,
@@ -172,7 +198,9 @@ def run_import(
             the_mapping.check_columns(source.columns, str(input_path))
             if fingerprints is None:
                 try:
-                    fingerprints = Fingerprints.of(input_path, the_mapping.path)
+                    fingerprints = Fingerprints.of(
+                        input_path, the_mapping.path, input_digest=frame_id
+                    )
                 except OSError as exc:
                     raise InputFileError(
                         f"{exc.filename or input_path}: cannot be read to its end "
@@ -279,6 +307,16 @@ def run_import(
         raise InterruptedBeforeSending(
             f"{input_path}: interrupted before any row was sent; run the same command again"
         ) from None
+
+
+def _is_dataframe(value: object) -> bool:
+    """Whether ``value`` is a pandas DataFrame. (A DataFrame can only come from a process that
+    imported pandas: without it, the reader package is not imported to find out.)"""
+    if "pandas" not in sys.modules:
+        return False
+    from .reader.frame import is_dataframe
+
+    return is_dataframe(value)
 
 
 @dataclass

@@ -39,10 +39,13 @@ from .exitcodes import ExitStatus
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
 from .progress import RunObserver, counted_rows, listens, observer_for
 from .reader import InputFile, open_input
+from .reader.frame import describe, is_dataframe, open_frame
 from .results.file import ResultsFile
 from .results.journal import Journal, Result
 
 if TYPE_CHECKING:
+    import pandas
+
     from .preflight import PreflightReport
     from .reader import Row
 
@@ -197,7 +200,7 @@ def _open_payloads(path: Path) -> Any:
 
 
 def validate_file(
-    input_path: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | pandas.DataFrame,
     mapping: str | os.PathLike[str] | Mapping,
     *,
     results: str | os.PathLike[str] | None = None,
@@ -230,6 +233,10 @@ def validate_file(
     a bad file, mapping, account check or output path, before any row is read.
     """
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    frame = input_path if is_dataframe(input_path) else None
+    if frame is not None:
+        input_path = describe(frame)
+
     observer = observer_for(progress)
     name = str(input_path) if input_name is None else input_name
     payloads_path: str | os.PathLike[str] | None = None
@@ -247,6 +254,8 @@ def validate_file(
     started = time.monotonic()
 
     def read() -> InputFile:
+        if frame is not None:
+            return open_frame(frame, name)
         return open_input(
             input_path, sheet=sheet, encoding=encoding, delimiter=delimiter, display=name
         )

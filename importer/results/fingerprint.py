@@ -108,11 +108,17 @@ class Fingerprints:
 
     @classmethod
     def of(
-        cls, input_path: str | os.PathLike[str], mapping_path: str | os.PathLike[str]
+        cls,
+        input_path: str | os.PathLike[str],
+        mapping_path: str | os.PathLike[str],
+        *,
+        input_digest: str | None = None,
     ) -> Fingerprints:
+        """The fingerprints of an input file (or, given ``input_digest``, of an input that is
+        not a file, named ``input_path``) and a mapping file."""
         return cls(
             input=str(input_path),
-            input_digest=file_digest(input_path),
+            input_digest=input_digest or file_digest(input_path),
             mapping=str(mapping_path),
             mapping_digest=file_digest(mapping_path),
         )

@@ -37,16 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .exceptions import FatalApiError, ImporterError
-from .leadsquared.classify import ApiResponse, Kind, classify
+from .leadsquared.classify import Kind, classify_read, read_unanswered
 from .leadsquared.client import (
     ACTIVITY_SETTING_PATH,
     ACTIVITY_TYPES_PATH,
     LEAD_METADATA_PATH,
     LeadSquaredClient,
-    TransportError,
 )
 from .leadsquared.connect import connect, refused_message, resolve_endpoint
-from .sending.attempt import attempt
+from .sending.attempt import attempt_with_retries
 from .sending.pacer import Pacer
 from .sending.retry import RetryPolicy
 from .settings import Credentials
@@ -103,56 +102,26 @@ class MetadataReader:
         self.sleep = sleep
         self.calls = 0
 
+    def _count(self) -> None:
+        self.calls += 1
+
     async def get(self, path: str, params: dict[str, str] | None = None) -> MetadataAnswer:
         """GET ``path``; its answer once it succeeded, failed for good or ran out of tries."""
-        url = self.client.base_url + path
-        attempts = 0
-        while True:
-            attempts += 1
-            self.calls += 1
-            found = await attempt(
-                functools.partial(self.client.get, path, params),
-                pacer=self.pacer,
-                judge=_judge,
-                lost=_no_answer,  # a GET is safe to repeat
+        found, _ = await attempt_with_retries(
+            functools.partial(self.client.get, path, params),
+            pacer=self.pacer,
+            retry=self.retry,
+            judge=classify_read,
+            lost=read_unanswered,  # a GET is safe to repeat
+            sleep=self.sleep,
+            before=self._count,
+        )
+        if found.kind is Kind.FATAL:
+            url = self.client.base_url + path
+            raise FatalApiError(
+                refused_message(found.status, url, redirect_to=self.client.refused_redirect)
             )
-            kind = found.kind
-            if kind is Kind.FATAL:
-                raise FatalApiError(
-                    refused_message(found.status, url, redirect_to=self.client.refused_redirect)
-                )
-            if kind in (Kind.SUCCESS, Kind.PERMANENT) or not self.retry.should_retry(
-                kind, attempts
-            ):
-                return MetadataAnswer(kind, found.body, found.problem)
-            delay = self.retry.delay(attempts, kind)
-            if kind is Kind.RATE_LIMITED and self.pacer is None:
-                delay = 5.0  # no pacer to close the window for us: wait one default window
-            await self.sleep(delay)
-
-
-class _Answer(NamedTuple):
-    kind: Kind
-    problem: str
-    body: Any
-    status: int | None
-
-
-def _judge(answer: ApiResponse) -> _Answer:
-    """Metadata answers are bare JSON (a list or object), not CreateCustom's envelope."""
-    body = answer.body
-    is_error = isinstance(body, dict) and str(body.get("Status", "")).lower() == "error"
-    if answer.status == 200 and body is not None and not is_error:
-        return _Answer(Kind.SUCCESS, "", body, answer.status)
-    outcome = classify(answer)
-    kind = outcome.kind if outcome.kind is not Kind.SUCCESS else Kind.PERMANENT
-    what = " ".join(part for part in (outcome.error_type, outcome.error_message) if part)
-    problem = f"answered HTTP {answer.status}{': ' + what if what else ''}"
-    return _Answer(kind, problem, body, answer.status)
-
-
-def _no_answer(exc: TransportError) -> _Answer:
-    return _Answer(Kind.TRANSIENT, f"gave no answer ({exc})", None, None)
+        return MetadataAnswer(found.kind, found.body, found.problem)
 
 
 # --------------------------------------------------------------------------------------------

@@ -670,7 +670,8 @@ class _LogFile(logging.handlers.RotatingFileHandler):
     "--faults",
     default="",
     help="Inject faults, e.g. 'drop_after=0.02,error_500_plain=0.05,throttle_403=0.01' "
-    "(probabilities per CreateCustom call; see importer/sandbox/faults.py for every name).",
+    "(probabilities per CreateCustom call; read_lag=SECONDS delays what the activity reads "
+    "list; see importer/sandbox/faults.py for every name).",
 )
 @click.option(
     "--schema",

@@ -12,7 +12,7 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
@@ -272,3 +272,39 @@ def lost_outcome(name: str, detail: str, *, maybe_sent: bool) -> Outcome:
         error_type=name,
         error_message=text,
     )
+
+
+class ReadAnswer(NamedTuple):
+    """What an answer to a call that changes nothing (metadata, a lookup) means."""
+
+    kind: Kind
+    problem: str
+    """A one-line description of a failure ("" for a success), for messages."""
+    body: Any
+    status: int | None
+
+
+def classify_read(answer: ApiResponse) -> ReadAnswer:
+    """Classify the answer to a call that changes nothing: a metadata GET or a lookup.
+
+    Such answers are bare JSON (a list or an object), not CreateCustom's envelope: an HTTP
+    200 with a JSON body that is not an error envelope is a success, whatever its shape (the
+    caller checks the shape). Everything else goes through :func:`classify`, with one
+    difference: an answer that would leave a CreateCustom ``AMBIGUOUS`` (a POST's unreadable
+    2xx) is ``TRANSIENT`` here, since asking again cannot create anything.
+    """
+    body = answer.body
+    is_error = isinstance(body, dict) and str(body.get("Status", "")).lower() == "error"
+    if answer.status == 200 and body is not None and not is_error:
+        return ReadAnswer(Kind.SUCCESS, "", body, answer.status)
+    outcome = classify(answer)  # never SUCCESS: that needs a 200 with a body, taken above
+    kind = Kind.TRANSIENT if outcome.kind is Kind.AMBIGUOUS else outcome.kind
+    what = " ".join(part for part in (outcome.error_type, outcome.error_message) if part)
+    problem = f"answered HTTP {answer.status}{': ' + what if what else ''}"
+    return ReadAnswer(kind, problem, body, answer.status)
+
+
+def read_unanswered(exc: BaseException) -> ReadAnswer:
+    """A call that changes nothing got no answer (the client's ``TransportError``, whose text
+    has the keys hidden): worth asking again, whether or not it reached the server."""
+    return ReadAnswer(Kind.TRANSIENT, f"gave no answer ({exc})", None, None)

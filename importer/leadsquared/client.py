@@ -22,6 +22,11 @@ CREATE_PATH = "/v2/ProspectActivity.svc/CreateCustom"
 ACTIVITY_TYPES_PATH = "/v2/ProspectActivity.svc/ActivityTypes.Get"
 ACTIVITY_SETTING_PATH = "/v2/ProspectActivity.svc/CustomActivity/GetActivitySetting"
 LEAD_METADATA_PATH = "/v2/LeadManagement.svc/LeadsMetaData.Get"
+# Lookups (importer.leadsquared.lookup): calls that read and change nothing.
+LEADS_BY_EMAIL_PATH = "/v2/LeadManagement.svc/Leads.GetByEmailaddress"
+LEAD_BY_PHONE_PATH = "/v2/LeadManagement.svc/RetrieveLeadByPhoneNumber"
+LEADS_GET_PATH = "/v2/LeadManagement.svc/Leads.Get"
+ACTIVITIES_OF_LEAD_PATH = "/v2/ProspectActivity.svc/Retrieve"
 
 
 class TransportError(Exception):
@@ -118,8 +123,16 @@ class LeadSquaredClient:
         return await self._call("POST", CREATE_PATH, json_body=body)
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
-        """A metadata GET (activity types, lead fields)."""
+        """A GET (metadata, a lookup); ``params`` go into the query string (never the keys)."""
         return await self._call("GET", path, params=params)
+
+    async def post(self, path: str, body: Any, params: dict[str, str] | None = None) -> ApiResponse:
+        """A POST of the JSON ``body`` to ``path`` (a lookup such as ``Leads.Get``), with
+        ``params`` in the query string (never the keys). It sends once: whether the call may
+        be repeated is the caller's to say (a lookup may; the answer's ``method`` is "POST",
+        so :func:`~importer.leadsquared.classify.classify` treats it as not safe to repeat,
+        :func:`~importer.leadsquared.classify.classify_read` as safe)."""
+        return await self._call("POST", path, json_body=body, params=params)
 
     async def _call(
         self,

@@ -11,10 +11,11 @@ One concern per module:
 - :mod:`.schema` - :class:`SandboxSchema`, what the account knows (lead fields, activity
   types), its defaults and the checks of a schema file;
 - :mod:`.account` - :class:`SandboxAccount`, the emulated account without HTTP: request
-  validation, the lead store and its upsert by ``SearchBy``, activities, metadata answers;
+  validation, the lead store and its upsert by ``SearchBy``, activities, metadata answers,
+  and the read answers (leads by e-mail, phone or any field; a lead's activities, paged);
 - :mod:`.errors` - :class:`ApiError`, LeadSquared's error envelope as a status and a body;
-- :mod:`.faults` - :class:`FaultConfig` (``--faults``), :data:`FAULTS` and the seeded
-  :class:`FaultDraws`;
+- :mod:`.faults` - :class:`FaultConfig` (``--faults``, ``read_lag`` included), :data:`FAULTS`
+  and the seeded :class:`FaultDraws`;
 - :mod:`.server` - :class:`Sandbox`, the aiohttp app: endpoints, keys, the rate window,
   latency, fault injection and :class:`CallRecord`;
 - :mod:`.thread` - :class:`SandboxThread` for sync callers and :func:`serve` for the shell.

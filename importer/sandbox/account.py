@@ -26,6 +26,17 @@ a call is atomic; a caller that wants a racy upsert calls :meth:`~SandboxAccount
 Lead lookup: ``EmailAddress`` (and ``Email`` fields) compare case-insensitively, phone fields
 by their digits only, others after trimming; ``SearchBy: ProspectId`` looks a lead up by the
 ``ProspectID`` entry of ``LeadDetails`` and never creates one.
+
+Reads (the answers of the lookup endpoints; they find what the upsert would, compared the
+same way): :meth:`SandboxAccount.leads_by_email` (``Leads.GetByEmailaddress``),
+:meth:`~SandboxAccount.leads_by_phone` (``RetrieveLeadByPhoneNumber``: digits only, Phone
+and Mobile, the lead with the latest activity when several match),
+:meth:`~SandboxAccount.leads_get` (``Leads.Get``, ``SqlOperator "="``) and
+:meth:`~SandboxAccount.retrieve_activities` (``ProspectActivity.svc/Retrieve``: the lead's
+activities, newest first, optionally of one event, paged, each with its note, date-time and
+non-empty custom fields in ``Data``). A lead object lists every lead field of the schema
+(None when unset) and its ``ProspectID``; a custom field set is a JSON text, as
+LeadSquared's answers have them.
 """
 
 from __future__ import annotations
@@ -99,8 +110,11 @@ class SandboxAccount:
         self._clock = clock
         self.leads: dict[str, dict[str, Any]] = {}
         self.activities: list[dict[str, Any]] = []
-        # attribute -> normalised value -> lead id; built on the first SearchBy of an attribute.
-        self._index: dict[str, dict[str, str]] = {}
+        # attribute -> normalised value -> lead ids, oldest first; built on the first SearchBy
+        # (or lookup) of an attribute, then kept up to date by every write.
+        self._index: dict[str, dict[str, list[str]]] = {}
+        self._searched: set[str] = set()  # the attributes CreateCustom calls searched by
+        self._of_lead: dict[str, list[dict[str, Any]]] = {}  # lead id -> its activities
         self._lead_fields = {f["SchemaName"]: f for f in self.schema.lead_fields}
         self._activity_types = {t["ActivityEvent"]: t for t in self.schema.activity_types}
 
@@ -109,6 +123,8 @@ class SandboxAccount:
         self.leads.clear()
         self.activities.clear()
         self._index.clear()
+        self._searched.clear()
+        self._of_lead.clear()
 
     def duplicate_leads(self) -> int:
         """How many leads share a SearchBy value with another lead (0 unless an upsert raced).
@@ -116,7 +132,7 @@ class SandboxAccount:
         Compared per attribute that calls have searched by, normalised as the lookup does.
         """
         duplicated: set[str] = set()
-        for attribute in self._index:
+        for attribute in self._searched:
             groups: dict[str, list[str]] = {}
             for lead_id, lead in self.leads.items():
                 key = self._normalise(attribute, lead.get(attribute))
@@ -175,16 +191,7 @@ class SandboxAccount:
 
     def parse_create(self, content_type: str, body: bytes) -> CreateCall:
         """Validate a CreateCustom request without looking anything up; raise ApiError."""
-        if content_type.lower() != "application/json":
-            raise invalid_input(
-                f"Content-Type must be application/json, not {_short(content_type)}", 400
-            )
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise invalid_input("Request body is not valid JSON", 400) from None
-        if not isinstance(payload, dict):
-            raise invalid_input("Request body must be a JSON object", 400)
+        payload = _json_object(content_type, body)
         unknown = sorted(set(payload) - _ROOT_KEYS)
         if unknown:
             raise invalid_input(f"Unknown property {_short(unknown[0])} in the request body", 400)
@@ -204,6 +211,7 @@ class SandboxAccount:
                     f"SearchBy ProspectId: no lead with ProspectID {_short(call.prospect_id or '')}"
                 )
             return call.prospect_id
+        self._searched.add(call.search_by)
         lead_id = self._find_lead(call.search_by, call.attrs[call.search_by])
         if lead_id is None:
             self._check_mandatory_lead_fields(call.attrs, call.sets)
@@ -219,6 +227,7 @@ class SandboxAccount:
         activity_id = str(uuid.uuid4())
         activity = dict(call.activity, Id=activity_id, LeadId=lead_id, CreatedAt=self._clock())
         self.activities.append(activity)
+        self._of_lead.setdefault(lead_id, []).append(activity)
         return {"Status": "Success", "Message": {"Id": activity_id, "RelatedId": lead_id}}
 
     def _parse_lead_details(
@@ -422,23 +431,27 @@ class SandboxAccount:
             return "".join(ch for ch in value if ch.isdigit())
         return value.strip()
 
-    def _index_for(self, attribute: str) -> dict[str, str]:
+    def _index_for(self, attribute: str) -> dict[str, list[str]]:
         index = self._index.get(attribute)
         if index is None:
             index = {}
-            for lead_id, lead in self.leads.items():
+            for lead_id, lead in self.leads.items():  # in creation order: oldest first
                 key = self._normalise(attribute, lead.get(attribute))
                 if key:
-                    index.setdefault(key, lead_id)  # oldest lead wins, like a lookup would
+                    index.setdefault(key, []).append(lead_id)
             self._index[attribute] = index
         return index
 
-    def _find_lead(self, attribute: str, value: str) -> str | None:
+    def _matching(self, attribute: str, value: str) -> list[str]:
+        """Every lead whose ``attribute`` compares equal to ``value``, oldest first."""
         key = self._normalise(attribute, value)
         if not key:
-            return None
-        lead_id = self._index_for(attribute).get(key)
-        return lead_id if lead_id in self.leads else None
+            return []
+        return [i for i in self._index_for(attribute).get(key, ()) if i in self.leads]
+
+    def _find_lead(self, attribute: str, value: str) -> str | None:
+        found = self._matching(attribute, value)
+        return found[0] if found else None  # the oldest lead wins, like a lookup would
 
     def _write_lead(
         self, lead_id: str, attrs: dict[str, str], sets: dict[str, dict[str, str]]
@@ -447,8 +460,11 @@ class SandboxAccount:
         for attribute, index in self._index.items():
             if attribute in attrs:
                 old = self._normalise(attribute, lead.get(attribute))
-                if old and index.get(old) == lead_id:
-                    del index[old]
+                ids = index.get(old) if old else None
+                if ids is not None and lead_id in ids:
+                    ids.remove(lead_id)
+                    if not ids:
+                        del index[old]
         lead.update(attrs)
         for name, values in sets.items():
             current = lead.get(name)
@@ -458,13 +474,196 @@ class SandboxAccount:
         for attribute, index in self._index.items():
             if attribute in attrs:
                 new = self._normalise(attribute, attrs[attribute])
-                if new:
-                    index.setdefault(new, lead_id)
+                if new and lead_id not in index.setdefault(new, []):
+                    index[new].append(lead_id)
+
+    # ---- reads: the lookup endpoints --------------------------------------------------------
+
+    def _lead_answer(self, lead_id: str, columns: list[str] | None = None) -> dict[str, Any]:
+        """A lead as the read endpoints describe it: ``ProspectID`` and every lead field of
+        the schema (None when unset; a custom field set as a JSON text), or only
+        ``columns``."""
+        lead = self.leads[lead_id]
+        names = ["ProspectID", *self._lead_fields] if columns is None else columns
+        answer: dict[str, Any] = {}
+        for name in names:
+            value = lead_id if name.lower() == "prospectid" else lead.get(name)
+            if isinstance(value, dict):
+                value = json.dumps(value, ensure_ascii=False)
+            answer[name] = value
+        return answer
+
+    def leads_by_email(self, email: str | None) -> list[dict[str, Any]]:
+        """The answer of ``Leads.GetByEmailaddress?emailaddress=...``: the leads with that
+        address (case-insensitive, as the upsert compares), ``[]`` for none."""
+        if email is None:
+            raise invalid_input("The emailaddress parameter is required", 400)
+        return [self._lead_answer(i) for i in self._matching("EmailAddress", email)]
+
+    def leads_by_phone(self, phone: str | None) -> list[dict[str, Any]]:
+        """The answer of ``RetrieveLeadByPhoneNumber?phone=...``: the lead whose Phone or
+        Mobile has these digits (the one with the latest activity when several do), ``[]``
+        for none. The number must be digits only, as the docs ask (no spaces, hyphens or
+        ``+``); the sandbox compares all of them (LeadSquared also matches a number given
+        without its country code)."""
+        if phone is None:
+            raise invalid_input("The phone parameter is required", 400)
+        if not phone.isdigit() or not phone.isascii():
+            raise invalid_input(
+                f"Invalid phone number {_short(phone)}: pass digits only, without spaces, "
+                "hyphens or other characters"
+            )
+        found = dict.fromkeys(
+            lead_id for name in sorted(_PHONE_FIELDS) for lead_id in self._matching(name, phone)
+        )
+        if not found:
+            return []
+        order = {lead_id: n for n, lead_id in enumerate(self.leads)}
+
+        def latest(lead_id: str) -> tuple[float, int]:
+            mine = self._of_lead.get(lead_id, ())
+            return (max((a["CreatedAt"] for a in mine), default=-math.inf), order[lead_id])
+
+        return [self._lead_answer(max(found, key=latest))]
+
+    def leads_get(self, content_type: str, body: bytes) -> list[dict[str, Any]]:
+        """The answer of ``Leads.Get``: the leads whose ``LookupName`` field equals
+        ``LookupValue`` (compared as the upsert compares), oldest first, one page of them.
+        Only ``SqlOperator "="`` is implemented; ``Columns.Include_CSV`` picks the fields of
+        each lead; ``Paging`` is ``PageIndex`` (from 1) and ``PageSize`` (default 25)."""
+        payload = _json_object(content_type, body)
+        parameter = _part(payload, "Parameter")
+        name, value = parameter.get("LookupName"), parameter.get("LookupValue")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise invalid_input("Parameter.LookupName and LookupValue must be strings")
+        operator = parameter.get("SqlOperator", "=")
+        if operator != "=":
+            raise invalid_input(
+                f"SqlOperator {_short(str(operator))} is not implemented by the sandbox; use ="
+            )
+        if name.lower() == "prospectid":
+            ids = [value.strip()] if value.strip() in self.leads else []
+        else:
+            f = self._lead_fields.get(name)
+            if f is None or is_custom_field_set(f):
+                raise invalid_input(f"Invalid LookupName {_short(name)}{self._hint(name)}")
+            ids = self._matching(name, value)
+        columns = None
+        wanted = _part(payload, "Columns").get("Include_CSV")
+        if isinstance(wanted, str) and wanted.strip():
+            columns = [c.strip() for c in wanted.split(",") if c.strip()]
+        paging = _part(payload, "Paging")
+        index = _whole(paging.get("PageIndex", 1), "Paging.PageIndex", least=1)
+        size = _whole(paging.get("PageSize", 25), "Paging.PageSize", least=1)
+        page = ids[(index - 1) * size : index * size]
+        return [self._lead_answer(i, columns) for i in page]
+
+    def retrieve_activities(
+        self,
+        lead_id: str | None,
+        content_type: str,
+        body: bytes,
+        *,
+        visible_until: float = math.inf,
+    ) -> dict[str, Any]:
+        """The answer of ``ProspectActivity.svc/Retrieve?leadId=...``: ``{"RecordCount",
+        "ProspectActivities"}``, the lead's activities newest first, of
+        ``Parameter.ActivityEvent`` when given, created at or before ``visible_until`` (the
+        server's ``read_lag``).
+
+        ``Paging``: ``RowCount`` per page (default 25) and ``Offset``, which the docs call
+        "the page number": read as a page number from 1, ``0`` also meaning the first page
+        (the docs' examples use both for it). ``RecordCount`` counts every matching activity.
+        """
+        if not lead_id:
+            raise invalid_input("The leadId parameter is required", 400)
+        if lead_id not in self.leads:
+            raise invalid_input(f"No lead with ProspectID {_short(lead_id)}")
+        # An empty body asks for every activity, as the docs say.
+        payload = _json_object(content_type, body) if body.strip() else {}
+        event = _part(payload, "Parameter").get("ActivityEvent")
+        if event is not None and (not isinstance(event, int) or isinstance(event, bool)):
+            raise invalid_input("Parameter.ActivityEvent must be an integer activity event code")
+        paging = _part(payload, "Paging")
+        page = max(1, _whole(paging.get("Offset", 0), "Paging.Offset", least=0))
+        rows = _whole(paging.get("RowCount", 25), "Paging.RowCount", least=1)
+        mine = [
+            a
+            for a in reversed(self._of_lead.get(lead_id, ()))
+            if a["CreatedAt"] <= visible_until and (event is None or a["ActivityEvent"] == event)
+        ]
+        shown = mine[(page - 1) * rows : page * rows]
+        return {
+            "RecordCount": len(mine),
+            "ProspectActivities": [self._activity_answer(a) for a in shown],
+        }
+
+    def _activity_answer(self, activity: dict[str, Any]) -> dict[str, Any]:
+        """One activity as Retrieve lists it: what every activity has at the top, its own
+        properties in ``Data`` as Key/Value pairs (LeadSquared's example and the clients in
+        the wild read it so): the note, the date-time and the non-empty custom fields (a set
+        as a JSON text). ``CreatedOn`` is the activity's date-time, as LeadSquared's timeline
+        shows it."""
+        data = [
+            {"Key": "ActivityEvent_Note", "Value": activity["ActivityNote"]},
+            {"Key": "ActivityDateTime", "Value": activity["ActivityDateTime"]},
+        ]
+        for name, value in activity["Fields"].items():
+            if isinstance(value, dict):
+                if any(v for v in value.values()):
+                    data.append({"Key": name, "Value": json.dumps(value, ensure_ascii=False)})
+            elif value:
+                data.append({"Key": name, "Value": value})
+        event = activity["ActivityEvent"]
+        return {
+            "Id": activity["Id"],
+            "EventCode": event,
+            "EventName": self._activity_types[event]["DisplayName"],
+            "ActivityScore": 0,
+            "CreatedOn": activity["ActivityDateTime"],
+            "ActivityType": 2,
+            "IsEmailType": False,
+            "Data": data,
+        }
 
 
 def _short(value: str, limit: int = 60) -> str:
     """Quote a user value for an error message without flooding it."""
     return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
+def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (400 otherwise, like CreateCustom's)."""
+    if content_type.lower() != "application/json":
+        raise invalid_input(
+            f"Content-Type must be application/json, not {_short(content_type)}", 400
+        )
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise invalid_input("Request body is not valid JSON", 400) from None
+    if not isinstance(payload, dict):
+        raise invalid_input("Request body must be a JSON object", 400)
+    return payload
+
+
+def _part(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    """An optional object of a request body ({} when absent)."""
+    part = payload.get(name)
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise invalid_input(f"{name} must be an object")
+    return part
+
+
+def _whole(value: Any, where: str, *, least: int) -> int:
+    """A paging number, given as a JSON number or a string of digits (the docs use both)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise invalid_input(f"{where} must be a whole number >= {least}, not {_short(str(value))}")
+    return value
 
 
 def _check_mandatory_activity_fields(

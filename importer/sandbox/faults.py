@@ -139,6 +139,11 @@ class FaultConfig:
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
     do so; see :meth:`Sandbox.duplicate_leads`).
 
+    ``read_lag``: seconds (of the sandbox's clock) before a new activity is listed by the
+    read endpoint (``ProspectActivity.svc/Retrieve``: neither in its page nor in its
+    ``RecordCount``), as a read side that lags behind the writes would; 0 lists it at once.
+    Leads are found at once. Like ``latency``, not a probability and draws nothing.
+
     The compact form used by ``--faults`` is :meth:`from_spec`.
     """
 
@@ -165,10 +170,11 @@ class FaultConfig:
     gzip_bomb: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
+    read_lag: float = 0.0
 
     @classmethod
     def from_spec(cls, spec: str) -> FaultConfig:
-        """Parse ``"drop_after=0.05,error_500_plain=0.1,seed=7"``: comma-separated
+        """Parse ``"drop_after=0.05,error_500_plain=0.1,seed=7,read_lag=2"``: comma-separated
         ``name=value`` items naming fields of this class; a bare ``nonatomic_upsert`` means
         ``nonatomic_upsert=true``. An empty spec means no faults.
 
@@ -215,7 +221,7 @@ class FaultConfig:
 
     def validate(self, where: str = "sandbox faults") -> None:
         """Raise ConfigError unless every setting is in range."""
-        for name in ("latency", "jitter", "upsert_pause"):
+        for name in ("latency", "jitter", "upsert_pause", "read_lag"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(

@@ -10,6 +10,22 @@ Endpoints (paths match case-insensitively, like IIS/WCF):
 - ``GET /v2/ProspectActivity.svc/CustomActivity/GetActivitySetting?code=N`` - ``{Name,
   DisplayName, Fields}``; an unknown code is a 500 ``MXInvalidInputException``.
 - ``GET /v2/LeadManagement.svc/LeadsMetaData.Get`` - the lead fields of the schema.
+- ``GET /v2/LeadManagement.svc/Leads.GetByEmailaddress?emailaddress=...`` - a list of lead
+  objects (``ProspectID`` and every lead field; case-insensitive, as the upsert compares),
+  ``[]`` for none.
+- ``GET /v2/LeadManagement.svc/RetrieveLeadByPhoneNumber?phone=...`` - digits only (else a
+  500 ``MXInvalidInputException``): a list of the one lead whose Phone or Mobile has them (the
+  one with the latest activity when several do), ``[]`` for none.
+- ``POST /v2/LeadManagement.svc/Leads.Get`` - ``{"Parameter": {"LookupName", "LookupValue",
+  "SqlOperator": "="}, "Columns": {"Include_CSV"}, "Paging": {"PageIndex", "PageSize"}}``: a
+  list of lead objects (only ``=`` is implemented).
+- ``POST /v2/ProspectActivity.svc/Retrieve?leadId=...`` - ``{"Parameter": {"ActivityEvent"},
+  "Paging": {"Offset", "RowCount"}}`` (both optional; ``Offset`` is a page number from 1, 0
+  also the first page): ``{"RecordCount", "ProspectActivities": [{"Id", "EventCode",
+  "EventName", "CreatedOn", ..., "Data": [{"Key", "Value"}]}]}``, newest first; ``Data``
+  holds the note (``ActivityEvent_Note``), the ``ActivityDateTime`` and the non-empty custom
+  fields. With the ``read_lag`` fault, an activity is listed only that many seconds (of
+  ``clock()``) after it was created.
 - ``GET /_sandbox/info`` - ``{"service": "lsq-import sandbox", "well_known_keys": true}``
   (no auth, not recorded): how the importer recognises a standing sandbox on loopback, and
   whether it takes :data:`DEFAULT_ACCESS_KEY`/:data:`DEFAULT_SECRET_KEY` (never the keys).
@@ -26,8 +42,9 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 ``x-LSQ-AccessKey``/``x-LSQ-SecretKey`` headers, or, when neither header is sent, from the
 ``accessKey``/``secretKey`` query parameters); the rate limiter (429
 ``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
-the endpoint itself (the account); the downlink half of the latency. Injected faults
-(:class:`FaultConfig`, CreateCustom only) are drawn at arrival: network faults
+the endpoint itself (the account); the downlink half of the latency. The read endpoints are
+metered and limited like any call. Injected faults (:class:`FaultConfig`, CreateCustom only;
+``read_lag`` delays what the reads see) are drawn at arrival: network faults
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
 ``error_200``, throttling, ``echo_headers``, ``echo_encoded``) right after the real limiter
 admits the call, ``drop_after`` closes the connection once the call has been processed, and
@@ -115,6 +132,10 @@ _CREATE = "/v2/prospectactivity.svc/createcustom"
 _ACTIVITY_TYPES = "/v2/prospectactivity.svc/activitytypes.get"
 _ACTIVITY_SETTING = "/v2/prospectactivity.svc/customactivity/getactivitysetting"
 _LEADS_META = "/v2/leadmanagement.svc/leadsmetadata.get"
+_LEADS_BY_EMAIL = "/v2/leadmanagement.svc/leads.getbyemailaddress"
+_LEAD_BY_PHONE = "/v2/leadmanagement.svc/retrieveleadbyphonenumber"
+_LEADS_GET = "/v2/leadmanagement.svc/leads.get"
+_ACTIVITIES = "/v2/prospectactivity.svc/retrieve"
 
 _REDIRECTED = "/_sandbox/redirected"
 # What the redirect target answers: a success with an Id that is no activity, as a server
@@ -295,6 +316,10 @@ class Sandbox:
             _ACTIVITY_TYPES: ("GET", self._get_activity_types),
             _ACTIVITY_SETTING: ("GET", self._get_activity_setting),
             _LEADS_META: ("GET", self._get_leads_metadata),
+            _LEADS_BY_EMAIL: ("GET", self._get_leads_by_email),
+            _LEAD_BY_PHONE: ("GET", self._get_lead_by_phone),
+            _LEADS_GET: ("POST", self._leads_get),
+            _ACTIVITIES: ("POST", self._retrieve_activities),
         }
 
         self.app = web.Application()
@@ -668,3 +693,25 @@ class Sandbox:
 
     def _get_leads_metadata(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
         return self.account.get_leads_metadata()
+
+    def _get_leads_by_email(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
+        return self.account.leads_by_email(_query(request, "emailaddress"))
+
+    def _get_lead_by_phone(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
+        return self.account.leads_by_phone(_query(request, "phone"))
+
+    def _leads_get(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
+        return self.account.leads_get(request.content_type, body)
+
+    def _retrieve_activities(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        # read_lag: what was created in the last read_lag seconds is not listed yet.
+        visible_until = self._clock() - self.faults.read_lag
+        return self.account.retrieve_activities(
+            _query(request, "leadId"), request.content_type, body, visible_until=visible_until
+        )
+
+
+def _query(request: web.Request, name: str) -> str | None:
+    """A query parameter by its name in any case (IIS/WCF ignore the case of names)."""
+    wanted = name.lower()
+    return next((v for k, v in request.query.items() if k.lower() == wanted), None)

@@ -1,16 +1,24 @@
 """One attempt of one call: take a pacer slot, send, mark the slot answered, judge the answer,
-and tell the pacer what it learnt. The worker pool (row calls) and the preflight (metadata
-calls) both send through :func:`attempt`, so every call obeys the same pacing rules.
+and tell the pacer what it learnt. The worker pool (row calls), the metadata reader (the
+preflight and ``lsq-import account``) and the lookups all send through :func:`attempt`, so
+every call obeys the same pacing rules. :func:`attempt_with_retries` repeats it under a
+:class:`RetryPolicy`, for calls that are safe to repeat (metadata and lookups; the pool has
+its own loop, which journals each attempt).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..leadsquared.classify import ApiResponse, Kind
 from ..leadsquared.client import TransportError
 from .pacer import Pacer
+from .retry import RetryPolicy
+
+UNPACED_THROTTLE_DELAY = 5.0
+"""Seconds to wait after a refusal when no pacer closes the window: LeadSquared's window."""
 
 
 class Judged(Protocol):
@@ -69,3 +77,37 @@ async def attempt(
     elif kind is Kind.SUCCESS:
         pacer.recovered()
     return judged
+
+
+async def attempt_with_retries(
+    send: Callable[[], Awaitable[ApiResponse]],
+    *,
+    pacer: Pacer | None,
+    retry: RetryPolicy,
+    judge: Callable[[ApiResponse], J],
+    lost: Callable[[TransportError], J],
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    before: Callable[[], None] | None = None,
+) -> tuple[J, int]:
+    """:func:`attempt` until the answer is not worth repeating or ``retry`` says stop; returns
+    the last judgement and the number of attempts made.
+
+    Only for calls that are safe to repeat: ``lost`` decides what a lost answer means, and a
+    ``TRANSIENT`` or ``RATE_LIMITED`` judgement is tried again after ``retry``'s backoff (a
+    refusal waits on the pacer, which closes its slots for a window; without a pacer, one
+    :data:`UNPACED_THROTTLE_DELAY`). ``before`` runs before each attempt, before its slot is
+    taken: it may raise to stop (a call budget), and nothing is sent then.
+    """
+    attempts = 0
+    while True:
+        if before is not None:
+            before()
+        attempts += 1
+        judged = await attempt(send, pacer=pacer, judge=judge, lost=lost)
+        kind = judged.kind
+        if not retry.should_retry(kind, attempts):
+            return judged, attempts
+        delay = retry.delay(attempts, kind)
+        if kind is Kind.RATE_LIMITED and pacer is None:
+            delay = UNPACED_THROTTLE_DELAY
+        await sleep(delay)

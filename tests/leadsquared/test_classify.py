@@ -5,7 +5,13 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from importer.leadsquared.classify import ApiResponse, Kind, classify, transport_outcome
+from importer.leadsquared.classify import (
+    ApiResponse,
+    Kind,
+    classify,
+    classify_read,
+    transport_outcome,
+)
 
 OK = {"Status": "Success", "Message": {"Id": "act-1", "RelatedId": "lead-1"}}
 RATE = {
@@ -175,3 +181,28 @@ def test_a_success_whose_id_cannot_be_an_id_is_unknown(found: str) -> None:
     body = {"Status": "Success", "Message": {"Id": found}}
     outcome = classify(ApiResponse(200, body, "", method="POST"))
     assert outcome.kind is Kind.AMBIGUOUS and "not an Id" in outcome.error_message
+
+
+# ---- classify_read: answers to calls that change nothing (metadata, lookups) ------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "text", "method", "kind"),
+    [
+        (200, [], "[]", "GET", Kind.SUCCESS),
+        (200, {"RecordCount": 0, "ProspectActivities": []}, "", "POST", Kind.SUCCESS),
+        (200, mx("MXInvalidInputException"), "", "POST", Kind.PERMANENT),
+        (429, RATE, "", "POST", Kind.RATE_LIMITED),
+        (401, None, "", "GET", Kind.FATAL),
+        (500, None, "Internal Server Error", "POST", Kind.TRANSIENT),
+        # A POST's unreadable 2xx leaves a CreateCustom unknown; a lookup just asks again.
+        (200, None, "<html>Thank you</html>", "POST", Kind.TRANSIENT),
+        (500, OK, "", "POST", Kind.TRANSIENT),
+    ],
+)
+def test_classify_read(status: int, body, text: str, method: str, kind: Kind) -> None:
+    found = classify_read(ApiResponse(status, body, text, method=method))
+    assert found.kind is kind
+    assert (found.problem == "") is (kind is Kind.SUCCESS)
+    if kind is not Kind.SUCCESS:
+        assert found.problem.startswith(f"answered HTTP {status}")

@@ -49,6 +49,27 @@ def test_keys_travel_in_headers_not_in_the_url() -> None:
     assert answer.status == 200 and answer.body["Message"]["Id"] == "x"
 
 
+def test_post_sends_its_body_and_query_parameters_without_the_keys() -> None:
+    url = BASE + "/v2/ProspectActivity.svc/Retrieve"
+
+    async def go():
+        async with make_session(CREDS) as session:
+            client = LeadSquaredClient(session, BASE)
+            return await client.post(
+                "/v2/ProspectActivity.svc/Retrieve", {"Parameter": {}}, {"leadId": "L-1"}
+            )
+
+    with aioresponses() as mocked:
+        mocked.post(url + "?leadId=L-1", status=200, payload={"RecordCount": 0})
+        answer = asyncio.run(go())
+        (method, sent_url), calls = next(iter(mocked.requests.items()))
+    assert method == "POST" and str(sent_url) == url + "?leadId=L-1"
+    assert "SECRET123" not in str(sent_url) and "ACCESS" not in str(sent_url)
+    assert json.loads(calls[0].kwargs["data"]) == {"Parameter": {}}
+    assert answer.status == 200 and answer.body == {"RecordCount": 0}
+    assert answer.method == "POST"
+
+
 def test_session_sends_both_key_headers() -> None:
     async def go() -> dict[str, str]:
         async with make_session(CREDS) as session:

@@ -13,7 +13,7 @@ from importer.sandbox import FAULTS, FaultConfig, FaultDraws, Sandbox
 def test_fault_spec_parses_round_trips_and_validates() -> None:
     config = FaultConfig.from_spec(
         " drop_after=0.05, error_500_plain=0.1,seed=7,latency=0.2,"
-        "nonatomic_upsert,upsert_pause=0.01"
+        "nonatomic_upsert,upsert_pause=0.01,read_lag=2.5"
     )
     assert config == FaultConfig(
         latency=0.2,
@@ -22,6 +22,7 @@ def test_fault_spec_parses_round_trips_and_validates() -> None:
         drop_after=0.05,
         nonatomic_upsert=True,
         upsert_pause=0.01,
+        read_lag=2.5,
     )
     assert FaultConfig.from_spec(config.to_spec()) == config
     assert FaultConfig.from_spec("") == FaultConfig()
@@ -41,6 +42,9 @@ def test_fault_spec_parses_round_trips_and_validates() -> None:
         ("drop_after=0.6,drop_before=0.6", "add up to 1.2"),
         ("seed=1,seed=2", "twice"),
         ("latency=-1", "latency"),
+        ("read_lag=-1", "read_lag must be a number of seconds >= 0"),
+        ("read_lag=inf", "read_lag must be a number of seconds >= 0"),
+        ("read_lag=soon", "read_lag='soon' must be a number"),
         ("nonatomic_upsert=maybe", "true or false"),
     ],
 )

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from importer.leadsquared.classify import ApiResponse, Kind, classify, transport_outcome
+import pytest
+
+from importer.leadsquared.classify import (
+    ApiResponse,
+    Kind,
+    classify,
+    classify_read,
+    read_unanswered,
+    transport_outcome,
+)
 from importer.leadsquared.client import TransportError
-from importer.sending import Pacer
-from importer.sending.attempt import attempt
+from importer.sending import Pacer, RetryPolicy
+from importer.sending.attempt import attempt, attempt_with_retries
 
 OK = ApiResponse(200, {"Status": "Success", "Message": {"Id": "A"}})
 THROTTLED = ApiResponse(429, {"Status": "Error", "ExceptionMessage": "exceeded the limit"})
@@ -80,3 +89,90 @@ def test_without_a_pacer_the_call_goes_at_once() -> None:
 
     outcome = asyncio.run(attempt(send, pacer=None, judge=classify, lost=lost))
     assert outcome.kind is Kind.SUCCESS and calls == [1]
+
+
+# ---- attempt_with_retries: calls safe to repeat (metadata, lookups) ---------------------------
+
+
+def read_judge(answer: ApiResponse):
+    return classify_read(answer)
+
+
+def test_retries_transient_answers_with_the_policys_backoff_then_stops() -> None:
+    answers = [ApiResponse(500, None, "boom", method="POST")] * 2 + [ApiResponse(200, [])]
+    waits: list[float] = []
+    counted: list[int] = []
+
+    async def send() -> ApiResponse:
+        return answers.pop(0)
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def main():
+        pacer = Pacer(5, 0.2)
+        found, attempts = await attempt_with_retries(
+            send,
+            pacer=pacer,
+            retry=RetryPolicy(max_attempts=5, base_delay=0.01),
+            judge=read_judge,
+            lost=read_unanswered,
+            sleep=sleep,
+            before=lambda: counted.append(1),
+        )
+        return found, attempts, pacer.calls
+
+    found, attempts, paced = asyncio.run(main())
+    assert found.kind is Kind.SUCCESS and found.body == []
+    assert attempts == 3 == paced == len(counted)
+    assert len(waits) == 2 and all(0 <= w <= 0.02 for w in waits)
+
+
+def test_gives_up_after_max_attempts_with_the_last_judgement() -> None:
+    async def send() -> ApiResponse:
+        raise TransportError(ConnectionResetError("gone"), maybe_sent=True)
+
+    async def main():
+        return await attempt_with_retries(
+            send,
+            pacer=None,
+            retry=RetryPolicy(max_attempts=3, base_delay=0),
+            judge=read_judge,
+            lost=read_unanswered,
+        )
+
+    found, attempts = asyncio.run(main())
+    assert attempts == 3 and found.kind is Kind.TRANSIENT
+    assert found.problem == "gave no answer (ConnectionResetError: gone)"
+
+
+def test_before_can_stop_before_anything_is_sent() -> None:
+    sent: list[int] = []
+
+    async def send() -> ApiResponse:
+        sent.append(1)
+        return ApiResponse(200, [])
+
+    class Stop(Exception):
+        pass
+
+    def before() -> None:
+        raise Stop
+
+    async def main() -> None:
+        pacer = Pacer(5, 0.2)
+        try:
+            await attempt_with_retries(
+                send,
+                pacer=pacer,
+                retry=RetryPolicy(),
+                judge=read_judge,
+                lost=read_unanswered,
+                before=before,
+            )
+        finally:
+            assert pacer.calls == 0
+
+    with pytest.raises(Stop):
+        asyncio.run(main())
+    assert sent == []

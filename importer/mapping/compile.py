@@ -44,15 +44,63 @@ def _constant_getter(constant: str) -> Getter:
     return get
 
 
+class RowDates:
+    """The date cells of the row being built (:attr:`Row.date_columns`), set by
+    :meth:`Mapping.build` and read by the date steps of the values that read one column."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self) -> None:
+        self.columns: frozenset[str] = frozenset()
+
+
+# How the Excel reader renders a date cell (see importer.reader.render_cell): a typed date is
+# not text written by a person, so it is read this way whatever formats the mapping declares.
+TYPED_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+
+
+def _date_step(
+    spec: BaseSpec,
+    fail: Fail,
+    source_zone: str | None,
+    warn: Callable[[str], None] | None,
+    formats: list[str] | None = None,
+) -> Converter | None:
+    """The date or date-time parsing step of a value, with ``formats`` instead of the
+    declared ones if given; None when the value is neither."""
+    if isinstance(spec, DatetimeSpec):
+        zone = ZoneInfo(spec.timezone or source_zone or "UTC")
+        return datetime_converter(formats or spec.format, zone, fail, warn)
+    if isinstance(spec, Spec) and spec.datetime is not None:
+        zone = ZoneInfo(spec.datetime.timezone or source_zone or "UTC")
+        return datetime_converter(formats or spec.datetime.format, zone, fail, warn)
+    if isinstance(spec, Spec) and spec.date is not None:
+        return date_converter(formats or spec.date.format, fail)
+    return None
+
+
+def _declared_formats(spec: BaseSpec) -> list[str]:
+    if isinstance(spec, DatetimeSpec):
+        return spec.format
+    if isinstance(spec, Spec) and spec.datetime is not None:
+        return spec.datetime.format
+    if isinstance(spec, Spec) and spec.date is not None:
+        return spec.date.format
+    return []
+
+
 def _converter(
     spec: BaseSpec,
     key: str,
     fail: Fail,
     source_zone: str | None,
     warn: Callable[[str], None] | None = None,
+    row_dates: RowDates | None = None,
 ) -> Converter | None:
     """The whole chain for one value: transforms in order, then the map, then date parsing.
-    ``warn`` is told of a date-time sent as documented that may not be what was meant."""
+    ``warn`` is told of a date-time sent as documented that may not be what was meant.
+    ``row_dates``: the row's typed date cells; a value reading one column then reads such a
+    cell as the reader renders it, whatever its declared formats (tried after those)."""
     steps: list[Converter] = []
     for step in spec.transform:
         if step.name == "phone":
@@ -64,14 +112,20 @@ def _converter(
     if spec.map is not None:
         fold = spec.map_case == "insensitive"
         steps.append(map_converter(spec.map, key, fail, fold=fold, unmapped=spec.unmapped))
-    if isinstance(spec, DatetimeSpec):
-        zone = ZoneInfo(spec.timezone or source_zone or "UTC")
-        steps.append(datetime_converter(spec.format, zone, fail, warn))
-    elif isinstance(spec, Spec) and spec.datetime is not None:
-        zone = ZoneInfo(spec.datetime.timezone or source_zone or "UTC")
-        steps.append(datetime_converter(spec.datetime.format, zone, fail, warn))
-    elif isinstance(spec, Spec) and spec.date is not None:
-        steps.append(date_converter(spec.date.format, fail))
+    declared = _date_step(spec, fail, source_zone, warn)
+    if declared is not None and row_dates is not None and spec.column is not None:
+        column = spec.column
+        formats = [*TYPED_DATE_FORMATS, *_declared_formats(spec)]
+        typed = _date_step(spec, fail, source_zone, warn, list(dict.fromkeys(formats)))
+        assert typed is not None
+        dates = row_dates
+
+        def date_or_typed_date(text: str) -> str:
+            return (typed if column in dates.columns else declared)(text)
+
+        steps.append(date_or_typed_date)
+    elif declared is not None:
+        steps.append(declared)
     if not steps:
         return None
     if len(steps) == 1:
@@ -110,6 +164,7 @@ class _Value:
         spec: BaseSpec,
         source_zone: str | None = None,
         warnings: list[RowWarning] | None = None,
+        row_dates: RowDates | None = None,
     ) -> None:
         self.key = key
         # The one column to blame in a RowError; a template's columns are named in the message.
@@ -131,7 +186,7 @@ class _Value:
                     else RowWarning(f"{key}: {message}")
                 )
 
-        convert = _converter(spec, key, row_fail, source_zone, row_warn)
+        convert = _converter(spec, key, row_fail, source_zone, row_warn, row_dates)
         constant: str | None = None
         if spec.column is not None:
             self.columns: tuple[str, ...] = (spec.column,)
@@ -384,6 +439,8 @@ class Mapping:
         zone = model.source.timezone
         self._warnings: list[RowWarning] = []
         """What the values of the row being built warned about (see RowWarning)."""
+        self._row_dates = RowDates()
+        """The typed date cells of the row being built (see Row.date_columns)."""
 
         # Every compiled value, in mapping order: for columns() and check_columns().
         self._all: list[_Value] = []
@@ -443,7 +500,7 @@ class Mapping:
         )
 
     def _value(self, key: str, spec: BaseSpec, zone: str | None) -> _Value:
-        value = _Value(key, spec, zone, self._warnings)
+        value = _Value(key, spec, zone, self._warnings, self._row_dates)
         self._all.append(value)
         return value
 
@@ -527,6 +584,7 @@ class Mapping:
         """
         if row.error:
             return ""
+        self._row_dates.columns = row.date_columns
         try:
             value = self._search.resolve(row.values)
         except RowError:
@@ -550,6 +608,7 @@ class Mapping:
         if row.error:
             raise RowError(row.error)
         values = row.values
+        self._row_dates.columns = row.date_columns
         for test in self._skip_tests:
             test(values)
         search_value = self._search.resolve(values)

@@ -30,6 +30,10 @@ class Row:
     """Column name -> cell text ("" for an empty cell). Partial when ``error`` is set."""
     error: str = ""
     """Why this row cannot be imported ("" when it can), e.g. "expected 10 cells, found 11"."""
+    date_columns: frozenset[str] = frozenset()
+    """The columns whose cell is a date or date-time typed in the workbook (an Excel date
+    cell), not text: the reader renders those ``YYYY-MM-DD HH:MM:SS``, or ``YYYY-MM-DD`` at
+    midnight, and a mapping reads them whatever its date formats say. Empty for CSV."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,10 @@ def render_cell(value: object) -> str:
     in shortest round-trip form (``1499.5``), date-times as ``YYYY-MM-DD HH:MM:SS`` (rounded to
     the second; ``YYYY-MM-DD`` at midnight), times as ``HH:MM:SS``, durations as ``H:MM:SS``,
     booleans as ``TRUE``/``FALSE``, empty cells as ``""``, strings as stored. (calamine gives
-    ``""`` for an error cell too: the reader finds those in the sheet's XML instead.)
+    ``""`` for an error cell too: the reader finds those in the sheet's XML instead.) The
+    reader also names the date and date-time cells of each row in :attr:`Row.date_columns`:
+    their text is this rendering, not what a person typed, so a mapping reads it whatever
+    date formats it declares.
     """
     if value is None:
         return ""
@@ -228,15 +231,26 @@ class _ExcelInput(InputFile):
         columns = self.columns
         spill = self._spill
         read, loads, unpack = spill.read, marshal.loads, _LENGTH.unpack
+        # The rows of a sheet mostly have their date cells in the same columns: one frozenset
+        # per distinct set of them, not one per row.
+        date_sets: dict[tuple[int, ...], frozenset[str]] = {(): frozenset()}
         try:
             try:
                 spill.seek(0)
                 while head := read(_LENGTH.size):
-                    number, texts, problem = loads(read(unpack(head)[0]))
+                    number, texts, problem, dated = loads(read(unpack(head)[0]))
                     if texts is None:  # a row calamine does not show (see _spill)
                         yield Row(number, dict.fromkeys(columns, ""), error=problem)
-                    else:
-                        yield Row(number, dict(zip(columns, texts, strict=True)), error=problem)
+                        continue
+                    dates = date_sets.get(dated)
+                    if dates is None:
+                        dates = date_sets[dated] = frozenset(columns[i] for i in dated)
+                    yield Row(
+                        number,
+                        dict(zip(columns, texts, strict=True)),
+                        error=problem,
+                        date_columns=dates,
+                    )
             except OSError as exc:  # the temporary file could not be read back
                 raise InputReadError(
                     f"{self._display}: cannot read the sheet back from its temporary file "
@@ -266,7 +280,16 @@ def _release_freed_memory() -> None:
 
 
 _LENGTH = struct.Struct("<I")
-"""Each spilled row: its length, then ``marshal.dumps((number, texts, error))``."""
+"""Each spilled row: its length, then ``marshal.dumps((number, texts, error, dated))``,
+``dated`` the indexes of its date cells (see :func:`_date_indexes`)."""
+
+_DATE_TYPES = (dt.datetime, dt.date)
+
+
+def _date_indexes(cells: Sequence[object]) -> tuple[int, ...]:
+    """Which cells hold a date or a date-time typed in the workbook (not a time of day, nor
+    a duration): :attr:`Row.date_columns`."""
+    return tuple(i for i, cell in enumerate(cells) if isinstance(cell, _DATE_TYPES))
 
 
 def _spill(
@@ -292,14 +315,14 @@ def _spill(
             problem = problems.pop(number)
             # an error row even when it looks blank: its error cells render as ""
             if problem or not _is_blank(texts):
-                record = dumps((number, texts, problem))
+                record = dumps((number, texts, problem, _date_indexes(cells)))
                 write(pack(len(record)))
                 write(record)
                 count += 1
         # calamine leaves a formula without a saved value out of the sheet: a row holding
         # only such cells below the last one it shows still has them
         for number, problem in problems.rest():
-            record = dumps((number, None, problem))
+            record = dumps((number, None, problem, ()))
             write(pack(len(record)))
             write(record)
             count += 1

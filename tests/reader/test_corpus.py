@@ -113,10 +113,12 @@ def test_xlsx_dates_phones_header_on_row_2() -> None:
         assert f.columns == ["name", "phone", "visited_at", "day", "amount"]
         assert list(f.rows()) == [
             Row(3, {"name": "Asha", "phone": "9845098450", "visited_at": "2024-03-05 14:30:00",
-                    "day": "2024-03-05", "amount": "1499.5"}),
+                    "day": "2024-03-05", "amount": "1499.5"},
+                date_columns=frozenset({"visited_at", "day"})),
             # row 4 is empty; a date-time at midnight shows as a date, as Excel shows it
             Row(5, {"name": "Ravi", "phone": "919845098450", "visited_at": "2025-12-31",
-                    "day": "2025-01-02", "amount": "250"}),
+                    "day": "2025-01-02", "amount": "250"},
+                date_columns=frozenset({"visited_at", "day"})),
         ]  # fmt: skip
 
 
@@ -132,7 +134,13 @@ def test_xlsx_1904_date_system() -> None:
     # stored as serial 43894.60..., which a reader ignoring the 1904 flag shows as 2020-03-04
     assert read("date1904.xlsx") == (
         ["name", "visited_at", "day"],
-        [Row(2, {"name": "Asha", "visited_at": "2024-03-05 14:30:00", "day": "2024-03-05"})],
+        [
+            Row(
+                2,
+                {"name": "Asha", "visited_at": "2024-03-05 14:30:00", "day": "2024-03-05"},
+                date_columns=frozenset({"visited_at", "day"}),
+            )
+        ],
     )
 
 
@@ -145,8 +153,10 @@ def test_xls_biff8_in_both_date_systems(name: str, day: str) -> None:
         assert (f.sheet_name, f.columns) == ("Old", ["name", "phone", "day", "visited_at"])
         assert list(f.rows()) == [
             Row(2, {"name": "Asha", "phone": "9845098450", "day": day,
-                    "visited_at": f"{day} 14:30:00"}),
-            Row(4, {"name": "Renée", "phone": "", "day": "", "visited_at": f"{day} 12:00:00"}),
+                    "visited_at": f"{day} 14:30:00"},
+                date_columns=frozenset({"day", "visited_at"})),
+            Row(4, {"name": "Renée", "phone": "", "day": "", "visited_at": f"{day} 12:00:00"},
+                date_columns=frozenset({"visited_at"})),
         ]  # fmt: skip
 
 

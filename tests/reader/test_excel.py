@@ -46,10 +46,10 @@ def test_xlsx_values_rendered_as_text(tmp_path: Path) -> None:
     assert rows == [
         Row(2, {"phone": "9845098450", "amount": "1499.5", "visited": "2024-03-05 14:30:00",
                 "day": "2024-01-02", "at": "09:05:07", "ok": "TRUE", "text_phone": "09845098450",
-                "ratio": "0.1", "blank": ""}),
+                "ratio": "0.1", "blank": ""}, date_columns=frozenset({"visited", "day"})),
         Row(3, {"phone": "919845098450", "amount": "250", "visited": "2025-12-31",
                 "day": "NA", "at": "+91 98450 98450", "ok": "FALSE", "text_phone": "null",
-                "ratio": "-2.5e-07", "blank": ""}),
+                "ratio": "-2.5e-07", "blank": ""}, date_columns=frozenset({"visited"})),
     ]  # fmt: skip
 
 

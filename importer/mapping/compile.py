@@ -24,6 +24,7 @@ from .transforms import (
     map_converter,
     number_converter,
     phone_converter,
+    replace_converter,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ def _converter(
             steps.append(cached(phone_converter(step, fail)))
         elif step.name == "number":
             steps.append(cached(number_converter(step, fail)))
+        elif step.name == "replace":
+            steps.append(cached(replace_converter(step, fail)))
         else:
             steps.append(SIMPLE_TRANSFORMS[step.name])
     if spec.map is not None:

@@ -52,7 +52,8 @@ matches ``A``). Then:
 4. No back-references (``\\1``, ``(?P=name)``, ``(?(1)...)``): matching them is not bounded by
    any such rule.
 
-A future ``replace`` transform is to use :func:`user_pattern` and :meth:`UserPattern.sub`.
+The ``replace`` transform (``transforms.py``) uses :func:`user_pattern` and
+:meth:`UserPattern.sub`, as ``filters`` use :meth:`UserPattern.search`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class UserPattern:
         return self.compiled.sub(replacement, text)
 
 
+@functools.lru_cache(maxsize=1024)  # checked at load, compiled again: check it once
 def user_pattern(pattern: str, *, ignore_case: bool = False) -> UserPattern:
     """Compile a pattern from a mapping, refusing one whose matching time has no bound.
 

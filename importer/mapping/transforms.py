@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .outcomes import RowError
+from .patterns import TextTooLong, user_pattern
 from .text import scalar_text, show
 
 Converter = Callable[[str], str]
@@ -57,6 +58,7 @@ SIMPLE_TRANSFORMS: dict[str, Callable[[str], str]] = {
 _TRANSFORM_OPTIONS = {
     "phone": ("default_country_code", "national_length"),
     "number": ("decimals", "decimal"),
+    "replace": ("pattern", "with", "case"),
 }
 _TRANSFORM_NAMES = ", ".join([*SIMPLE_TRANSFORMS, *_TRANSFORM_OPTIONS])
 
@@ -167,6 +169,54 @@ def _number_options(options: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+# The longest replacement text: each match of the pattern (at most MAX_TEXT + 1 of them, for
+# one that matches the empty text) is replaced by it, so this bounds a result's length too.
+MAX_REPLACEMENT = 1_000
+
+
+def _replace_options(options: dict[str, Any]) -> dict[str, Any]:
+    if "pattern" not in options:
+        raise ValueError(
+            "replace: give a pattern (a regular expression) and with (its replacement), "
+            "e.g. {replace: {pattern: '\\s*ext\\.?\\s*\\d+$', with: ''}}"
+        )
+    pattern = options["pattern"]
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("replace.pattern: must be a regular expression, in single quotes")
+    replacement = "" if options.get("with") is None else scalar_text(options["with"], "with")
+    if len(replacement) > MAX_REPLACEMENT:
+        raise ValueError(f"replace.with: longer than {MAX_REPLACEMENT:,} characters")
+    case = options.get("case", "sensitive")
+    if case not in ("sensitive", "insensitive"):
+        raise ValueError("replace.case: must be sensitive or insensitive")
+    try:
+        compiled = user_pattern(pattern, ignore_case=case == "insensitive")
+    except ValueError as exc:
+        raise ValueError(f"replace.pattern: {exc}") from None
+    try:
+        check_replacement(compiled.compiled, replacement)
+    except (re.error, IndexError) as exc:
+        shown = f"'{replacement}'" if replacement.isprintable() else repr(replacement)
+        raise ValueError(
+            f"replace.with: {shown} is not a replacement for this pattern ({exc}); "
+            "\\1 or \\g<name> insert what a group matched, \\\\ a backslash"
+        ) from None
+    return {"pattern": pattern, "with": replacement, "case": case}
+
+
+def check_replacement(pattern: re.Pattern[str], replacement: str) -> None:
+    """Raise re.error (or IndexError) if ``replacement`` names a group ``pattern`` lacks or
+    has a bad escape, as ``pattern.sub`` would on the first match: expanded on a match of a
+    pattern with the same groups, all empty, which matches any text."""
+    names = {index: name for name, index in pattern.groupindex.items()}
+    groups = "".join(
+        f"(?P<{names[i]}>)" if i in names else "()" for i in range(1, pattern.groups + 1)
+    )
+    found = re.match(groups, "")
+    assert found is not None
+    found.expand(replacement)
+
+
 def _parse_step(item: Any) -> Step:
     if isinstance(item, str):
         name, options = item, None
@@ -190,8 +240,12 @@ def _parse_step(item: Any) -> Step:
     unknown = [str(key) for key in options if key not in allowed]
     if unknown:
         raise ValueError(f"{name}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed)}")
-    checked = _phone_options(options) if name == "phone" else _number_options(options)
-    return Step(name, tuple(checked.items()))
+    parse_options = {
+        "phone": _phone_options,
+        "number": _number_options,
+        "replace": _replace_options,
+    }[name]
+    return Step(name, tuple(parse_options(options).items()))
 
 
 def parse_transforms(value: Any) -> tuple[Step, ...]:
@@ -287,6 +341,25 @@ def phone_converter(step: Step, fail: Fail) -> Converter:
                 f"(at most {_MAX_PHONE_DIGITS} with the country code)"
             )
         return f"+{code}-{national}"
+
+    return convert
+
+
+def replace_converter(step: Step, fail: Fail) -> Converter:
+    """Replace each match of the step's pattern (checked at load, compiled here once) by its
+    replacement. A text longer than the patterns' bound is refused rather than tried."""
+    pattern = user_pattern(step.option("pattern"), ignore_case=step.option("case") == "insensitive")
+    replacement: str = step.option("with")
+    shown = step.option("pattern")
+
+    def convert(text: str) -> str:
+        try:
+            return pattern.sub(replacement, text).strip()
+        except TextTooLong as exc:
+            raise fail(
+                f"{exc} (transform replace '{shown}'); shorten the cell or clean it before "
+                "the import"
+            ) from None
 
     return convert
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from importer.cli import cli
 from importer.exceptions import MappingError
 from importer.mapping import RowError, load_mapping
 
@@ -193,3 +197,96 @@ def test_decimal_comma_hint(load):
     mapping = map_mapping(load, transform={"number": {"decimals": 2}})
     with pytest.raises(RowError, match="add decimal: ',' to the number transform"):
         sent_attribute(mapping, opt="12,5")
+
+
+# --------------------------------------------------------------------------- replace
+
+EXT = {"replace": {"pattern": r"\s*(?:ext|x)\.?\s*\d+$", "with": "", "case": "insensitive"}}
+
+
+@pytest.mark.parametrize(
+    ("transform", "cell", "sent"),
+    [
+        (
+            [EXT, {"phone": {"default_country_code": "1"}}],
+            "(206) 977-3615 ext. 12",
+            "+1-2069773615",
+        ),
+        ([EXT, {"phone": {"default_country_code": "1"}}], "206.977.3615 X12", "+1-2069773615"),
+        ([EXT, {"phone": {"default_country_code": "1"}}], "(206) 977-3615", "+1-2069773615"),
+        # groups in the replacement; the result is trimmed
+        ({"replace": {"pattern": r"^(\w+), (\w+)$", "with": r"\2 \1"}}, "Rao, Asha", "Asha Rao"),
+        ({"replace": {"pattern": r"(?P<n>\d+)", "with": r"#\g<n>"}}, "a 1 b 22", "a #1 b #22"),
+        ({"replace": {"pattern": "n/a", "case": "insensitive"}}, "N/A", None),  # emptied: omitted
+        ({"replace": {"pattern": r"\s+", "with": " "}}, "two\n  lines", "two lines"),
+    ],
+)
+def test_replace_transform(load, transform, cell, sent):
+    mapping = map_mapping(load, transform=transform)
+    assert sent_attribute(mapping, opt=cell) == sent
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"with": ""}, "replace: give a pattern"),
+        ({"pattern": ""}, "replace.pattern: must be a regular expression"),
+        ({"pattern": "("}, "replace.pattern: '(' is not a regular expression"),
+        ({"pattern": "(a+)+$"}, "replace.pattern: '(a+)+$' repeats a group"),
+        ({"pattern": r"\d", "with": r"\1"}, r"replace.with: '\1' is not a replacement"),
+        ({"pattern": r"\d", "with": r"\g<x>"}, r"replace.with: '\g<x>' is not a replacement"),
+        ({"pattern": r"\d", "with": r"\q"}, r"replace.with: '\q' is not a replacement"),
+        ({"pattern": "a", "with": "b" * 1001}, "replace.with: longer than 1,000 characters"),
+        ({"pattern": "a", "case": "ignore"}, "replace.case: must be sensitive or insensitive"),
+        ({"pattern": "a", "by": "b"}, "replace: unknown option 'by'; allowed: pattern, with, case"),
+    ],
+)
+def test_bad_replace_is_a_mapping_error_naming_the_key(load, options, message):
+    with pytest.raises(MappingError) as caught:
+        map_mapping(load, transform={"replace": options})
+    assert "lead.attributes.mx_Opt_In.transform" in str(caught.value)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_replace_on_a_cell_too_long_for_a_pattern_is_a_row_error(load):
+    mapping = map_mapping(load, transform={"replace": {"pattern": "x", "with": "y"}})
+    with pytest.raises(RowError) as caught:
+        sent_attribute(mapping, opt="a" * 4001)
+    assert caught.value.column == "opt"
+    assert "4,001 characters, more than the 4,000 a regular expression is tried on" in str(
+        caught.value
+    )
+
+
+def test_replace_cleans_us_phones_through_validate(tmp_path, write):
+    """The trial's `(206) 977-3615 ext. 12`: `digits` kept the extension, `phone` refused it."""
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        "Email,Phone\na@x.io,(206) 977-3615 ext. 12\nb@x.io,+1 206 977 3616 x7\nc@x.io,call me\n",
+        encoding="utf-8",
+    )
+    mapping = write(
+        "version: 1\n"
+        "lead:\n"
+        "  search_by: EmailAddress\n"
+        "  attributes:\n"
+        "    EmailAddress: Email\n"
+        "    Phone:\n"
+        "      column: Phone\n"
+        "      transform:\n"
+        "        - replace: {pattern: '\\s*(?:ext|x)\\.?\\s*\\d+$', case: insensitive}\n"
+        '        - {phone: {default_country_code: "1"}}\n'
+        "activity: {event: 105}\n"
+    )
+    payloads = tmp_path / "bodies.jsonl"
+    outcome = CliRunner().invoke(
+        cli, ["validate", str(source), "-m", str(mapping), "--payloads", str(payloads)]
+    )
+    assert outcome.exit_code == 1, outcome.output
+    phones = [
+        [item["Value"] for item in json.loads(line)["body"]["LeadDetails"]][1]
+        for line in payloads.read_text(encoding="utf-8").splitlines()
+    ]
+    assert phones == ["+1-2069773615", "+1-2069773616"]
+    assert "'call me' is not a phone number" in outcome.output

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from ..exceptions import MappingError
 from .dates import date_converter, datetime_converter
+from .headers import rename_columns, resolve_columns
 from .outcomes import Payload, RowError, RowSkipped, RowWarning
 from .patterns import TextTooLong, user_pattern
 from .schema import BaseSpec, Condition, DatetimeSpec, MappingFile, Spec
@@ -435,6 +435,13 @@ class Mapping:
     def __init__(self, path: Path, label: str, model: MappingFile) -> None:
         self.path = path
         self._label = label
+        self._model = model
+        self._compile(model)
+        self._declared_columns = self.columns()
+        """The columns as the mapping names them (columns() gives the headers they matched)."""
+        self._renames: dict[str, str] = {}
+
+    def _compile(self, model: MappingFile) -> None:
         self.search_by: str = model.lead.search_by
         self.activity_event: int = model.activity.event
         self.validate_dropdown_options: bool = model.options.validate_dropdown_options
@@ -552,27 +559,21 @@ class Mapping:
         return used
 
     def check_columns(self, available: Sequence[str], input_name: str) -> None:
-        """Fail before sending anything if the input lacks columns; name them all at once."""
-        have = set(available)
-        folded = {column.strip().casefold(): column for column in available}
-        missing = []
-        for column, key in self.columns().items():
-            if column in have:
-                continue
-            near = folded.get(column.strip().casefold())
-            maybe = f"; did you mean '{near}'?" if near is not None else ""
-            missing.append(f"'{column}' ({key}{maybe})")
-        if not missing:
-            return
-        listed = ", ".join(available[:50])
-        if len(available) > 50:
-            listed += f", ... ({len(available) - 50} more)"
-        noun = "column" if len(missing) == 1 else "columns"
-        raise MappingError(
-            f"{self._label}: {input_name} lacks {len(missing)} {noun} the mapping uses: "
-            f"{', '.join(missing)}; the file has: {listed or '(no columns)'}; "
-            "fix the mapping or the file's header row"
+        """Fail before sending anything if the input lacks columns; name them all at once.
+
+        With ``source.match_headers: loose``, a column that differs from one header only in
+        case, spaces and underscores reads that header from now on (this mapping is compiled
+        again for it: call this before building the file's rows)."""
+        renames = resolve_columns(
+            self._declared_columns,
+            available,
+            loose=self._model.source.match_headers == "loose",
+            label=self._label,
+            input_name=input_name,
         )
+        if renames != self._renames:
+            self._compile(rename_columns(self._model, renames))
+            self._renames = renames
 
     def key_of(self, row: Row) -> str:
         """The row's SearchBy key, normalised for comparison exactly as ``build(row).key``.

@@ -238,6 +238,9 @@ class _Filters(_Model):
 
 class _Source(_Model):
     timezone: str | None = None
+    # loose: a column name also matches a header that differs only in case, spaces and
+    # underscores (first_name, First Name), when exactly one does (headers.py).
+    match_headers: Literal["exact", "loose"] = "exact"
 
     _zone_check = field_validator("timezone")(check_zone)
 

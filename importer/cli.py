@@ -1057,6 +1057,18 @@ def validate(
     is_flag=True,
     help="Match columns to the account's lead fields (LeadsMetaData; keys as for run).",
 )
+@click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="IANA time zone of INPUT's date-times (e.g. America/New_York). Default: a TODO "
+    "placeholder that validate refuses until it is replaced.",
+)
+@click.option(
+    "--country-code",
+    metavar="CODE",
+    help="Country code of phone numbers written without one (e.g. 1). Default: a TODO "
+    "placeholder, if some are.",
+)
 @_online_options
 @reports_errors
 def init_mapping(
@@ -1064,6 +1076,8 @@ def init_mapping(
     output: Path | None,
     force: bool,
     online: bool,
+    timezone: str | None,
+    country_code: str | None,
     host: str | None,
     sandbox: bool,
     env_file: Path | None,
@@ -1074,11 +1088,13 @@ def init_mapping(
     """Write a commented mapping skeleton from INPUT's header, to edit and then validate.
 
     Obvious columns (email, phone, names, city, a date-time) are mapped, the rest are listed
-    as comments; the activity code is left as a TODO.
+    as comments. What only you know is left as a TODO placeholder that validate refuses: the
+    activity code, and the date-times' time zone and the phones' country code unless given.
 
     \b
     Example:
       lsq-import init-mapping leads.csv --output mappings/leads.yaml
+      lsq-import init-mapping export.csv --timezone America/New_York --country-code 1
       lsq-import validate leads.csv --mapping mappings/leads.yaml
     """
     from .mapping.scaffold import write_mapping_skeleton
@@ -1099,6 +1115,8 @@ def init_mapping(
         sheet=sheet,
         encoding=encoding,
         delimiter=delimiter,
+        timezone=timezone,
+        country_code=country_code,
     )
     echo(made.to_text())
 

@@ -11,13 +11,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .text import show
+from .text import PLACEHOLDER, show
 from .transforms import Converter, Fail, cached
 
 TIME_ZONE_HINT = "use an IANA name such as Asia/Kolkata, America/New_York or UTC"
 
 
 def _zone(name: str) -> ZoneInfo:
+    if name == PLACEHOLDER:
+        raise ValueError(
+            f"{PLACEHOLDER} is init-mapping's placeholder: write the time zone the file's "
+            f"date-times are written in ({TIME_ZONE_HINT})"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -26,6 +26,9 @@ from typing import Any
 
 from ..exceptions import MappingError
 from ..reader import open_input
+from .dates import check_zone
+from .text import PLACEHOLDER
+from .transforms import parse_transforms
 
 __all__ = [
     "Skeleton",
@@ -74,12 +77,18 @@ _BIRTH_HINT = re.compile(r"dob|birth", re.IGNORECASE)
 DATETIME_FORMATS = (
     "%d/%m/%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %I:%M %p",
+    "%d/%m/%Y %I:%M:%S %p",
     "%d/%m/%Y",
     "%m/%d/%Y %H:%M",
     "%m/%d/%Y %H:%M:%S",
+    # US exports (HubSpot, Salesforce): '3/7/2024 2:15 PM'
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
     "%m/%d/%Y",
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %I:%M %p",
     "%Y-%m-%d",
     "%Y-%m-%dT%H:%M:%S",
     "%Y/%m/%d %H:%M:%S",
@@ -93,6 +102,13 @@ DATETIME_FORMATS = (
     "%d %b %Y",
 )
 SAMPLE_ROWS = 500
+
+# A phone number as exports write them, an extension after it ('(206) 977-3615 ext. 12').
+_EXTENSION = r"\s*(?:ext|x)\.?\s*\d+$"
+_EXTENSION_RE = re.compile(_EXTENSION, re.IGNORECASE)
+_PHONE_LIKE = re.compile(r"(?:\+|00)?[\d\s\-./()]{6,}")
+_PHONE_TARGETS = ("Phone", "Mobile")
+_COUNTRY_CODE_HINT = '"1" (US, Canada), "91" (India), "44" (UK)'
 
 
 def _norm(text: str) -> str:
@@ -168,6 +184,36 @@ class _Choice:
     target: str | None = None  # lead attribute
     field_set: tuple[str, str] | None = None  # (CFS attribute, sub-field)
     comment: str = ""
+    transform: list[str] = field(default_factory=list)  # YAML list items, comments included
+
+
+def _looks_like_phones(values: Sequence[str]) -> bool:
+    """Most filled values are phone numbers (an extension allowed), or none is filled."""
+    filled = [v.strip() for v in values if v.strip()]
+    phones = sum(bool(_PHONE_LIKE.fullmatch(_EXTENSION_RE.sub("", v))) for v in filled)
+    return phones >= len(filled) * 0.9
+
+
+def _phone_transform(values: Sequence[str], country_code: str | None) -> tuple[list[str], bool]:
+    """The transform list of a phone column, and whether its country code is a placeholder."""
+    filled = [v.strip() for v in values if v.strip()]
+    steps = []
+    if any(_EXTENSION_RE.search(v) for v in filled):
+        steps.append(
+            f"- {{replace: {{pattern: '{_EXTENSION}', case: insensitive}}}}  "
+            '# drops an extension ("ext. 12"), which a phone number cannot hold'
+        )
+    international = bool(filled) and all(v.startswith(("+", "00")) for v in filled)
+    if country_code is not None:
+        steps.append(f"- {{phone: {{default_country_code: {_q(country_code)}}}}}")
+    elif international:
+        steps.append("- phone  # every number sampled has its country code")
+    else:
+        steps.append(
+            f"- {{phone: {{default_country_code: {PLACEHOLDER}}}}}  # TODO: the country code of "
+            f"numbers written without one, e.g. {_COUNTRY_CODE_HINT}"
+        )
+    return steps, country_code is None and not international
 
 
 @dataclass
@@ -203,6 +249,9 @@ class _AccountFields:
                 if each:
                     index.setdefault(_norm(each), name)
         return cls(by_name, index, sub_index)
+
+    def is_phone(self, name: str) -> bool:
+        return str(self.by_name.get(name, {}).get("DataType", "")).lower() == "phone"
 
     def describe(self, name: str, sub: str | None = None) -> str:
         f = self.by_name[name]
@@ -263,6 +312,9 @@ class Skeleton:
     """Columns left commented out, for the user to place."""
     datetime_column: str | None = None
     online: bool = False
+    placeholders: list[str] = field(default_factory=list)
+    """Mapping keys written as a placeholder that fails ``validate`` until it is replaced
+    (``activity.event`` always; ``source.timezone``, a phone's ``default_country_code``)."""
 
     def to_text(self) -> str:
         lines = [
@@ -272,11 +324,16 @@ class Skeleton:
         ]
         if self.unmapped:
             lines.append(f"left commented out, to place: {', '.join(self.unmapped)}")
+        todo = self.placeholders or ["activity.event"]
         lines.append(
-            f"next: set activity.event and review the TODO comments in {self.path}, then run "
+            f"next: set {_and(todo)} and review the TODO comments in {self.path}, then run "
             f"lsq-import validate {self.input} --mapping {self.path}"
         )
         return "\n".join(lines)
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def default_output_path(input_path: str | os.PathLike[str]) -> Path:
@@ -290,11 +347,18 @@ def skeleton_text(
     *,
     input_name: str,
     lead_fields: Sequence[dict[str, Any]] | None = None,
+    timezone: str | None = None,
+    country_code: str | None = None,
 ) -> tuple[str, Skeleton]:
     """The YAML text of a mapping skeleton for a file with ``columns``; and what it mapped.
 
-    ``samples``: some of the file's rows, to recognise date-time columns and their format.
-    The returned :class:`Skeleton` has a placeholder path.
+    ``samples``: some of the file's rows, to recognise date-time columns and their format, and
+    phone columns. ``timezone`` (of the date-times) and ``country_code`` (of phone numbers
+    written without one) are written as given; without them, a date-time column gets
+    ``source.timezone: TODO`` and a phone column without country codes
+    ``default_country_code: TODO``, placeholders that fail ``validate`` until replaced (a
+    guess such as UTC would pass it, and send every date-time hours off). The returned
+    :class:`Skeleton` has a placeholder path.
     """
     account = _AccountFields.of(lead_fields) if lead_fields is not None else None
     made = Skeleton(path=Path("."), input=input_name, online=account is not None)
@@ -312,6 +376,15 @@ def skeleton_text(
         target = choice.field_set or choice.target
         if target is not None and target not in taken:
             taken.add(target)
+            is_phone = choice.target in _PHONE_TARGETS or bool(
+                account and choice.target and account.is_phone(choice.target)
+            )
+            if choice.target is not None and is_phone and _looks_like_phones(values):
+                choice.transform, placeholder = _phone_transform(values, country_code)
+                if placeholder:
+                    made.placeholders.append(
+                        f"the country code in lead.attributes.{choice.target}.transform"
+                    )
             if choice.field_set is not None:
                 field_sets.setdefault(choice.field_set[0], []).append(choice)
             else:
@@ -355,14 +428,24 @@ def skeleton_text(
         "version: 1",
         "",
     ]
-    if activity_dt is not None:
+    if activity_dt is not None and timezone is not None:
         out += [
             "source:",
-            "  # TODO: the IANA time zone the file's date-times are written in, e.g. Asia/Kolkata;",
-            "  # they are converted to UTC for LeadSquared.",
-            "  timezone: UTC",
+            "  # The IANA time zone the file's date-times are written in; they are converted to",
+            "  # UTC for LeadSquared.",
+            f"  timezone: {_q(timezone)}",
             "",
         ]
+    elif activity_dt is not None:
+        out += [
+            "source:",
+            "  # TODO: the IANA time zone the file's date-times are written in, e.g.",
+            "  # America/New_York, Europe/London or Asia/Kolkata; they are converted to UTC for",
+            f"  # LeadSquared. {PLACEHOLDER} fails `lsq-import validate` until you write it.",
+            f"  timezone: {PLACEHOLDER}",
+            "",
+        ]
+        made.placeholders.insert(0, "source.timezone")
     out += [
         "lead:",
         "  # The attribute LeadSquared finds the lead by (updated if found, created if not).",
@@ -372,7 +455,15 @@ def skeleton_text(
     for choice in attributes:
         assert choice.target is not None
         comment = f"  # {choice.comment}" if choice.comment else ""
-        out.append(f"    {_q(choice.target)}: {_q(choice.column)}{comment}")
+        if choice.transform:
+            out += [
+                f"    {_q(choice.target)}:{comment}",
+                f"      column: {_q(choice.column)}",
+                "      transform:",
+                *(f"        {step}" for step in choice.transform),
+            ]
+        else:
+            out.append(f"    {_q(choice.target)}: {_q(choice.column)}{comment}")
         made.mapped.append((choice.column, f"lead.attributes.{choice.target}"))
     for outer, subs in field_sets.items():
         out += [f"    {_q(outer)}:  # a custom field set", "      fields:"]
@@ -404,6 +495,7 @@ def skeleton_text(
         "activity:",
         "  event: 0  # TODO: your activity code (Settings > Activities > Custom Activities)",
     ]
+    made.placeholders.insert(0, "activity.event")
     if notes:
         template = " ".join(f"{{{column}}}" for column in notes)
         out.append(f"  note: {{template: {_q(template)}}}")
@@ -453,13 +545,18 @@ def write_mapping_skeleton(
     sheet: str | int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    timezone: str | None = None,
+    country_code: str | None = None,
 ) -> Skeleton:
     """Read ``input_path``'s header and first rows; write the skeleton to ``output``.
 
     ``output`` defaults to ``<input stem>.mapping.yaml`` in the current folder. An existing
     file is kept (MappingError) unless ``force``. ``lead_fields`` may be a callable (e.g.
     fetching ``LeadsMetaData``): it is called only once the input file has been read.
+    ``timezone`` and ``country_code``: see :func:`skeleton_text`; checked before anything
+    is read.
     """
+    _check_choices(timezone, country_code)
     path = Path(output) if output is not None else default_output_path(input_path)
     if path.exists() and not force:
         raise MappingError(
@@ -471,7 +568,12 @@ def write_mapping_skeleton(
     if callable(lead_fields):
         lead_fields = lead_fields()
     text, made = skeleton_text(
-        columns, samples, input_name=os.fspath(input_path), lead_fields=lead_fields
+        columns,
+        samples,
+        input_name=os.fspath(input_path),
+        lead_fields=lead_fields,
+        timezone=timezone,
+        country_code=country_code,
     )
     try:
         with open(path, "w" if force else "x", encoding="utf-8", newline="\n") as out:
@@ -484,3 +586,16 @@ def write_mapping_skeleton(
         raise MappingError(f"{path}: cannot write the mapping ({exc.strerror})") from None
     made.path = path
     return made
+
+
+def _check_choices(timezone: str | None, country_code: str | None) -> None:
+    """Refuse a time zone or country code the mapping check would refuse, in its words."""
+    try:
+        check_zone(timezone)
+    except ValueError as exc:
+        raise MappingError(f"--timezone: {exc}") from None
+    if country_code is not None:
+        try:
+            parse_transforms({"phone": {"default_country_code": country_code}})
+        except ValueError as exc:
+            raise MappingError(f"--country-code: {str(exc).split(': ', 1)[-1]}") from None

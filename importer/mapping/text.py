@@ -26,3 +26,8 @@ def show(text: str) -> str:
     """A cell value quoted for a one-line message."""
     shown = repr(text)
     return shown if len(shown) <= 80 else shown[:76] + "...'"
+
+
+PLACEHOLDER = "TODO"
+"""What ``init-mapping`` writes where only the user can know the value (a time zone, a
+country code): the mapping check refuses it, saying so, until it is replaced."""

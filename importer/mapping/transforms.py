@@ -14,7 +14,7 @@ from typing import Any
 
 from .outcomes import RowError
 from .patterns import TextTooLong, user_pattern
-from .text import scalar_text, show
+from .text import PLACEHOLDER, scalar_text, show
 
 Converter = Callable[[str], str]
 Fail = Callable[[str], RowError]
@@ -147,9 +147,14 @@ def _phone_options(options: dict[str, Any]) -> dict[str, Any]:
     if code is not None:
         text = scalar_text(code, "phone.default_country_code").strip().removeprefix("+")
         if not (text.isascii() and text.isdigit()) or _country_code_length(text) != len(text):
+            what = (
+                "is init-mapping's placeholder for the country of numbers written without one"
+                if text == PLACEHOLDER
+                else "is not a country calling code"
+            )
             raise ValueError(
-                f"phone.default_country_code: {code!r} is not a country calling code; write "
-                'it without + or 00, e.g. "91" (India), "1" (US, Canada) or "44" (UK)'
+                f"phone.default_country_code: {code!r} {what}; write it without + or 00, "
+                'e.g. "91" (India), "1" (US, Canada) or "44" (UK)'
             )
         checked["default_country_code"] = text
     if options.get("national_length") is not None:

@@ -207,6 +207,11 @@ def run_import(
                         f"({exc.strerror}): a run needs a regular file, which a resume can "
                         "check is the same"
                     ) from None
+            # A resume accepts a mapping edited without a change in meaning (a comment).
+            meaning = the_mapping.meaning
+            fingerprints = dataclasses.replace(
+                fingerprints, mapping_meaning=meaning.digest, mapping_keys=meaning.keys
+            )
             endpoint = resolve_endpoint(
                 host=settings.host,
                 credentials=settings.credentials,

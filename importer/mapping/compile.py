@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from .dates import date_converter, datetime_converter
 from .headers import rename_columns, resolve_columns
+from .meaning import MappingMeaning, meaning_of
 from .outcomes import Payload, RowError, RowSkipped, RowWarning
 from .patterns import TextTooLong, user_pattern
 from .schema import BaseSpec, Condition, DatetimeSpec, MappingFile, Spec
@@ -440,6 +442,13 @@ class Mapping:
         self._declared_columns = self.columns()
         """The columns as the mapping names them (columns() gives the headers they matched)."""
         self._renames: dict[str, str] = {}
+
+    @functools.cached_property
+    def meaning(self) -> MappingMeaning:
+        """Digests of what this mapping means (its validated model, not its bytes): see
+        :mod:`.meaning`. A results file records them to tell a resume whether the mapping
+        changed what rows become."""
+        return meaning_of(self._model)
 
     def _compile(self, model: MappingFile) -> None:
         self.search_by: str = model.lead.search_by

@@ -62,6 +62,39 @@ def _positions(found: object) -> tuple[tuple[int, int, int], ...]:
     return triples
 
 
+def _keys(found: object) -> dict[str, str]:
+    """The ``mapping_keys`` of a metadata file; ValueError if they are not key -> digest."""
+    if not found:
+        return {}
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise ValueError("mapping_keys")
+    return {str(k): v for k, v in found.items()}
+
+
+def changed_keys(recorded: dict[str, str], current: dict[str, str], limit: int = 10) -> str:
+    """'lead.attributes.FirstName changed, activity.fields.mx_Custom_3 added': the mapping
+    keys whose digests differ, at most ``limit`` of them named; "" if none can be named."""
+
+    def change(key: str) -> str:
+        return "added" if key not in recorded else "removed" if key not in current else "changed"
+
+    changes = [
+        f"{key} {change(key)}"
+        for key in sorted(recorded.keys() | current.keys())
+        if recorded.get(key) != current.get(key)
+    ]
+    if len(changes) > limit:
+        changes[limit:] = [f"and {len(changes) - limit} more"]
+    return ", ".join(changes)
+
+
+def same_mapping(recorded: Fingerprints, current: Fingerprints) -> bool:
+    """The same bytes, or the same meaning (a comment or the layout edited)."""
+    return recorded.mapping_digest == current.mapping_digest or bool(
+        recorded.mapping_meaning and recorded.mapping_meaning == current.mapping_meaning
+    )
+
+
 def meta_path(results: Path) -> Path:
     """Where the fingerprints of ``results`` are kept."""
     return results.with_name(results.name + ".meta.json")
@@ -73,6 +106,14 @@ class Fingerprints:
     input_digest: str
     mapping: str
     mapping_digest: str
+    """``sha256:<hex>`` of the mapping file's bytes: a rerun of a complete file compares it
+    before loading the mapping (see :meth:`ResultsFile.completed_counts`)."""
+    mapping_meaning: str = ""
+    """``sha256:<hex>`` of what the mapping means (:mod:`importer.mapping.meaning`): a resume
+    accepts a mapping whose bytes changed but not this. Empty in files recorded before it
+    existed, and until the mapping is loaded; those resume on unchanged bytes only."""
+    mapping_keys: dict[str, str] = field(default_factory=dict)
+    """Dotted mapping key -> digest of what it holds, to name the keys that changed."""
     complete: bool = False
     """Every row of this input ended ``success``: a scheduled run may skip the file."""
     written_bytes: int = 0
@@ -166,6 +207,8 @@ class Fingerprints:
             data = json.loads(target.read_text(encoding="utf-8"))
             return cls(
                 **{k: str(data[k]) for k in ("input", "input_digest", "mapping", "mapping_digest")},
+                mapping_meaning=str(data.get("mapping_meaning") or ""),
+                mapping_keys=_keys(data.get("mapping_keys")),
                 complete=data.get("complete") is True,
                 written_bytes=int(data.get("written_bytes") or 0),
                 written_rows=int(data.get("written_rows") or 0),
@@ -333,13 +376,36 @@ def check_resume(
                 " the wrong rows; use a new --results file, or --force-resume if you only"
                 " corrected cells in place"
             )
-        if recorded.mapping_digest != current.mapping_digest:
+        if not same_mapping(recorded, current):
+            what = ""
+            if recorded.mapping_meaning and current.mapping_meaning:
+                changes = changed_keys(recorded.mapping_keys, current.mapping_keys)
+                what = f" in what it sends ({changes})" if changes else " in what it sends"
             raise ResultsFileError(
-                f"{current.mapping} changed since {results} was started; use --force-resume to"
-                " go on with the new mapping (rows already 'success' are not sent again), or a"
-                " new --results file"
+                f"{current.mapping} changed since {results} was started{what}; use"
+                " --force-resume to go on with the new mapping (rows already 'success' are not"
+                " sent again), or a new --results file"
             )
-    if recorded is None or (recorded.input_digest, recorded.mapping_digest) != (
+    if (
+        recorded is not None
+        and recorded.input_digest == current.input_digest
+        and same_mapping(recorded, current)
+    ):
+        if (recorded.mapping_digest, recorded.mapping_meaning, recorded.mapping_keys) != (
+            current.mapping_digest,
+            current.mapping_meaning,
+            current.mapping_keys,
+        ):
+            # The same meaning in other bytes (or recorded before meanings were): record the
+            # file as it is now, and keep what the results file's state says (complete, counts).
+            replace(
+                recorded,
+                mapping=current.mapping,
+                mapping_digest=current.mapping_digest,
+                mapping_meaning=current.mapping_meaning or recorded.mapping_meaning,
+                mapping_keys=current.mapping_keys or recorded.mapping_keys,
+            ).save(results)
+    elif recorded is None or (recorded.input_digest, recorded.mapping_digest) != (
         current.input_digest,
         current.mapping_digest,
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +14,9 @@ from click.testing import CliRunner
 
 from importer.cli import cli
 from importer.exceptions import ConfigError, ResultsFileError
+from importer.mapping import load_mapping
+from importer.mapping.meaning import MAX_KEYS
+from importer.results.fingerprint import changed_keys
 from importer.results.lock import ResultsLock
 from importer.settings import read_env_file
 
@@ -76,39 +80,129 @@ def test_resume_with_another_input_is_refused_unless_forced(
     assert import_into(sandbox, source, results).calls == 0
 
 
-def test_resume_with_a_changed_mapping_is_refused_unless_forced(
+def run_cli(sandbox, source: Path, mapping: Path, results: Path, *extra: str):
+    return CliRunner().invoke(
+        cli,
+        ["run", str(source), "-m", str(mapping), "--results", str(results)]
+        + ["--host", sandbox.base_url, "--rate", "100", "--per", "1", "--quiet", *extra],
+        env={"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key},
+    )
+
+
+def started_with_two_of_four(tmp_path: Path, sample_rows, sandbox) -> tuple[Path, Path, Path]:
+    """A results file that a trial run (--limit 2) started: two rows sent, two to go."""
+    source, results = sample_rows(4), tmp_path / "r.csv"
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(EXAMPLE_MAPPING.read_text(encoding="utf-8"), encoding="utf-8")
+    first = run_cli(sandbox, source, mapping, results, "--limit", "2")
+    assert first.exit_code == 0, first.output
+    assert len(sandbox.activities) == 2
+    return source, mapping, results
+
+
+def test_resume_after_an_edit_that_changes_nothing_sent(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """A comment, the shorthand written out, keys reordered, a default written explicitly:
+    the mapping means the same, so the resume goes on without --force-resume."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, mapping, results = started_with_two_of_four(tmp_path, sample_rows, sandbox)
+    text = mapping.read_text(encoding="utf-8")
+    edited = "# reviewed by ops\n" + text.replace(
+        "    FirstName: first_name\n    LastName: last_name\n",
+        "    LastName: {column: last_name, required: false}  # moved up\n"
+        "    FirstName:\n      column: first_name\n",
+    )
+    assert edited != text
+    mapping.write_text(edited, encoding="utf-8")
+
+    again = run_cli(sandbox, source, mapping, results)
+
+    assert again.exit_code == 0, again.output
+    assert len(sandbox.activities) == 4
+    assert [row["status"] for row in read_results(results)] == ["success"] * 4
+    meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
+    assert meta["mapping_digest"] == f"sha256:{hashlib.sha256(edited.encode()).hexdigest()}"
+    assert meta["complete"] is True
+    # Complete, under the edited bytes: a rerun sends nothing and is answered from the counts.
+    assert run_cli(sandbox, source, mapping, results).exit_code == 0
+    assert len(sandbox.activities) == 4
+
+
+def test_resume_with_a_changed_mapping_is_refused_naming_the_keys(
     tmp_path, sample_rows, sandbox_thread
 ) -> None:
     sandbox = sandbox_thread(rate=100, per=1.0)
-    results = tmp_path / "r.csv"
-    source = sample_rows(4)
-    mapping = tmp_path / "m.yaml"
-    mapping.write_text(EXAMPLE_MAPPING.read_text())
-    import_into(
-        sandbox,
-        source,
-        results,
-        mapping=mapping,
+    source, mapping, results = started_with_two_of_four(tmp_path, sample_rows, sandbox)
+    text = mapping.read_text(encoding="utf-8")
+    mapping.write_text(
+        text.replace("    mx_City: city\n", "    mx_City: {column: city, transform: upper}\n")
+        .replace("    mx_Custom_2: product\n", "")
+        .replace("Visited {city}.", "Came to {city}."),
+        encoding="utf-8",
     )
-    mapping.write_text(EXAMPLE_MAPPING.read_text() + "\n# edited\n")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            str(source),
-            "-m",
-            str(mapping),
-            "--results",
-            str(results),
-            "--host",
-            sandbox.base_url,
-        ],
-        env={"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key},
-    )
-    assert result.exit_code == 2, result.output
-    assert "m.yaml changed since" in result.stderr and "--force-resume" in result.stderr
+
+    refused = run_cli(sandbox, source, mapping, results)
+
+    assert refused.exit_code == 2, refused.output
+    assert (
+        f"{mapping} changed since {results} was started in what it sends (activity.fields."
+        "mx_Custom_2 removed, activity.note.template changed, lead.attributes.mx_City changed); "
+        "use --force-resume"
+    ) in refused.stderr
+    assert len(sandbox.activities) == 2
+    forced = run_cli(sandbox, source, mapping, results, "--force-resume")
+    assert forced.exit_code == 0, forced.output
+    assert len(sandbox.activities) == 4
     meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
     assert meta["mapping_digest"].startswith("sha256:")
+    assert meta["mapping_meaning"].startswith("sha256:")
+    assert "lead.attributes.mx_City" in meta["mapping_keys"]
+
+
+def test_a_results_file_recorded_with_only_the_mapping_bytes_resumes_on_those(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """Metadata written before meanings were recorded: the same bytes still resume; other
+    bytes cannot be told apart from another meaning, so they need --force-resume."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source, mapping, results = started_with_two_of_four(tmp_path, sample_rows, sandbox)
+    meta_file = tmp_path / "r.csv.meta.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["mapping_meaning"], meta["mapping_keys"]
+    meta_file.write_text(json.dumps(meta))
+    original = mapping.read_text(encoding="utf-8")
+
+    mapping.write_text(original + "# edited\n", encoding="utf-8")
+    refused = run_cli(sandbox, source, mapping, results)
+    assert refused.exit_code == 2, refused.output
+    assert f"{mapping} changed since {results} was started; use --force-resume" in refused.stderr
+
+    mapping.write_text(original, encoding="utf-8")
+    again = run_cli(sandbox, source, mapping, results)
+    assert again.exit_code == 0, again.output
+    assert len(sandbox.activities) == 4
+    assert json.loads(meta_file.read_text())["mapping_meaning"].startswith("sha256:")
+
+
+def test_changed_keys_are_bounded() -> None:
+    recorded = {f"lead.attributes.a{i:02d}": "x" for i in range(30)}
+    current = {key: "y" for key in recorded}
+    named = changed_keys(recorded, current)
+    assert named.startswith("lead.attributes.a00 changed, lead.attributes.a01 changed")
+    assert named.endswith("lead.attributes.a09 changed, and 20 more")
+
+
+def test_a_large_mapping_records_coarser_keys(tmp_path) -> None:
+    attributes = "".join(f"    mx_F{i}: c{i}\n" for i in range(MAX_KEYS + 5))
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "version: 1\nlead:\n  search_by: mx_F0\n  attributes:\n"
+        f"{attributes}activity: {{event: 105}}\n",
+        encoding="utf-8",
+    )
+    keys = load_mapping(path).meaning.keys
+    assert len(keys) <= MAX_KEYS and "lead.attributes" in keys
 
 
 def test_env_file_supplies_keys_and_host(tmp_path, sample_rows, sandbox_thread) -> None:

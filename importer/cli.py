@@ -216,7 +216,8 @@ mapping_option = click.option(
     "-m",
     required=True,
     type=click.Path(path_type=Path),
-    help="Column-mapping file (YAML), see mappings/README.md.",
+    help="Column-mapping file (YAML), see mappings/README.md (`lsq-import init-mapping "
+    "--example` writes it out).",
 )
 _INPUT_OPTIONS = (
     click.option("--sheet", help="Excel sheet name or 0-based index (default: the first)."),
@@ -267,6 +268,7 @@ def cli(ctx: click.Context) -> None:
 
     \b
     Try it on the bundled sample against a local sandbox (no account needed):
+      lsq-import init-mapping --example    # not needed in a clone: writes the files below
       lsq-import run sample_data/leads.csv --mapping mappings/example.yaml --sandbox
     """
     if ctx.invoked_subcommand is None:  # a bare `lsq-import`: the help, and no error
@@ -1044,14 +1046,21 @@ def validate(
 
 
 @cli.command("init-mapping", short_help="Write a commented mapping skeleton from INPUT's header.")
-@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_file", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--output",
     "-o",
     type=click.Path(path_type=Path),
-    help="Where to write the mapping. Default: INPUT's name + .mapping.yaml in the current folder.",
+    help="Where to write the mapping. Default: INPUT's name + .mapping.yaml in the current "
+    "folder. With --example: the folder to write into (default: the current one).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@click.option(
+    "--example",
+    is_flag=True,
+    help="Instead of reading INPUT, write the example mapping, the mapping reference and the "
+    "sample rows (mappings/example.yaml, mappings/README.md, sample_data/leads.csv).",
+)
 @click.option(
     "--online",
     is_flag=True,
@@ -1072,9 +1081,10 @@ def validate(
 @_online_options
 @reports_errors
 def init_mapping(
-    input_file: Path,
+    input_file: Path | None,
     output: Path | None,
     force: bool,
+    example: bool,
     online: bool,
     timezone: str | None,
     country_code: str | None,
@@ -1096,7 +1106,15 @@ def init_mapping(
       lsq-import init-mapping leads.csv --output mappings/leads.yaml
       lsq-import init-mapping export.csv --timezone America/New_York --country-code 1
       lsq-import validate leads.csv --mapping mappings/leads.yaml
+      lsq-import init-mapping --example --output lsq-example
     """
+    if example:
+        if input_file is not None:
+            raise click.UsageError("give INPUT or --example, not both")
+        _write_examples(output or Path("."), force)
+        return
+    if input_file is None:
+        raise click.UsageError("missing argument INPUT (or --example)")
     from .mapping.scaffold import write_mapping_skeleton
     from .preflight import read_lead_fields
 
@@ -1119,6 +1137,17 @@ def init_mapping(
         country_code=country_code,
     )
     echo(made.to_text())
+
+
+def _write_examples(folder: Path, force: bool) -> None:
+    from .examples import write_examples
+
+    mapping, reference, sample = write_examples(folder, force=force)
+    echo(
+        f"wrote {mapping} (the example mapping), {reference} (the mapping reference) and "
+        f"{sample} (the 200 rows it maps)"
+    )
+    echo(f"try: lsq-import run {sample} --mapping {mapping} --sandbox")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -102,3 +103,12 @@ def test_a_wheel_carries_the_example_files_as_package_data(tmp_path: Path) -> No
 
 def test_the_checkout_is_read_when_the_package_has_no_copy() -> None:
     assert Path(str(example_file("mappings/example.yaml"))) == ROOT / "mappings/example.yaml"
+
+
+def test_the_runtime_install_never_caps_aiohttp() -> None:
+    """aioresponses (0.7.9, the newest) breaks on aiohttp 3.14, so the test extra caps it;
+    an installation without the test extra must take any aiohttp from 3.9 on."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    (runtime,) = [dep for dep in project["dependencies"] if dep.startswith("aiohttp")]
+    assert "<" not in runtime and "!=" not in runtime and "~=" not in runtime
+    assert "aiohttp<3.14" in project["optional-dependencies"]["test"]

@@ -176,10 +176,19 @@ class _Sends:
     activity_sets: dict[str, dict[str, Target]]  # activity custom field set -> sub -> value
     event: int
     skip_activity_dropdowns: bool
+    row_token: str | None = None
 
     @classmethod
     def of(cls, mapping: Mapping) -> _Sends:
-        sends = cls({}, {}, {}, {}, mapping.activity_event, mapping.validate_dropdown_options)
+        sends = cls(
+            {},
+            {},
+            {},
+            {},
+            mapping.activity_event,
+            mapping.validate_dropdown_options,
+            mapping.row_token,
+        )
         for target in mapping.targets():
             if target.parent is not None:  # a sub-field of a custom field set
                 sets = sends.field_sets if target.section == "lead" else sends.activity_sets
@@ -401,8 +410,25 @@ def _check_activity_fields(
         if target.free:
             report.activity_dropdowns[name] = f
             report.keys[("activity", name)] = (target.key, target.column)
+    token = sends.row_token
+    if token is not None:
+        f = fields.get(token)
+        if f is None:
+            spare = [n for n in fields if n not in sends.activity and fields[n].options is None]
+            problems.append(
+                f"options.row_token: {token} is not a field of {what}; add a text field for the "
+                "token to the activity type, or name a spare one"
+                + (f" (it has {_listed(spare)} unmapped)" if spare else "")
+            )
+        elif f.options is not None:
+            problems.append(
+                f"options.row_token: {token} ({f.display}) is a dropdown in {what}; the token "
+                "needs a text field"
+            )
+        else:
+            report.activity_fields_checked += 1
     for name, f in fields.items():
-        if f.mandatory and name not in sends.activity:
+        if f.mandatory and name not in sends.activity and name != token:
             problems.append(
                 f"activity.fields: {what} requires {name} ({f.display}); map it "
                 f"(e.g. '{name}: <column>')"

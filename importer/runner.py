@@ -261,6 +261,7 @@ def run_import(
                     rows = counted_rows(reader, rows, observer, before=done_before.total())
                 results_file.record_run(host=_host_text(endpoint))
                 run = _Run(
+                    token_seed=results_file.token_seed() if the_mapping.row_token else "",
                     last_written=results_file.last_written(),
                     rows=rows,
                     done_before=done_before,
@@ -338,6 +339,8 @@ class _Run:
     settings: ImportSettings
     last_written: float | None = None
     """When an earlier run last wrote the results file (wall clock), or None."""
+    token_seed: str = ""
+    """The results file's row-token seed, when the mapping writes a token."""
     done_before: Counter[Status] = dataclasses.field(default_factory=Counter)
     """Rows done earlier (``success``, kept ``unknown``) before the first row of ``rows``:
     a resume that starts reading part-way counts them from the results file."""
@@ -361,7 +364,9 @@ class _Run:
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         from .mapping import RowError, RowSkipped
+        from .sending.token import add_row_token, row_token
 
+        token_field, seed = self.mapping.row_token, self.token_seed
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown
@@ -400,6 +405,8 @@ class _Run:
                 self.journal.record(result)
                 self.settled(result)
                 continue
+            if token_field is not None:
+                add_row_token(payload.body, token_field, row_token(seed, payload.row))
             yield payload
         if self.unread is not None:  # every row was read (or skipped, done): the total
             self.input_rows = self.unread + read

@@ -454,6 +454,8 @@ class Mapping:
         self.search_by: str = model.lead.search_by
         self.activity_event: int = model.activity.event
         self.validate_dropdown_options: bool = model.options.validate_dropdown_options
+        self.row_token: str | None = model.options.row_token
+        """The activity field a row token goes into (``options.row_token``), or None."""
         self._normalise_key = _key_normaliser(self.search_by)
         zone = model.source.timezone
         self._warnings: list[RowWarning] = []

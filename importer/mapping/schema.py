@@ -6,6 +6,7 @@ checked after validation, in ``load.py``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -276,9 +277,26 @@ class _Activity(_Model):
         return code
 
 
+ROW_TOKEN_FIELD = re.compile(r"mx_Custom_[1-9][0-9]?")
+"""The activity custom fields a row token may go into (an activity type has up to 50)."""
+
+
 class _Options(_Model):
     validate_dropdown_options: StrictBool = False
     activity_cfs_key: Literal["Attribute", "SchemaName"] = "Attribute"
+    row_token: str | None = None
+    """A spare activity field (``mx_Custom_N``) into which lsq-import writes each row's token,
+    so that a row whose answer was lost can be found exactly (see importer.sending.token)."""
+
+    @field_validator("row_token")
+    @classmethod
+    def _check_row_token(cls, name: str | None) -> str | None:
+        if name is not None and not ROW_TOKEN_FIELD.fullmatch(name):
+            raise ValueError(
+                f"{name[:60]!r} is not an activity custom field: give the schema name of a "
+                "spare one, mx_Custom_1 to mx_Custom_50, that no column is mapped to"
+            )
+        return name
 
 
 class MappingFile(_Model):
@@ -288,3 +306,13 @@ class MappingFile(_Model):
     lead: _Lead
     activity: _Activity
     options: _Options = Field(default_factory=_Options)
+
+    @model_validator(mode="after")
+    def _token_field_is_spare(self) -> MappingFile:
+        token = self.options.row_token
+        if token is not None and token in self.activity.fields:
+            raise ValueError(
+                f"options.row_token: {token} is also mapped in activity.fields; the token needs "
+                "a spare field of its own (lsq-import writes it on every row)"
+            )
+        return self

@@ -199,6 +199,18 @@ class ResultsFile:
                     self.path
                 )
 
+    def token_seed(self) -> str:
+        """The seed of this file's row tokens (see importer.sending.token), made from the
+        input's fingerprint the first time it is asked for, then kept in the metadata."""
+        recorded = Fingerprints.load(self.path)
+        if recorded is None:
+            raise ResultsFileError(f"{self.meta_path}: missing; run check_resume first")
+        if not recorded.token_seed:
+            seed = recorded.input_digest.removeprefix("sha256:")[:16]
+            recorded = dataclasses.replace(recorded, token_seed=seed)
+            recorded.save(self.path, durable=True)  # before any token is sent
+        return recorded.token_seed
+
     def has_metadata(self) -> bool:
         """Whether the fingerprints of the input and mapping are kept beside the file."""
         return self.meta_path.exists()

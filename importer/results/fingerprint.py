@@ -146,6 +146,9 @@ class Fingerprints:
     host: str = ""
     """Where the last run sent its rows (scheme, host, port and path: never user info, never
     a key)."""
+    token_seed: str = ""
+    """What the row tokens of this results file are made from (see importer.sending.token):
+    set once, when a run first sends with a token, and kept for the file's life."""
 
     @classmethod
     def of(
@@ -197,6 +200,7 @@ class Fingerprints:
                 "verified_sha256",
                 "pending_bytes",
                 "pending_sha256",
+                "token_seed",
             )
         }
 
@@ -221,6 +225,7 @@ class Fingerprints:
                 positions_of=str(data.get("positions_of") or ""),
                 input_rows=int(data.get("input_rows") or 0),
                 host=str(data.get("host") or ""),
+                token_seed=str(data.get("token_seed") or ""),
             )
         except FileNotFoundError:
             return None

@@ -116,6 +116,8 @@ def _default_activity_types() -> list[dict[str, Any]]:
                     "mx_Custom_3", "Interest", "Dropdown", options=["Hot", "Warm", "Cold"]
                 ),
                 delivery,
+                # A spare text field, for options.row_token (see importer.sending.token).
+                _activity_field("mx_Custom_5", "Import Token", "String"),
             ],
         },
         {
@@ -149,7 +151,8 @@ class SandboxSchema:
 
         Activity 105 has mx_Custom_1 (Number), mx_Custom_2 (String), mx_Custom_3 (dropdown
         Hot/Warm/Cold) and the custom field set mx_Custom_4 "Delivery" with City (String) and
-        Slot (dropdown Morning/Evening); 106 has a mandatory mx_Custom_1.
+        Slot (dropdown Morning/Evening), and a spare text field mx_Custom_5 (for a row
+        token); 106 has a mandatory mx_Custom_1.
         """
         return cls(lead_fields=_default_lead_fields(), activity_types=_default_activity_types())
 

@@ -27,6 +27,7 @@ re-sends a row whose lead exists (see :class:`Verdict`).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -144,8 +145,19 @@ def _matches(found: FoundActivityLike, content: tuple[Any, ...]) -> bool:
     return all(_text(found.fields.get(name)) == value for name, value in fields)
 
 
-class LookupError_(Exception):
-    """Raised by a lookups object when a lookup cannot be answered (``reason`` says why)."""
+class CallBudget:
+    """What is left of a run's ``--max-calls`` for lookups: :meth:`take` is asked before each
+    call (a True is followed by exactly one call), so the count is exact."""
+
+    def __init__(self, left: int | None) -> None:
+        self.left = left
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.left is not None and self.taken >= self.left:
+            return False
+        self.taken += 1
+        return True
 
 
 async def settle(
@@ -153,33 +165,41 @@ async def settle(
     lookups: LookupsLike,
     *,
     token_field: str | None,
-    known_ids: set[str] = frozenset(),  # type: ignore[assignment]
-    failure: type[BaseException] | tuple[type[BaseException], ...] = LookupError_,
+    known_ids: set[str] | frozenset[str] = frozenset(),
+    concurrency: int = 1,
 ) -> list[Settled]:
     """The verdict on each pending row (see the module's docstring).
 
+    Leads are looked up ``concurrency`` at a time (every call still takes a pacer slot).
     ``known_ids``: activity ids recorded for ``success`` rows (never taken for another row).
-    ``failure``: the exception(s) a failed lookup raises; its rows get :attr:`Verdict.FAILED`
-    with the exception's text as the reason.
+    A lookup that fails, or that the call budget no longer allows, gives its lead's rows
+    :attr:`Verdict.FAILED` with the reason; a fatal answer (401, a redirect) propagates.
     """
+    from ..leadsquared.lookup import BudgetExhausted, LookupFailed
+
     by_lead: dict[tuple[str, str, int], list[Pending]] = defaultdict(list)
     for item in pending:
         by, value = item.search
-        by_lead[(by, value.casefold() if by == "EmailAddress" else value, item.event)].append(
-            item
-        )
-    verdicts: list[Settled] = []
-    for (by, _, event), rows in by_lead.items():
-        try:
-            verdicts.extend(
-                await _settle_lead(
+        folded = value.casefold() if by == "EmailAddress" else value
+        by_lead[(by, folded, item.event)].append(item)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(by: str, event: int, rows: list[Pending]) -> list[Settled]:
+        async with gate:
+            try:
+                return await _settle_lead(
                     by, rows[0].search[1], event, rows, lookups, token_field, known_ids
                 )
-            )
-        except failure as exc:  # type: ignore[misc]
-            reason = f"lookup failed: {getattr(exc, 'reason', '') or exc}"
-            verdicts.extend(Settled(r.row, Verdict.FAILED, reason=reason) for r in rows)
-    return verdicts
+            except LookupFailed as exc:
+                reason = f"lookup failed: {exc.reason}"
+            except BudgetExhausted:
+                reason = "not looked up: the call budget (--max-calls) ran out first"
+            return [Settled(r.row, Verdict.FAILED, reason=reason) for r in rows]
+
+    groups = await asyncio.gather(
+        *(one(by, event, rows) for (by, _, event), rows in by_lead.items())
+    )
+    return [verdict for group in groups for verdict in group]
 
 
 async def _settle_lead(
@@ -189,7 +209,7 @@ async def _settle_lead(
     rows: list[Pending],
     lookups: LookupsLike,
     token_field: str | None,
-    known_ids: set[str],
+    known_ids: set[str] | frozenset[str],
 ) -> list[Settled]:
     lead_ids = await lookups.leads(by, value)
     if not lead_ids:
@@ -225,7 +245,7 @@ def _by_content(
     rows: list[Pending],
     seen: list[tuple[str, FoundActivityLike]],
     token_field: str | None,
-    known_ids: set[str],
+    known_ids: set[str] | frozenset[str],
 ) -> list[Settled]:
     groups: dict[tuple[Any, ...], list[Pending]] = defaultdict(list)
     for r in rows:

@@ -382,8 +382,24 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
 @click.option(
     "--retry-unknown",
     is_flag=True,
-    help="Send again rows an earlier run left 'unknown' (their call may have landed: "
-    "check them first with: lsq-import report RESULTS --status unknown).",
+    help="Send again rows left 'unknown' that a lookup could not settle (their call may "
+    "have landed: check them first with: lsq-import report RESULTS --status unknown).",
+)
+@click.option(
+    "--reconcile/--no-reconcile",
+    default=True,
+    show_default=True,
+    help="Settle rows whose answer was lost by looking them up in LeadSquared (at the start "
+    "of a resume and at the end of a run); the lookups are paced and count in --max-calls.",
+)
+@click.option(
+    "--settle-delay",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long after a lost answer before looking its row up, and again before "
+    "re-sending a row whose lead exists but whose activity was not seen (a lagging read).",
 )
 @click.option(
     "--max-attempts",

@@ -37,7 +37,7 @@ from .exitcodes import ExitStatus
 from .progress import RunObserver, counted_rows, listens, observer_for
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
-from .results.journal import Journal, Outcomes, Result
+from .results.journal import Journal, Outcomes, Result, utc_now
 from .results.report import read_report
 from .results.status import Status
 from .settings import Credentials, ImportSettings
@@ -261,6 +261,9 @@ def run_import(
                     rows = counted_rows(reader, rows, observer, before=done_before.total())
                 results_file.record_run(host=_host_text(endpoint))
                 run = _Run(
+                    results_file=results_file,
+                    open_source=open_source,
+                    positions_of=positions_of,
                     token_seed=results_file.token_seed() if the_mapping.row_token else "",
                     last_written=results_file.last_written(),
                     rows=rows,
@@ -353,20 +356,50 @@ class _Run:
     known (a resume from a --start-row past the input's first rows)."""
     input_rows: int | None = None
     """The input's data rows, once the row feed has read it to the end (None before)."""
+    results_file: ResultsFile | None = None
+    open_source: Callable[[], InputFile] | None = None
+    """Opens the input again: reconciliation reads the rows it settles."""
+    positions_of: str = ""
+    unknown_now: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Rows this run left ``unknown`` so far -> their attempts (bounded by the lost answers)."""
+    unknown_at: float = 0.0
+    """When the latest of them was recorded (``time.monotonic()``)."""
+    lookups: Any = None
+    """The run's :class:`importer.leadsquared.lookup.Lookups` (None: not reconciling)."""
+    _max_calls: int | None = None
+    _pool_calls: Callable[[], int] = lambda: 0  # noqa: E731 - replaced once the pool runs
+    _looked_up: int = 0
+    _attempts_before: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Rows found missing -> the calls earlier attempts made (their resend adds to them)."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
+        if result.row in self.unknown_now:  # sent again after it was found missing
+            self.summary.this_run[Status.UNKNOWN] -= 1
+        if result.status is Status.UNKNOWN:
+            self.unknown_now[result.row] = result.attempts
+            self.unknown_at = time.monotonic()
+        else:
+            self.unknown_now.pop(result.row, None)
         self.summary.this_run[result.status] += 1
         self.observer.settled(result)
         if self.on_result is not None:
             self.on_result(result)
 
+    def finished(self, payload: Payload) -> Payload:
+        """The payload as it is sent: the mapping's body, and the row's token if it has one."""
+        if self.mapping.row_token is not None:
+            from .sending.token import add_row_token, row_token
+
+            add_row_token(
+                payload.body, self.mapping.row_token, row_token(self.token_seed, payload.row)
+            )
+        return payload
+
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         from .mapping import RowError, RowSkipped
-        from .sending.token import add_row_token, row_token
 
-        token_field, seed = self.mapping.row_token, self.token_seed
         start_row = self.settings.start_row or 0
         limit = self.settings.limit
         retry_unknown = self.settings.retry_unknown
@@ -405,9 +438,7 @@ class _Run:
                 self.journal.record(result)
                 self.settled(result)
                 continue
-            if token_field is not None:
-                add_row_token(payload.body, token_field, row_token(seed, payload.row))
-            yield payload
+            yield self.finished(payload)
         if self.unread is not None:  # every row was read (or skipped, done): the total
             self.input_rows = self.unread + read
 
@@ -454,6 +485,20 @@ class _Run:
                 if max_calls is not None:
                     max_calls = max(0, max_calls - self.summary.preflight_calls)
             self.journal.open()
+            if settings.reconcile:
+                from .leadsquared.lookup import Lookups
+
+                self.lookups = Lookups(client, pacer, retry, may_call=self._may_look_up)
+                self._max_calls = max_calls
+                self._pool_calls = lambda: 0
+                # Rows an earlier run left unknown: settled before anything is sent.
+                missing = await self._reconcile(
+                    list(self.previous.unknown_rows()), since=self.last_written, earlier=True
+                )
+                for row in missing:
+                    self.previous.forget(row)  # never landed: sent below, once
+                if max_calls is not None:
+                    max_calls = max(0, max_calls - self.lookups.calls)
             pool = WorkerPool(
                 sender=client,
                 pacer=pacer,
@@ -468,13 +513,18 @@ class _Run:
             self.sending = True
             try:
                 await pool.run(self.rows_to_send())
+                if settings.reconcile and not pool.stats.stop_reason:
+                    self._pool_calls = lambda: pool.pacer.calls - calls_before
+                    await self._settle_this_runs(pool)
             except ImporterError as exc:
                 # Rows were sent already (a file that breaks off mid-way, a full disk): not
                 # "bad input, nothing sent" but a stop; every outcome so far is kept.
                 self.summary.error_message = str(exc)
             finally:
                 summary = self.summary
-                summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls
+                lookups = self.lookups.calls if self.lookups is not None else 0
+                summary.lookup_calls = lookups
+                summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls - lookups
                 summary.retries = pool.stats.retries
                 summary.throttled = pool.pacer.throttled - throttled_before
                 summary.stop_reason = pool.stats.stop_reason
@@ -486,6 +536,210 @@ class _Run:
                         fatal.error_type,
                         redirect_to=fatal.redirect_to,
                     )
+
+    # ---- reconciliation (see importer.sending.reconcile)
+
+    def _may_look_up(self) -> bool:
+        """One more lookup call within ``--max-calls`` (what is left after the preflight)?"""
+        if self._max_calls is not None and self._looked_up + self._pool_calls() >= self._max_calls:
+            return False
+        self._looked_up += 1
+        return True
+
+    async def _settle_this_runs(self, pool: WorkerPool) -> None:
+        """This run's own lost answers: look them up once the read side had time; send again
+        (once) the rows that never landed, and look up what that leaves unknown, up to three
+        rounds."""
+        from .sending.pool import WorkerPool
+
+        for _ in range(3):
+            if not self.unknown_now or pool.stopping:
+                return
+            rows = sorted(self.unknown_now)
+            wait = self.unknown_at + self.settings.settle_delay - time.monotonic()
+            missing = await self._reconcile(rows, wait=max(0.0, wait))
+            if not missing:
+                return
+            payloads = [self.finished(p) for p in self._payloads(missing)]
+            left = None
+            if self._max_calls is not None:
+                left = max(0, self._max_calls - self._looked_up - self._pool_calls())
+            again = WorkerPool(
+                sender=pool.sender,
+                pacer=pool.pacer,
+                journal=self.journal,
+                retry=pool.retry,
+                concurrency=pool.concurrency,
+                on_result=self.settled,
+                max_calls=left,
+                earlier_attempts=lambda row: self._attempts_before.get(row, 0),
+            )
+            stats = await again.run(payloads)
+            pool.stats.retries += stats.retries
+            if stats.stop_reason:
+                pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+                return
+
+    def _payloads(self, rows: list[int]) -> Iterator[Payload]:
+        """The payloads of ``rows`` (ascending), read again from the input."""
+        from .mapping import RowError, RowSkipped
+
+        assert self.open_source is not None and self.results_file is not None
+        results_file, of = self.results_file, self.positions_of
+        for row in _rows_numbered(
+            self.open_source, rows, lambda n: results_file.start_position(n, of)
+        ):
+            try:
+                yield self.mapping.build(row)
+            except (RowError, RowSkipped):
+                continue  # it cannot be rebuilt (the mapping changed): left as it is
+
+    async def _reconcile(
+        self,
+        rows: list[int],
+        *,
+        wait: float = 0.0,
+        since: float | None = None,
+        earlier: bool = False,
+    ) -> list[int]:
+        """Look up ``rows`` (unknown) in LeadSquared; record the verdicts; return the rows that
+        never landed (to be sent again, once).
+
+        ``wait``: seconds to let the read side catch up first; ``since``: the wall-clock time
+        of the latest call among them, for rows an earlier run left (waits what is left of
+        the settle delay). ``earlier``: rows of an earlier run (their attempts are in
+        ``previous``)."""
+        from .sending.reconcile import Pending, Tally, Verdict, settle
+
+        if not rows:
+            return []
+        assert self.lookups is not None and self.results_file is not None
+        delay = self.settings.settle_delay
+        if since is not None:
+            wait = max(wait, since + delay - time.time())
+        tally: Tally = self.summary.reconciled
+        missing: list[int] = []
+        for batch in _batches(rows, 500):
+            pending = [
+                Pending(self.finished(p), self._token_of(p.row)) for p in self._payloads(batch)
+            ]
+            if not pending:
+                continue
+            if wait > 0:
+                await asyncio.sleep(wait)
+                wait = 0.0
+            known: set[str] = set()
+            if self.mapping.row_token is None:
+                from .results.journal import read_success_ids
+
+                known = read_success_ids(self.results_file.path, {p.payload.key for p in pending})
+            token = self.mapping.row_token
+            found = await settle(
+                pending,
+                self.lookups,
+                token_field=token,
+                known_ids=known,
+                concurrency=self.settings.calls_in_flight,
+            )
+            recheck = {v.row for v in found if v.verdict is Verdict.MISSING and v.lead_exists}
+            if recheck:
+                # The lead is there but not the activity: a lagging read side would look the
+                # same. Look once more, one settle delay later, before sending it again.
+                await asyncio.sleep(delay)
+                again = await settle(
+                    [p for p in pending if p.row in recheck],
+                    self.lookups,
+                    token_field=token,
+                    known_ids=known,
+                    concurrency=self.settings.calls_in_flight,
+                )
+                found = [v for v in found if v.row not in recheck] + again
+            by_row = {p.row: p for p in pending}
+            for verdict in found:
+                tally.add(verdict.verdict)
+                payload = by_row[verdict.row].payload
+                attempts = (
+                    self.previous.attempts(verdict.row)
+                    if earlier
+                    else self.unknown_now.get(verdict.row, 0)
+                )
+                if verdict.verdict is Verdict.MISSING:
+                    self._attempts_before[verdict.row] = attempts
+                    missing.append(verdict.row)
+                    continue
+                result = Result(
+                    verdict.row,
+                    payload.key,
+                    Status.SUCCESS if verdict.verdict is Verdict.FOUND else Status.UNKNOWN,
+                    activity_id=verdict.activity_id,
+                    lead_id=verdict.lead_id,
+                    error_type="reconciled"
+                    if verdict.verdict is Verdict.FOUND
+                    else ("ambiguous" if verdict.verdict is Verdict.AMBIGUOUS else "lookup failed"),
+                    error_message=verdict.reason,
+                    attempts=attempts,
+                    finished_at=utc_now(),
+                )
+                self.journal.record(result)
+                if verdict.verdict is Verdict.FOUND:
+                    if earlier:
+                        self.previous.set(verdict.row, Status.SUCCESS)
+                    else:
+                        self.unknown_now.pop(verdict.row, None)
+                        self.summary.this_run[Status.UNKNOWN] -= 1
+                        self.summary.this_run[Status.SUCCESS] += 1
+                    if self.on_result is not None:
+                        self.on_result(result)
+                elif not earlier:
+                    self.unknown_now.pop(verdict.row, None)  # settled as far as it can be
+        tally.lookups = self.lookups.calls
+        return missing
+
+    def _token_of(self, row: int) -> str:
+        if self.mapping.row_token is None:
+            return ""
+        from .sending.token import row_token
+
+        return row_token(self.token_seed, row)
+
+
+def _batches(rows: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _rows_numbered(
+    open_source: Callable[[], InputFile],
+    numbers: list[int],
+    position_for: Callable[[int], Any],
+) -> Iterator[Row]:
+    """The rows numbered ``numbers`` (ascending) of the input, each read once: reading starts
+    again at a recorded position when the next wanted row is past it (a few rows of a long
+    file cost a few thousand rows parsed, not the file)."""
+    wanted = iter(numbers)
+    target = next(wanted, None)
+    with contextlib.ExitStack() as stack:
+        rows: Iterator[Row] | None = None
+        at = 0  # the number of the last row read
+        while target is not None:
+            start = position_for(target)
+            if rows is None or (start is not None and start.row > at + 1):
+                stack.close()
+                source = stack.enter_context(open_source())
+                use = start if start is not None and source.read_settings else None
+                rows = source.rows(start=use)
+            for row in rows:
+                at = row.number
+                while target is not None and target < at:
+                    target = next(wanted, None)  # a blank row: not yielded by the reader
+                if target == at:
+                    yield row
+                    target = next(wanted, None)
+                    break
+                if target is None:
+                    return
+            else:
+                return  # the input ended
 
 
 def _host_text(endpoint: Endpoint) -> str:

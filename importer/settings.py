@@ -279,6 +279,11 @@ class ImportSettings:
     start_row: int | None = None
     limit: int | None = None
     retry_unknown: bool = False
+    reconcile: bool = True
+    """Settle ``unknown`` rows by asking LeadSquared (importer.sending.reconcile)."""
+    settle_delay: float = 10.0
+    """Seconds after a lost answer before its row is looked up (LeadSquared's read side may
+    lag), and again before a row whose lead exists but whose activity was not seen is re-sent."""
     force_resume: bool = False
     preflight_check: bool = True
     sheet: str | int | None = None

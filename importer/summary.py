@@ -12,6 +12,7 @@ from typing import Any
 from .exitcodes import ExitStatus
 from .results.report import ResultsReport
 from .results.status import FINAL_STATUSES, NOT_DONE, Status
+from .sending.reconcile import Tally
 from .sending.stop import StopReason
 
 ERROR_GROUPS_SHOWN = 10
@@ -50,6 +51,10 @@ class Summary:
     """The results file's own account (errors grouped, timeline), read after the run."""
     fingerprints: dict[str, str] = field(default_factory=dict)
     """Digests of the input and mapping files the results file belongs to."""
+    lookup_calls: int = 0
+    """Calls that looked rows up in LeadSquared (reconciliation); not in ``calls``."""
+    reconciled: Tally = field(default_factory=Tally)
+    """``unknown`` rows looked up: found, missing (sent again), ambiguous, failed."""
 
     @property
     def rows(self) -> int:
@@ -98,6 +103,8 @@ class Summary:
             "timeline": report.get("timeline", []),
             "bucket_seconds": report.get("bucket_seconds", 0),
             "fingerprints": self.fingerprints,
+            "lookup_calls": self.lookup_calls,
+            "reconciled": self.reconciled.to_dict(),
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
@@ -124,11 +131,20 @@ class Summary:
         ]
         if self.already_done:
             lines.append(f"{self.already_done} rows already succeeded earlier: not sent again")
+        tally = self.reconciled
+        if tally.found or tally.missing or tally.ambiguous or tally.failed:
+            lines.append(
+                f"reconciled {tally.found + tally.missing + tally.ambiguous + tally.failed} "
+                f"rows whose answer was lost: {tally.found} found in LeadSquared (success), "
+                f"{tally.missing} had not landed (sent again), {tally.ambiguous} ambiguous, "
+                f"{tally.failed} could not be looked up ({self.lookup_calls} lookup calls)"
+            )
         if self.unknown_kept or self.by_status[Status.UNKNOWN]:
             lines.append(
-                f"{self.by_status[Status.UNKNOWN]} rows are 'unknown' (sent, answer lost: they"
-                " may exist in LeadSquared); check them, then rerun with --retry-unknown to send"
-                " them again"
+                f"{self.by_status[Status.UNKNOWN]} rows are 'unknown' (sent, answer lost, and"
+                " not settled by a lookup: they may exist in LeadSquared; the results file says"
+                " why); run again to look them up again, or check them and rerun with"
+                " --retry-unknown to send them again"
             )
         if self.report is not None:
             lines.extend(self.report.errors_text(limit=ERROR_GROUPS_SHOWN))

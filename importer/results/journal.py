@@ -327,6 +327,22 @@ class Outcomes:
             counts[_STATUS_NAMES[code].final] += n
         return counts
 
+    def unknown_rows(self) -> array[int]:
+        """The rows whose latest status is ``unknown`` (or a ``sending`` line), in order."""
+        found: array[int] = array("I")
+        codes = self._codes
+        for code in (_STATUS_CODES[Status.UNKNOWN], _STATUS_CODES[Status.SENDING]):
+            at = codes.find(code)
+            while at >= 0:
+                found.append(at)
+                at = codes.find(code, at + 1)
+        return array("I", sorted(found))
+
+    def forget(self, row: int) -> None:
+        """Forget the row's status (it is sent like a row never attempted)."""
+        if 0 <= row < len(self._codes):
+            self._codes[row] = 0
+
     def first_to_read(self, start: int, *, keep_unknown: bool) -> int:
         """The first row from ``start`` on that a run must read: not ``success`` (nor
         ``unknown``, when those are kept); a row past the last recorded one if there is none."""
@@ -421,6 +437,29 @@ def key_cell(key: str) -> str:
 def key_digest(key_text: str) -> int:
     """A 32-bit digest of a ``key`` cell: enough to notice a row whose key changed."""
     return zlib.crc32(key_text.encode("utf-8"))
+
+
+def read_success_ids(path: Path, keys: set[str]) -> set[str]:
+    """The activity ids of the ``success`` lines of leads ``keys``: activities already taken
+    by a row, which a reconciliation by content must not give to another (bounded by the rows
+    of those leads)."""
+    cells_wanted = {key_cell(key) for key in keys}
+    found: set[str] = set()
+    if not path.exists() or not cells_wanted:
+        return found
+    for _, _, _, lines in _blocks(path):
+        for line in lines:
+            parts = line.split(b",", 3)
+            if len(parts) < 4:
+                continue
+            if not parts[1].startswith(b'"') and (
+                parts[2] != b"success" or parts[1].decode() not in cells_wanted
+            ):
+                continue
+            cells = next(csv.reader([line.decode("utf-8")]), [])
+            if len(cells) == len(COLUMNS) and cells[2] == "success" and cells[1] in cells_wanted:
+                found.add(unescape_cell(cells[3]))
+    return found
 
 
 def read_key_digests(path: Path) -> array[int]:

@@ -213,9 +213,7 @@ async def _settle_lead(
 ) -> list[Settled]:
     lead_ids = await lookups.leads(by, value)
     if not lead_ids:
-        return [
-            Settled(r.row, Verdict.MISSING, reason=f"no lead with {by} {value}") for r in rows
-        ]
+        return [Settled(r.row, Verdict.MISSING, reason=f"no lead with {by} {value}") for r in rows]
     seen: list[tuple[str, FoundActivityLike]] = []
     for lead_id in lead_ids:
         for found in await lookups.activities(lead_id, event):
@@ -290,4 +288,3 @@ __all__ = [
     "content_of",
     "settle",
 ]
-

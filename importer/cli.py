@@ -837,6 +837,70 @@ def account(output: Path | None, events: tuple[int, ...], **options: Any) -> Non
     echo(found.to_text())
 
 
+@cli.command(short_help="Look up a results file's unknown rows in LeadSquared; send nothing.")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    help="The input file (default: the one the results file's metadata names).",
+)
+@click.option(
+    "--mapping",
+    "-m",
+    type=click.Path(path_type=Path),
+    help="The mapping file (default: the one the results file's metadata names).",
+)
+@click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
+)
+@click.option(
+    "--rate",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls allowed per --per seconds by your plan: lookups are paced like a run's calls.",
+)
+@click.option(
+    "--per",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="The window of --rate, in seconds.",
+)
+@click.option(
+    "--settle-delay",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds after the results file was last written before looking rows up.",
+)
+@click.option(
+    "--max-calls", type=click.IntRange(min=1), help="Stop before making more lookup calls."
+)
+@json_option("--json", what="the summary")
+@reports_errors
+def reconcile(results: Path, json_file: Path | None, **options: Any) -> None:
+    """Look up RESULTS' 'unknown' rows (answers lost, runs killed) in LeadSquared, and send
+    nothing: found rows become 'success', rows that never landed 'failed' (the next run
+    sends them once), the rest stay 'unknown' with the reason. A run does this by itself at
+    its start and end; this is for a results file from an older version or left by a crash.
+
+    \b
+    Example:
+      lsq-import reconcile leads.results.csv --host api-in21.leadsquared.com
+    """
+    from .runner import reconcile_results
+
+    summary = reconcile_results(results, **options)
+    summary_out(json_file, summary)
+    sys.exit(int(summary.exit_status))
+
+
 @cli.command(short_help="Summarise a results file: counts, errors, JSON or HTML.")
 @click.argument("results", type=click.Path(path_type=Path))
 @json_option("--json", what="the report")

@@ -78,6 +78,9 @@ class ImportOptions(TypedDict, total=False):
     start_row: int | None
     limit: int | None
     retry_unknown: bool
+    reconcile: bool
+    settle_delay: float
+    reconcile_only: bool
     force_resume: bool
     preflight_check: bool
     sheet: str | int | None
@@ -318,6 +321,39 @@ def run_import(
         ) from None
 
 
+def reconcile_results(
+    results: str | os.PathLike[str],
+    *,
+    input_path: str | os.PathLike[str] | None = None,
+    mapping: str | os.PathLike[str] | None = None,
+    **options: Unpack[ImportOptions],
+) -> Summary:
+    """Look up, in LeadSquared, the rows ``results`` lists as ``unknown``, and send nothing.
+
+    Found rows become ``success`` (``error_type`` ``reconciled``); rows that never landed
+    become ``failed`` (``not landed``), so the next run sends them once; the rest stay
+    ``unknown`` with the reason. The input and mapping default to those the results file's
+    metadata names (they must be unchanged: the same resume check as a run). Takes
+    :func:`run_import`'s settings (``host``, ``credentials``, ``rate``, ``per``,
+    ``settle_delay``, ``max_calls``, ...); what a results file from an older version, or
+    one a crash left, needs.
+    """
+    recorded = Fingerprints.load(Path(results))
+    if recorded is None and (input_path is None or mapping is None):
+        raise ResultsFileError(
+            f"{results}: no {Path(results).name}.meta.json beside it names the input and "
+            "mapping: pass them (--input, --mapping)"
+        )
+    options.setdefault("preflight_check", False)
+    options["reconcile_only"] = options["reconcile"] = True
+    return run_import(
+        input_path or recorded.input,  # type: ignore[union-attr]
+        mapping or recorded.mapping,  # type: ignore[union-attr]
+        results=results,
+        **options,
+    )
+
+
 def _is_dataframe(value: object) -> bool:
     """Whether ``value`` is a pandas DataFrame. (A DataFrame can only come from a process that
     imported pandas: without it, the reader package is not imported to find out.)"""
@@ -495,6 +531,11 @@ class _Run:
                 missing = await self._reconcile(
                     list(self.previous.unknown_rows()), since=self.last_written, earlier=True
                 )
+                if settings.reconcile_only:
+                    self._record_not_landed(missing)
+                    self.summary.calls = 0
+                    self.summary.lookup_calls = self.lookups.calls
+                    return
                 for row in missing:
                     self.previous.forget(row)  # never landed: sent below, once
                 if max_calls is not None:
@@ -694,6 +735,23 @@ class _Run:
                     self.unknown_now.pop(verdict.row, None)  # settled as far as it can be
         tally.lookups = self.lookups.calls
         return missing
+
+    def _record_not_landed(self, rows: list[int]) -> None:
+        """``lsq-import reconcile``: rows looked up and not found are ``failed``, so that the
+        next run sends them (once); nothing is sent now."""
+        for payload in self._payloads(rows):
+            self.journal.record(
+                Result(
+                    payload.row,
+                    payload.key,
+                    Status.FAILED,
+                    error_type="not landed",
+                    error_message="looked up in LeadSquared and not found: its call never "
+                    "landed; the next run sends it",
+                    attempts=self._attempts_before.get(payload.row, 0),
+                    finished_at=utc_now(),
+                )
+            )
 
     def _token_of(self, row: int) -> str:
         if self.mapping.row_token is None:

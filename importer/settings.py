@@ -281,6 +281,9 @@ class ImportSettings:
     retry_unknown: bool = False
     reconcile: bool = True
     """Settle ``unknown`` rows by asking LeadSquared (importer.sending.reconcile)."""
+    reconcile_only: bool = False
+    """Look up the ``unknown`` rows and send nothing (``lsq-import reconcile``): a row that
+    never landed is recorded ``failed`` ("not landed"), so the next run sends it."""
     settle_delay: float = 10.0
     """Seconds after a lost answer before its row is looked up (LeadSquared's read side may
     lag), and again before a row whose lead exists but whose activity was not seen is re-sent."""

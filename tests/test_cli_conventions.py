@@ -429,6 +429,6 @@ def test_the_documented_bash_completion_completes_commands_and_statuses(tmp_path
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
 
-    assert complete("lsq-import", "re") == ["report"]
+    assert complete("lsq-import", "rep") == ["report"]
     assert complete("lsq-import", "report", "r.csv", "--fail-on", "failed,u") == ["failed,unknown"]
     assert complete("lsq-import", "validate", "-", "--format", "xls") == ["xlsx", "xlsm", "xls"]

@@ -135,3 +135,54 @@ def test_lookups_are_paced_and_counted_in_the_call_budget(
     )
     assert statuses(results) == {("success", "reconciled"): 8}
     assert again.calls == 0 and len(sandbox.activities) == 8
+
+
+def test_the_reconcile_command_settles_a_crashed_runs_rows_and_sends_nothing(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+
+    from ..conftest import SANDBOX_KEYS
+
+    # drop_before: some calls never landed; drop_after: some did; all answers lost.
+    faults = FaultConfig.from_spec("drop_before=0.5,drop_after=0.5,seed=2")
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=faults)
+    mapping = token_mapping(tmp_path)
+    results = tmp_path / "r.csv"
+    import_into(sandbox, sample_rows(12), results, mapping=mapping, reconcile=False)
+    assert {s for s, _ in statuses(results)} == {"unknown"}
+    landed = len(sandbox.activities)
+    calls = len(sandbox.calls)
+    env = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
+    out = CliRunner().invoke(
+        cli,
+        [
+            "reconcile",
+            str(results),
+            "--host",
+            sandbox.base_url,
+            "--rate",
+            "100",
+            "--per",
+            "1",
+            "--settle-delay",
+            "0",
+        ],
+        env=env,
+    )
+    assert out.exit_code == 1, out.output  # rows left to send: 'failed' (not landed)
+    after = statuses(results)
+    assert after[("success", "reconciled")] == landed
+    assert after[("failed", "not landed")] == 12 - landed
+    assert len(sandbox.activities) == landed
+    assert all(
+        c.path.endswith(("Leads.GetByEmailaddress", "Retrieve")) for c in sandbox.calls[calls:]
+    )
+    # The next run sends exactly the rows that never landed.
+    clean = sandbox_thread(rate=100, per=1.0)  # the same account, without the faults
+    clean.account = sandbox.account
+    summary = import_into(clean, sample_rows(12), results, mapping=mapping)
+    assert summary.calls == 12 - landed and len(sandbox.account.activities) == 12
+    assert {s for s, _ in statuses(results)} == {"success"}

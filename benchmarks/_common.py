@@ -116,6 +116,7 @@ class SandboxProcess:
         latency: float = 0.0,
         jitter: float = 0.0,
         seed: int | None = 1,
+        faults: str | None = None,
     ) -> None:
         self.args = [
             sys.executable,
@@ -135,6 +136,8 @@ class SandboxProcess:
         ]
         if seed is not None:
             self.args += ["--seed", str(seed)]
+        if faults:
+            self.args += ["--faults", faults]
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None

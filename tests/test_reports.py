@@ -249,12 +249,12 @@ def test_report_after_retry_unknown_counts_every_runs_calls_and_plots_only_sent_
     source = edit_cells(sample_rows(30), "phone", {5: "n/a", 9: "n/a", 13: "n/a"})
     results = tmp_path / "r.csv"
     lossy = sandbox_thread(rate=100, per=1.0, faults=FaultConfig.from_spec("drop_after=0.3,seed=3"))
-    first = run_cli(source, results, lossy.base_url, "--no-preflight")
+    first = run_cli(source, results, lossy.base_url, "--no-preflight", "--no-reconcile")
     assert first.exit_code == 1, first.output
     unknown = [line["row"] for line in read_results(results) if line["status"] == "unknown"]
     assert unknown, first.output
     clean = sandbox_thread(rate=100, per=1.0)
-    second = run_cli(source, results, clean.base_url, "--no-preflight", "--retry-unknown")
+    second = run_cli(source, results, clean.base_url, "--no-preflight", "--retry-unknown", "--no-reconcile")
     assert second.exit_code == 1, second.output  # the invalid rows are still invalid
     calls = len(lossy.arrivals()) + len(clean.arrivals())
     assert len(clean.arrivals()) == len(unknown)

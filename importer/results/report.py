@@ -149,6 +149,8 @@ class ResultsReport:
     summed: a row sent again adds its new calls to its earlier ones)."""
     retries: int = 0
     """Calls beyond each row's first: retries, and rows sent again by a later run."""
+    reconciled: int = 0
+    """``success`` rows whose answer was lost and which a lookup found in LeadSquared."""
     errors: list[ErrorGroup] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
     """The first ``MAX_UNKNOWN_ROWS`` rows whose call may have landed without an answer (check
@@ -217,6 +219,7 @@ class ResultsReport:
             "by_status": {s: self.by_status[s] for s in FINAL_STATUSES if self.by_status[s]},
             "calls": self.calls,
             "retries": self.retries,
+            "reconciled": self.reconciled,
             "errors": [group.to_dict() for group in self.errors],
             "errors_more_rows": self.errors_more_rows,
             "unknown_rows": self.unknown_rows,
@@ -261,6 +264,11 @@ class ResultsReport:
             f"{self.calls} calls in all runs ({self.retries} retries and rows sent again)"
             + (f", {self.first_finished} to {self.last_finished}" if self.first_finished else ""),
         ]
+        if self.reconciled:
+            lines.append(
+                f"{self.reconciled} success rows were found in LeadSquared after their answer "
+                "was lost (error_type 'reconciled')"
+            )
         lines.extend(self.errors_text())
         if self.unknown_rows:
             lines.append(
@@ -397,6 +405,8 @@ class _Tally:
         report.by_status[status] += 1
         report.calls += attempts
         report.retries += max(0, attempts - 1)
+        if status == Status.SUCCESS and cells[6] == "reconciled":
+            report.reconciled += 1
         if status != Status.SUCCESS:
             if status == Status.UNKNOWN and len(report.unknown_rows) < MAX_UNKNOWN_ROWS:
                 report.unknown_rows.append(row)

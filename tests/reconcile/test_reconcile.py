@@ -47,6 +47,9 @@ def test_every_lost_answer_is_found_or_sent_again_once(
     assert len(sandbox.activities) == 60  # each exactly once
     assert summary.lookup_calls == summary.reconciled.lookups > 0
     assert sandbox.max_in_window(1.0) <= 100
+    assert summary.report is not None
+    assert summary.report.reconciled == found[("success", "reconciled")]
+    assert "found in LeadSquared (success)" in summary.to_text()
 
 
 def test_identical_rows_without_a_token_are_ambiguous_never_sent_twice(

@@ -361,34 +361,26 @@ class _Run:
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         from .mapping import RowError, RowSkipped
+        from .outgoing import RowSelection, request_builder
 
-        start_row = self.settings.start_row or 0
-        limit = self.settings.limit
-        retry_unknown = self.settings.retry_unknown
-        taken = read = 0
+        summary, observer = self.summary, self.observer
         if self.done_before:
-            self.summary.already_done += self.done_before[Status.SUCCESS]
-            self.summary.unknown_kept += self.done_before[Status.UNKNOWN]
-            self.observer.skipped(self.done_before.total())
-        for row in self.rows:
-            read += 1
-            if row.number < start_row:
-                self.observer.skipped()  # the bar shows how far into the file the run got
-                continue
-            before = self.previous.get(row.number)
-            if before is Status.SUCCESS:
-                self.summary.already_done += 1
-                self.observer.skipped()
-                continue
-            if before is Status.UNKNOWN and not retry_unknown:
-                self.summary.unknown_kept += 1
-                self.observer.skipped()
-                continue
-            if limit is not None and taken >= limit:
-                return
-            taken += 1
+            summary.already_done += self.done_before[Status.SUCCESS]
+            summary.unknown_kept += self.done_before[Status.UNKNOWN]
+            observer.skipped(self.done_before.total())
+
+        def passed(status: Status | None) -> None:
+            if status is Status.SUCCESS:
+                summary.already_done += 1
+            elif status is Status.UNKNOWN:
+                summary.unknown_kept += 1
+            observer.skipped()  # the bar shows how far into the file the run got
+
+        select = RowSelection.of_run(self.settings, self.previous)
+        build = request_builder(self.mapping)
+        for row in select.rows(self.rows, passed):
             try:
-                payload = self.mapping.build(row)
+                payload = build(row)
             except (RowError, RowSkipped) as exc:
                 skipped = isinstance(exc, RowSkipped)
                 result = Result.not_sent(
@@ -401,8 +393,9 @@ class _Run:
                 self.settled(result)
                 continue
             yield payload
-        if self.unread is not None:  # every row was read (or skipped, done): the total
-            self.input_rows = self.unread + read
+        if select.to_the_end and self.unread is not None:
+            # Every row was read (or skipped, done): the total.
+            self.input_rows = self.unread + select.read
 
     async def main(self, endpoint: Endpoint) -> None:
         from .leadsquared.connect import connect, refused_message

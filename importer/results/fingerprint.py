@@ -344,6 +344,29 @@ _WAY_OUT = (
 )
 
 
+def refuse_changed(results: Path, recorded: Fingerprints, current: Fingerprints) -> None:
+    """Raise ResultsFileError when ``current``'s input or mapping is not the one ``recorded``
+    (the metadata of ``results``, which holds outcomes) was started with: what refuses a
+    resume, and a dry run of one (which reads the metadata and writes nothing)."""
+    if recorded.input_digest != current.input_digest:
+        raise ResultsFileError(
+            f"{current.input} is not the file {results} was started with ({recorded.input}):"
+            " rows are matched by number, so an added or removed row would skip or resend"
+            " the wrong rows; use a new --results file, or --force-resume if you only"
+            " corrected cells in place"
+        )
+    if not same_mapping(recorded, current):
+        what = ""
+        if recorded.mapping_meaning and current.mapping_meaning:
+            changes = changed_keys(recorded.mapping_keys, current.mapping_keys)
+            what = f" in what it sends ({changes})" if changes else " in what it sends"
+        raise ResultsFileError(
+            f"{current.mapping} changed since {results} was started{what}; use"
+            " --force-resume to go on with the new mapping (rows already 'success' are not"
+            " sent again), or a new --results file"
+        )
+
+
 def check_resume(
     results: Path,
     current: Fingerprints,
@@ -369,23 +392,7 @@ def check_resume(
         on_disk = Fingerprints.load(results)  # as verify_written may have updated it
     recorded = on_disk if started else None
     if recorded is not None and not force:
-        if recorded.input_digest != current.input_digest:
-            raise ResultsFileError(
-                f"{current.input} is not the file {results} was started with ({recorded.input}):"
-                " rows are matched by number, so an added or removed row would skip or resend"
-                " the wrong rows; use a new --results file, or --force-resume if you only"
-                " corrected cells in place"
-            )
-        if not same_mapping(recorded, current):
-            what = ""
-            if recorded.mapping_meaning and current.mapping_meaning:
-                changes = changed_keys(recorded.mapping_keys, current.mapping_keys)
-                what = f" in what it sends ({changes})" if changes else " in what it sends"
-            raise ResultsFileError(
-                f"{current.mapping} changed since {results} was started{what}; use"
-                " --force-resume to go on with the new mapping (rows already 'success' are not"
-                " sent again), or a new --results file"
-            )
+        refuse_changed(results, recorded, current)
     if (
         recorded is not None
         and recorded.input_digest == current.input_digest

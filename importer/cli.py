@@ -446,6 +446,24 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     help="Log detail; debug logs every retry and every failed row.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--dry-run",
+    "dry",
+    is_flag=True,
+    help="Send nothing: check the rows this run would send, as validate does, and print "
+    "their exact request bodies (JSON Lines) on stdout, the summary on stderr.",
+)
+@click.option(
+    "--payloads",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="With --dry-run: write the bodies to this file instead ('-': stdout).",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="With --dry-run: also run the preflight check (metadata calls only) and check each "
+    "row's dropdown values against the account.",
+)
 @reports_errors
 def run(
     input_file: str,
@@ -457,6 +475,9 @@ def run(
     log_file: Path | None,
     log_level: str,
     quiet: bool,
+    dry: bool,
+    payloads: Path | None,
+    online: bool,
     **options: Any,
 ) -> None:
     """Import INPUT (CSV or XLSX) using a mapping; write one result line per row.
@@ -470,6 +491,7 @@ def run(
       export LSQ_ACCESS_KEY=... LSQ_SECRET_KEY=...
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
+      lsq-import run leads.csv -m mappings/example.yaml --dry-run --limit 3   # sends nothing
     """
     options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
     if is_std(input_file):
@@ -492,6 +514,11 @@ def run(
     _load("terminal_observer", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
     progress = terminal_observer(quiet)
+    if dry or payloads or online:
+        many = bool(is_many(input_file) or results_dir or archive_dir)
+        _dry_run(
+            dry, many, input_file, mapping, results, json_file, payloads, online, settings, progress
+        )
     if not (is_many(input_file) or results_dir or archive_dir):
         summary = run_import(
             input_file, mapping, results=results, settings=settings, progress=progress
@@ -514,6 +541,60 @@ def run(
     )
     summary_out(json_file, batch)
     sys.exit(int(batch.exit_status))
+
+
+def _dry_run(
+    dry: bool,
+    many: bool,
+    input_file: str,
+    mapping: Path,
+    results: Path | None,
+    json_file: Path | None,
+    payloads: Path | None,
+    online: bool,
+    settings: ImportSettings,
+    progress: Any,
+) -> None:
+    """``run --dry-run``: the bodies on stdout (or ``--payloads FILE``), validate's summary
+    and exit code."""
+    from .dryrun import dry_run
+
+    if not dry:
+        used = "--payloads" if payloads else "--online"
+        raise CliError(
+            f"{used}: applies only with --dry-run (a run checks the account first anyway, "
+            "unless --no-preflight)",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if many:
+        raise CliError(
+            "--dry-run: takes one input file (no folder or glob, --results-dir or "
+            "--archive-dir); dry-run the files one at a time",
+            int(ExitStatus.BAD_INPUT),
+        )
+    to_stdout = PipeStdout() if payloads is None or is_std(payloads) else None
+    if to_stdout is not None and is_std(json_file):
+        raise CliError(
+            "--dry-run prints the bodies on stdout, so --json - cannot: write the summary to "
+            "a file, or the bodies with --payloads FILE",
+            int(ExitStatus.BAD_INPUT),
+        )
+    summary_json = None if is_std(json_file) else json_file
+    file = None if to_stdout else payloads
+    check_output_path(
+        "--payloads", file, [*_kept_files(input_file, mapping, results), summary_json]
+    )
+    summary = dry_run(
+        input_file,
+        mapping,
+        results=results,
+        payloads=to_stdout or file,
+        online=online,
+        settings=settings,
+        progress=progress,
+    )
+    summary_out(json_file, summary, stdout_taken=to_stdout is not None)
+    sys.exit(int(summary.exit_status))
 
 
 def check_output_path(

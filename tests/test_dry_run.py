@@ -195,10 +195,17 @@ def test_dry_run_refuses_a_resume_the_run_would_refuse(
                    *SCALED, "--limit", "2")  # fmt: skip
     assert first.exit_code == 0, first.output
     mapping = tmp_path / "mapping.yaml"
-    mapping.write_text(EXAMPLE_MAPPING.read_text(encoding="utf-8") + "\n# edited\n")
+    text = EXAMPLE_MAPPING.read_text(encoding="utf-8")
+    mapping.write_text(text + "\n# a comment: the mapping means the same\n", encoding="utf-8")
     meta = beside(results)[1].read_bytes()
-
     args = ("run", source, "-m", mapping, "-r", results, "--host", sandbox.base_url)
+
+    same = invoke(*args, "--dry-run")  # as a resume, which goes on
+    assert same.exit_code == 0, same.output
+    assert [line["row"] for line in bodies_of(same.stdout)] == [4, 5, 6, 7]
+
+    edited = text.replace('"Visited {city}. {notes}"', '"Seen in {city}. {notes}"')
+    mapping.write_text(edited, encoding="utf-8")
     dry = invoke(*args, "--dry-run")
     real = invoke(*args)
 

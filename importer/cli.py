@@ -32,6 +32,7 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
     from .progress import terminal_observer
+    from .results.errors_csv import write_errors_csv
     from .results.report import read_report, rows_with_status, write_html, write_json
     from .runner import run_import
 
@@ -48,6 +49,7 @@ _LAZY = {
     "rows_with_status": ".results.report",
     "write_html": ".results.report",
     "write_json": ".results.report",
+    "write_errors_csv": ".results.errors_csv",
     "run_import": ".runner",
 }
 
@@ -445,6 +447,11 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     show_default=True,
     help="Log detail; debug logs every retry and every failed row.",
 )
+@click.option(
+    "--errors-csv",
+    type=click.Path(path_type=Path),
+    help="At the end, write the rows that did not succeed as report --errors-csv does.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--dry-run",
@@ -471,6 +478,7 @@ def run(
     results: Path | None,
     results_dir: Path | None,
     archive_dir: Path | None,
+    errors_csv: Path | None,
     json_file: Path | None,
     log_file: Path | None,
     log_level: str,
@@ -510,6 +518,7 @@ def run(
     summary_json = None if is_std(json_file) else json_file
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
+    check_output_path("--errors-csv", errors_csv, [*kept, summary_json, log_file])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
     _load("terminal_observer", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
@@ -524,7 +533,16 @@ def run(
             input_file, mapping, results=results, settings=settings, progress=progress
         )
         summary_out(json_file, summary)
+        if errors_csv is not None and Path(summary.results).exists():
+            _load("write_errors_csv")
+            click.echo(write_errors_csv(summary.results, errors_csv).to_text(), err=True)
         sys.exit(int(summary.exit_status))
+    if errors_csv is not None:
+        raise CliError(
+            "--errors-csv names one file; with a folder or glob, write each results file's "
+            "with: lsq-import report RESULTS --errors-csv FILE",
+            int(ExitStatus.BAD_INPUT),
+        )
     inputs = expand_inputs(input_file)
     if results is not None:
         raise CliError(
@@ -913,8 +931,15 @@ def account(output: Path | None, events: tuple[int, ...], **options: Any) -> Non
 )
 @click.option(
     "--status",
-    type=click.Choice(_STATUSES),
-    help="Instead, list the rows with this status (row, key, error), one per line.",
+    type=StatusList(),
+    help="Instead, list the rows with this status (row, key, error), one per line; with "
+    "--errors-csv, the statuses of the rows it writes (default: failed,invalid,unknown).",
+)
+@click.option(
+    "--errors-csv",
+    type=click.Path(path_type=Path),
+    help="Instead, write the input's rows that did not succeed, in its own columns plus "
+    "lsq_row, lsq_status, lsq_error_type, lsq_error_message: fix them, import this file.",
 )
 @click.option(
     "--fail-on",
@@ -928,7 +953,8 @@ def report(
     results: Path,
     json_file: Path | None,
     html_file: Path | None,
-    status: str | None,
+    status: tuple[str, ...] | None,
+    errors_csv: Path | None,
     fail_on: tuple[str, ...],
 ) -> None:
     """Summarise a results file: counts, errors grouped by kind and column, timings.
@@ -938,10 +964,22 @@ def report(
       lsq-import report leads.results.csv --html report.html
       lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
       lsq-import report leads.results.csv --fail-on failed,unknown || alert.sh
+      lsq-import report leads.results.csv --errors-csv leads.errors.csv   # fix, import it
     """
-    _load("read_report", "rows_with_status", "write_html", "write_json")
+    _load("read_report", "rows_with_status", "write_html", "write_json", "write_errors_csv")
+    if errors_csv is not None:
+        check_output_path("--errors-csv", errors_csv, [results, *_beside(results)])
+        echo(write_errors_csv(results, errors_csv, *([status] if status else [])).to_text())
+        if fail_on:
+            _fail_on(read_report(results), fail_on)
+        return
     if status is not None:
-        for line in rows_with_status(results, status):
+        if len(status) > 1:
+            raise CliError(
+                "--status lists the rows of one status (several only with --errors-csv)",
+                int(ExitStatus.BAD_INPUT),
+            )
+        for line in rows_with_status(results, status[0]):
             if not echo(line):
                 break  # the reader has what it wanted: read no further
         if fail_on:

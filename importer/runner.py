@@ -35,6 +35,7 @@ from .exceptions import (
 )
 from .exitcodes import ExitStatus
 from .progress import RunObserver, counted_rows, listens, observer_for
+from .results.errors_csv import is_errors_file
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result
@@ -221,6 +222,9 @@ def run_import(
             )
             rows = source.rows()
             first = next(rows, None)
+            if first is None and is_errors_file(source.columns):
+                # An errors file without rows: every row of the import it came from is in.
+                return Summary(input=str(input_path), results=str(results_file.path))
             if first is None:
                 # An empty export is almost always an upstream failure: say so, don't report
                 # success.
@@ -259,7 +263,11 @@ def run_import(
                 if listens(observer, "counted"):
                     # The rows done before where reading starts took the file's first bytes.
                     rows = counted_rows(reader, rows, observer, before=done_before.total())
-                results_file.record_run(host=_host_text(endpoint))
+                results_file.record_run(
+                    host=_host_text(endpoint),
+                    read_as=_read_as(input_path, source) if frame is None else {},
+                    errors_file=is_errors_file(source.columns),
+                )
                 run = _Run(
                     last_written=results_file.last_written(),
                     rows=rows,
@@ -472,6 +480,17 @@ class _Run:
                         fatal.error_type,
                         redirect_to=fatal.redirect_to,
                     )
+
+
+def _read_as(path: str | os.PathLike[str], source: InputFile) -> dict[str, str]:
+    """How the run reads its input, as the metadata keeps it (see Fingerprints.read_as)."""
+    found = {
+        "path": os.path.abspath(path),
+        "sheet": source.sheet_name,
+        "encoding": source.encoding,
+        "delimiter": source.delimiter,
+    }
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def _host_text(endpoint: Endpoint) -> str:

@@ -305,10 +305,19 @@ class ResultsFile:
             return None
         return counts
 
-    def record_run(self, *, host: str | None = None, input_rows: int | None = None) -> None:
+    def record_run(
+        self,
+        *,
+        host: str | None = None,
+        input_rows: int | None = None,
+        read_as: dict[str, str] | None = None,
+        errors_file: bool | None = None,
+    ) -> None:
         """Note beside the file where the run sends (``host``: no user info, never a key) and,
         once a run has read the whole input, its ``input_rows``: what ``report`` tells of the
-        import ("76 of 620 rows, incomplete"). A file without metadata is left without."""
+        import ("76 of 620 rows, incomplete"); how it read the input (``read_as``) and whether
+        that is an errors file (see :class:`Fingerprints`). A file without metadata is left
+        without."""
         recorded = Fingerprints.load(self.path)
         if recorded is None:
             return
@@ -316,6 +325,8 @@ class ResultsFile:
             recorded,
             host=recorded.host if host is None else host,
             input_rows=recorded.input_rows if input_rows is None else input_rows,
+            read_as=recorded.read_as if read_as is None else read_as,
+            errors_file=recorded.errors_file if errors_file is None else errors_file,
         )
         if changed != recorded:
             changed.save(self.path)

@@ -64,10 +64,15 @@ def _positions(found: object) -> tuple[tuple[int, int, int], ...]:
 
 def _keys(found: object) -> dict[str, str]:
     """The ``mapping_keys`` of a metadata file; ValueError if they are not key -> digest."""
+    return _texts(found, "mapping_keys")
+
+
+def _texts(found: object, name: str) -> dict[str, str]:
+    """A name -> text object of a metadata file; ValueError if it is not one."""
     if not found:
         return {}
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-        raise ValueError("mapping_keys")
+        raise ValueError(name)
     return {str(k): v for k, v in found.items()}
 
 
@@ -146,6 +151,13 @@ class Fingerprints:
     host: str = ""
     """Where the last run sent its rows (scheme, host, port and path: never user info, never
     a key)."""
+    read_as: dict[str, str] = field(default_factory=dict)
+    """How the last run read the input: its absolute ``path`` and the reader's settings in use,
+    ``sheet`` (Excel) or ``encoding`` and ``delimiter`` (CSV): what ``report --errors-csv``
+    reads the same rows back with. Empty for a DataFrame, and in files recorded before."""
+    errors_file: bool = False
+    """The input is an errors file (:mod:`.errors_csv`, its ``lsq_`` columns): ``report``
+    names each row's original row (``lsq_row``)."""
 
     @classmethod
     def of(
@@ -221,6 +233,8 @@ class Fingerprints:
                 positions_of=str(data.get("positions_of") or ""),
                 input_rows=int(data.get("input_rows") or 0),
                 host=str(data.get("host") or ""),
+                read_as=_texts(data.get("read_as"), "read_as"),
+                errors_file=data.get("errors_file") is True,
             )
         except FileNotFoundError:
             return None

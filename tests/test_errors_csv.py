@@ -144,6 +144,45 @@ def test_the_errors_csv_of_a_run_holds_its_bad_rows_and_imports_once_corrected(
     assert landed(sandbox) == landed(expected)
 
 
+def test_report_on_an_errors_file_import_names_the_original_rows(
+    tmp_path, sandbox_thread, planted
+) -> None:
+    source, _ = planted
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    results = tmp_path / "leads.results.csv"
+    import_into(sandbox, source, results)
+    errors = tmp_path / "errors.csv"
+    result = invoke("report", results, "--errors-csv", errors, "--status", "failed")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote 2 rows of {source} to {errors} (2 failed)"
+
+    # Imported again uncorrected: they fail again, and the report names where they came from.
+    again = tmp_path / "again.results.csv"
+    result = invoke(
+        "run", errors, "-m", EXAMPLE_MAPPING, "--host", sandbox.base_url, *RUN_LIMITS,
+        "--results", again, "--errors-csv", tmp_path / "errors2.csv",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "rows 2, 3 (original rows 4, 8)" in result.output  # the run's own summary
+    report = invoke("report", again)
+    assert report.exit_code == 0, report.output
+    assert "rows 2, 3 (original rows 4, 8)" in report.output
+    as_json = json.loads(invoke("report", again, "--json", "-").output)
+    assert as_json["errors"][0]["original_rows"] == [4, 8]
+
+    # The next round's file keeps the original numbers, and the lsq_ columns once.
+    header, *rows = read_csv(tmp_path / "errors2.csv")
+    assert header.count("lsq_row") == 1 and header[-4:] == list(ERROR_COLUMNS)
+    assert [r[-4] for r in rows] == ["4", "8"]
+
+    # Without the errors file to read them from, the report says why it cannot name them.
+    errors.unlink()
+    report = invoke("report", again)
+    assert report.exit_code == 0, report.output
+    assert "(original rows" not in report.output
+    assert "original rows (lsq_row) not named: " in report.output
+
+
 def test_an_excel_input_gives_a_csv_of_the_sheets_rendered_cells(tmp_path, sandbox_thread) -> None:
     """From the sheet the run read (--sheet is recorded), with its cells as the reader
     renders them; re-imported with a mapping whose date format is a person's, the date

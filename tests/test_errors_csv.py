@@ -298,3 +298,47 @@ def test_run_errors_csv_names_one_file_not_a_folder(tmp_path, sample_rows) -> No
         "run", tmp_path, "-m", EXAMPLE_MAPPING, "--sandbox", "--errors-csv", tmp_path / "e.csv"
     )
     assert_one_line_error(result, 2, "--errors-csv names one file")
+
+
+def test_writing_an_errors_csv_holds_no_row_per_input_line(tmp_path) -> None:
+    """The input is streamed in step with the results (the rows and their error texts are
+    never all held): memory grows by the offsets' 8 bytes a results row, not by rows."""
+    import tracemalloc
+
+    from importer.results.errors_csv import write_errors_csv
+    from importer.results.fingerprint import Fingerprints
+    from importer.results.journal import COLUMNS
+
+    def peak(n: int) -> int:
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        source, results = folder / "big.csv", folder / "big.results.csv"
+        failed = {7, n // 2, n + 1}
+        with open(source, "w", encoding="utf-8") as handle:
+            handle.write("email,notes\n")
+            handle.writelines(f"lead{i}@example.com,{'x' * 60}\n" for i in range(2, n + 2))
+        with open(results, "w", encoding="utf-8") as handle:
+            handle.write(",".join(COLUMNS) + "\n")
+            handle.writelines(
+                f"{i},lead{i}@example.com,failed,,,500,MXInvalidInputException,refused {i},1,"
+                "2026-01-01T00:00:00Z\n"
+                if i in failed
+                else f"{i},lead{i}@example.com,success,a{i},l{i},200,,,1,2026-01-01T00:00:00Z\n"
+                for i in range(2, n + 2)
+            )
+        Fingerprints.of(source, EXAMPLE_MAPPING).save(results)
+        tracemalloc.start()
+        try:
+            written = write_errors_csv(results, folder / "errors.csv")
+            used = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert written.rows == 3
+        assert [r[2] for r in read_csv(folder / "errors.csv")[1:]] == [
+            str(i) for i in sorted(failed)
+        ]
+        assert "refused" in read_csv(folder / "errors.csv")[2][-1]
+        return used
+
+    small, large = peak(30_000), peak(90_000)
+    assert (large - small) / 60_000 < 24  # a row dict alone is hundreds of bytes

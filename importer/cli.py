@@ -535,7 +535,11 @@ def run(
         summary_out(json_file, summary)
         if errors_csv is not None and Path(summary.results).exists():
             _load("write_errors_csv")
-            click.echo(write_errors_csv(summary.results, errors_csv).to_text(), err=True)
+            try:
+                said = write_errors_csv(summary.results, errors_csv).to_text()
+            except ImporterError as exc:  # the run's outcome, not this, makes the exit code
+                said = f"lsq-import: --errors-csv: {exc}"
+            click.echo(said, err=True)
         sys.exit(int(summary.exit_status))
     if errors_csv is not None:
         raise CliError(

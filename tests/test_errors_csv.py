@@ -342,3 +342,34 @@ def test_writing_an_errors_csv_holds_no_row_per_input_line(tmp_path) -> None:
 
     small, large = peak(30_000), peak(90_000)
     assert (large - small) / 60_000 < 24  # a row dict alone is hundreds of bytes
+
+
+def test_run_keeps_its_exit_code_when_its_errors_csv_cannot_be_written(
+    tmp_path, sandbox_thread, planted, monkeypatch
+) -> None:
+    """The rows were sent: a run never exits 2 ("nothing was sent") because its errors file
+    could not be made; it says why in one line and exits with the run's own code."""
+    import importer.cli
+    from importer import run_import
+
+    source, _ = planted
+
+    def run_then_change_the_input(*args, **kwargs):
+        summary = run_import(*args, **kwargs)
+        source.write_text(source.read_text(encoding="utf-8") + "A,B,a@b.c,,,,,,,\n")
+        return summary
+
+    monkeypatch.setattr(importer.cli, "run_import", run_then_change_the_input)
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    errors = tmp_path / "errors.csv"
+    result = invoke(
+        "run", source, "-m", EXAMPLE_MAPPING, "--host", sandbox.base_url, *RUN_LIMITS,
+        "--results", tmp_path / "r.csv", "--errors-csv", errors,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"lsq-import: --errors-csv: {source} changed since the run that wrote "
+        f"{tmp_path / 'r.csv'} (its SHA-256 is not the one in r.csv.meta.json): its rows may "
+        "not be the rows numbered there; restore the file the run read"
+    )
+    assert not errors.exists()

@@ -523,6 +523,11 @@ def run(
     _load("terminal_observer", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
     progress = terminal_observer(quiet)
+    if dry and errors_csv is not None:
+        raise CliError(
+            "--errors-csv: a dry run records no outcome to take rows from; give one or the other",
+            int(ExitStatus.BAD_INPUT),
+        )
     if dry or payloads or online:
         many = bool(is_many(input_file) or results_dir or archive_dir)
         _dry_run(

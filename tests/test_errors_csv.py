@@ -292,12 +292,20 @@ def test_report_errors_csv_bad_options_exit_2(one_run, monkeypatch, tmp_path, ar
     assert_one_line_error(invoke("report", results, *args), 2, needle)
 
 
-def test_run_errors_csv_names_one_file_not_a_folder(tmp_path, sample_rows) -> None:
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["{folder}"], "--errors-csv names one file"),
+        (["{folder}/a.csv", "--dry-run"], "a dry run records no outcome"),
+    ],
+)
+def test_run_errors_csv_bad_combinations_exit_2(tmp_path, sample_rows, args, needle) -> None:
     sample_rows(2, "a.csv")
+    args = [a.format(folder=tmp_path) for a in args]
     result = invoke(
-        "run", tmp_path, "-m", EXAMPLE_MAPPING, "--sandbox", "--errors-csv", tmp_path / "e.csv"
+        "run", *args, "-m", EXAMPLE_MAPPING, "--sandbox", "--errors-csv", tmp_path / "e.csv"
     )
-    assert_one_line_error(result, 2, "--errors-csv names one file")
+    assert_one_line_error(result, 2, needle)
 
 
 def test_writing_an_errors_csv_holds_no_row_per_input_line(tmp_path) -> None:

@@ -146,6 +146,13 @@ class Fingerprints:
     host: str = ""
     """Where the last run sent its rows (scheme, host, port and path: never user info, never
     a key)."""
+    rows_counted: int = 0
+    rows_counted_exact: bool = False
+    """The input's rows as the run (the latest) counted them at its last journal checkpoint,
+    about once a second: exact for an Excel sheet (or a CSV read to its end), else estimated
+    from the share of the file's bytes read, as its progress bar showed them (0: not
+    counted). What ``lsq-import status`` gives a running import's total by, until
+    ``input_rows`` is known."""
 
     @classmethod
     def of(
@@ -221,6 +228,8 @@ class Fingerprints:
                 positions_of=str(data.get("positions_of") or ""),
                 input_rows=int(data.get("input_rows") or 0),
                 host=str(data.get("host") or ""),
+                rows_counted=int(data.get("rows_counted") or 0),
+                rows_counted_exact=data.get("rows_counted_exact") is True,
             )
         except FileNotFoundError:
             return None

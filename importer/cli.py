@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
     from .progress import terminal_observer
     from .results.errors_csv import write_errors_csv
+    from .results.live import read_status
     from .results.report import read_report, rows_with_status, write_html, write_json
     from .runner import run_import
 
@@ -45,6 +46,7 @@ _LAZY = {
     "is_many": ".batch",
     "run_batch": ".batch",
     "terminal_observer": ".progress",
+    "read_status": ".results.live",
     "read_report": ".results.report",
     "rows_with_status": ".results.report",
     "write_html": ".results.report",
@@ -1013,6 +1015,26 @@ def _fail_on(found: Any, statuses: tuple[str, ...]) -> None:
             f"{found.path} holds {counts} rows (--fail-on {','.join(statuses)})",
             int(ExitStatus.ROWS_FAILED),
         )
+
+
+@cli.command(short_help="Say how an import on RESULTS stands, even mid-run; no lock taken.")
+@click.argument("results", type=click.Path(path_type=Path))
+@json_option("--json", what="the status")
+@reports_errors
+def status(results: Path, json_file: Path | None) -> None:
+    """Say whether a run holds RESULTS (pid, host, since when) and how far it got: rows of
+    the input's total by status, calls, the last minute's rate and an ETA. Reads RESULTS and
+    the files beside it read-only and takes no lock: a running import goes on undisturbed.
+
+    \b
+    Examples:
+      lsq-import status migration.results.csv
+      lsq-import status migration.results.csv --json - | jq .eta
+    """
+    _load("read_status")
+    to_file = None if is_std(json_file) else json_file
+    check_output_path("--json", to_file, [results, *_beside(results)])
+    summary_out(json_file, read_status(results))
 
 
 _ONLINE_OPTIONS = (

@@ -34,7 +34,7 @@ from .exceptions import (
     ResultsFileError,
 )
 from .exitcodes import ExitStatus
-from .progress import RunObserver, counted_rows, listens, observer_for
+from .progress import CountedTo, RunObserver, counted_rows, listens, observer_for
 from .results.errors_csv import is_errors_file
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
@@ -260,9 +260,11 @@ def run_import(
                         # Each of those rows has its line (the first row to read comes after
                         # them); rows before --start-row were not looked at.
                         unread = done_before.total() if lowest <= first.number else None
-                if listens(observer, "counted"):
-                    # The rows done before where reading starts took the file's first bytes.
-                    rows = counted_rows(reader, rows, observer, before=done_before.total())
+                # Counted for the progress bar, if any, and for `lsq-import status` (the
+                # results file notes the count at its checkpoints); the rows done before
+                # where reading starts took the file's first bytes.
+                counted = CountedTo(results_file.note_count, observer)
+                rows = counted_rows(reader, rows, counted, before=done_before.total())
                 results_file.record_run(
                     host=_host_text(endpoint),
                     read_as=_read_as(input_path, source) if frame is None else {},

@@ -68,6 +68,9 @@ class ResultsFile:
         self._lock: ResultsLock | None = None
         self._hashed: ResultsHash | None = None
         self._prefetched: _Hashing | None = None
+        self.counted: tuple[int, bool] | None = None
+        """The input's rows as the run counts them (rows, exact), set as it reads: noted
+        beside the file at each journal checkpoint, for ``lsq-import status``."""
 
     @classmethod
     def for_input(
@@ -153,15 +156,24 @@ class ResultsFile:
         if digest is not None:
             self.journal.continue_digest(digest)
 
+    def note_count(self, rows: int, exact: bool) -> None:
+        """The run counted the input's rows (see :attr:`counted`)."""
+        self.counted = (rows, exact)
+
     def _checkpointed(self, size: int, sha256: str) -> None:
         """The journal was fsynced up to ``size`` bytes: record them as verified."""
         recorded = Fingerprints.load(self.path)
         if recorded is None:
             return  # validate's file, or its metadata was deleted: nothing to keep it in
+        rows, exact = self.counted or (recorded.rows_counted, recorded.rows_counted_exact)
         with contextlib.suppress(ResultsFileError):  # a stale record is only more cautious
-            dataclasses.replace(recorded, verified_bytes=size, verified_sha256=sha256).save(
-                self.path
-            )
+            dataclasses.replace(
+                recorded,
+                verified_bytes=size,
+                verified_sha256=sha256,
+                rows_counted=rows,
+                rows_counted_exact=exact,
+            ).save(self.path)
 
     def _rewriting(self, size: int, sha256: str) -> None:
         """The final rewrite (fsynced) is about to take the name: accept it from now on."""

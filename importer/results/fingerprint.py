@@ -158,6 +158,13 @@ class Fingerprints:
     errors_file: bool = False
     """The input is an errors file (:mod:`.errors_csv`, its ``lsq_`` columns): ``report``
     names each row's original row (``lsq_row``)."""
+    rows_counted: int = 0
+    rows_counted_exact: bool = False
+    """The input's rows as the run (the latest) counted them at its last journal checkpoint,
+    about once a second: exact for an Excel sheet (or a CSV read to its end), else estimated
+    from the share of the file's bytes read, as its progress bar showed them (0: not
+    counted). What ``lsq-import status`` gives a running import's total by, until
+    ``input_rows`` is known."""
 
     @classmethod
     def of(
@@ -235,6 +242,8 @@ class Fingerprints:
                 host=str(data.get("host") or ""),
                 read_as=_texts(data.get("read_as"), "read_as"),
                 errors_file=data.get("errors_file") is True,
+                rows_counted=int(data.get("rows_counted") or 0),
+                rows_counted_exact=data.get("rows_counted_exact") is True,
             )
         except FileNotFoundError:
             return None

@@ -1258,6 +1258,12 @@ def init_mapping(
       lsq-import validate leads.csv --mapping mappings/leads.yaml
       lsq-import init-mapping --example --output lsq-example
     """
+    if is_std(output):
+        raise CliError(
+            "--output -: init-mapping writes a file for you to edit (or, with --example, a "
+            "folder of files); name it",
+            int(ExitStatus.BAD_INPUT),
+        )
     if example:
         if input_file is not None:
             raise click.UsageError("give INPUT or --example, not both")

@@ -24,7 +24,7 @@ from .progress import RunObserver
 from .reader import CSV_SUFFIXES, EXCEL_SUFFIXES
 from .results.file import ResultsFile
 from .runner import ImportOptions, run_import
-from .settings import ImportSettings
+from .settings import PREFLIGHT_CALLS, ImportSettings
 from .summary import Summary
 
 if TYPE_CHECKING:
@@ -172,12 +172,16 @@ def run_batch(
             outcome = FileOutcome(
                 source, results.path, ExitStatus.SUCCESS, message="already fully imported: skipped"
             )
-        elif budget is not None and budget < 1:
+        elif budget is not None and (
+            budget < 1 or (settings.preflight_check and budget <= PREFLIGHT_CALLS)
+        ):
+            # What is left would go to the preflight check, if not more: no row would be sent.
             outcome = FileOutcome(
                 source,
                 results.path,
                 ExitStatus.BUDGET_REACHED,
-                message="not started: the call budget is used up; run again to continue",
+                message=f"not started: {max(budget, 0)} calls left of the budget, too few for "
+                "the preflight check and a row; run again to continue",
             )
         else:
             try:

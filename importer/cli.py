@@ -32,6 +32,8 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
     from .progress import terminal_observer
+    from .results.errors_csv import write_errors_csv
+    from .results.live import read_status
     from .results.report import read_report, rows_with_status, write_html, write_json
     from .runner import run_import
 
@@ -44,10 +46,12 @@ _LAZY = {
     "is_many": ".batch",
     "run_batch": ".batch",
     "terminal_observer": ".progress",
+    "read_status": ".results.live",
     "read_report": ".results.report",
     "rows_with_status": ".results.report",
     "write_html": ".results.report",
     "write_json": ".results.report",
+    "write_errors_csv": ".results.errors_csv",
     "run_import": ".runner",
 }
 
@@ -461,7 +465,30 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     show_default=True,
     help="Log detail; debug logs every retry and every failed row.",
 )
+@click.option(
+    "--errors-csv",
+    type=click.Path(path_type=Path),
+    help="At the end, write the rows that did not succeed as report --errors-csv does.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--dry-run",
+    "dry",
+    is_flag=True,
+    help="Send nothing: check the rows this run would send, as validate does, and print "
+    "their exact request bodies (JSON Lines) on stdout, the summary on stderr.",
+)
+@click.option(
+    "--payloads",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="With --dry-run: write the bodies to this file instead ('-': stdout).",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="With --dry-run: also run the preflight check (metadata calls only) and check each "
+    "row's dropdown values against the account.",
+)
 @reports_errors
 def run(
     input_file: str,
@@ -469,10 +496,14 @@ def run(
     results: Path | None,
     results_dir: Path | None,
     archive_dir: Path | None,
+    errors_csv: Path | None,
     json_file: Path | None,
     log_file: Path | None,
     log_level: str,
     quiet: bool,
+    dry: bool,
+    payloads: Path | None,
+    online: bool,
     **options: Any,
 ) -> None:
     """Import INPUT (CSV or XLSX) using a mapping; write one result line per row.
@@ -486,6 +517,7 @@ def run(
       export LSQ_ACCESS_KEY=... LSQ_SECRET_KEY=...
       lsq-import run leads.csv --mapping mappings/example.yaml \\
           --host api-in21.leadsquared.com --results leads.results.csv
+      lsq-import run leads.csv -m mappings/example.yaml --dry-run --limit 3   # sends nothing
     """
     options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
     if is_std(input_file):
@@ -504,16 +536,40 @@ def run(
     summary_json = None if is_std(json_file) else json_file
     check_output_path("--summary-json", summary_json, kept)
     check_output_path("--log-file", log_file, [*kept, summary_json])
+    check_output_path("--errors-csv", errors_csv, [*kept, summary_json, log_file])
     click.get_current_context().with_resource(log_to_file(log_file, log_level))
     _load("terminal_observer", "is_many", "expand_inputs", "run_import", "run_batch")
     settings = ImportSettings(**options)
     progress = terminal_observer(quiet)
+    if dry and errors_csv is not None:
+        raise CliError(
+            "--errors-csv: a dry run records no outcome to take rows from; give one or the other",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if dry or payloads or online:
+        many = bool(is_many(input_file) or results_dir or archive_dir)
+        _dry_run(
+            dry, many, input_file, mapping, results, json_file, payloads, online, settings, progress
+        )
     if not (is_many(input_file) or results_dir or archive_dir):
         summary = run_import(
             input_file, mapping, results=results, settings=settings, progress=progress
         )
         summary_out(json_file, summary)
+        if errors_csv is not None and Path(summary.results).exists():
+            _load("write_errors_csv")
+            try:
+                said = write_errors_csv(summary.results, errors_csv).to_text()
+            except ImporterError as exc:  # the run's outcome, not this, makes the exit code
+                said = f"lsq-import: --errors-csv: {exc}"
+            click.echo(said, err=True)
         sys.exit(int(summary.exit_status))
+    if errors_csv is not None:
+        raise CliError(
+            "--errors-csv names one file; with a folder or glob, write each results file's "
+            "with: lsq-import report RESULTS --errors-csv FILE",
+            int(ExitStatus.BAD_INPUT),
+        )
     inputs = expand_inputs(input_file)
     if results is not None:
         raise CliError(
@@ -530,6 +586,60 @@ def run(
     )
     summary_out(json_file, batch)
     sys.exit(int(batch.exit_status))
+
+
+def _dry_run(
+    dry: bool,
+    many: bool,
+    input_file: str,
+    mapping: Path,
+    results: Path | None,
+    json_file: Path | None,
+    payloads: Path | None,
+    online: bool,
+    settings: ImportSettings,
+    progress: Any,
+) -> None:
+    """``run --dry-run``: the bodies on stdout (or ``--payloads FILE``), validate's summary
+    and exit code."""
+    from .dryrun import dry_run
+
+    if not dry:
+        used = "--payloads" if payloads else "--online"
+        raise CliError(
+            f"{used}: applies only with --dry-run (a run checks the account first anyway, "
+            "unless --no-preflight)",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if many:
+        raise CliError(
+            "--dry-run: takes one input file (no folder or glob, --results-dir or "
+            "--archive-dir); dry-run the files one at a time",
+            int(ExitStatus.BAD_INPUT),
+        )
+    to_stdout = PipeStdout() if payloads is None or is_std(payloads) else None
+    if to_stdout is not None and is_std(json_file):
+        raise CliError(
+            "--dry-run prints the bodies on stdout, so --json - cannot: write the summary to "
+            "a file, or the bodies with --payloads FILE",
+            int(ExitStatus.BAD_INPUT),
+        )
+    summary_json = None if is_std(json_file) else json_file
+    file = None if to_stdout else payloads
+    check_output_path(
+        "--payloads", file, [*_kept_files(input_file, mapping, results), summary_json]
+    )
+    summary = dry_run(
+        input_file,
+        mapping,
+        results=results,
+        payloads=to_stdout or file,
+        online=online,
+        settings=settings,
+        progress=progress,
+    )
+    summary_out(json_file, summary, stdout_taken=to_stdout is not None)
+    sys.exit(int(summary.exit_status))
 
 
 def check_output_path(
@@ -912,8 +1022,15 @@ def reconcile(results: Path, json_file: Path | None, **options: Any) -> None:
 )
 @click.option(
     "--status",
-    type=click.Choice(_STATUSES),
-    help="Instead, list the rows with this status (row, key, error), one per line.",
+    type=StatusList(),
+    help="Instead, list the rows with this status (row, key, error), one per line; with "
+    "--errors-csv, the statuses of the rows it writes (default: failed,invalid,unknown).",
+)
+@click.option(
+    "--errors-csv",
+    type=click.Path(path_type=Path),
+    help="Instead, write the input's rows that did not succeed, in its own columns plus "
+    "lsq_row, lsq_status, lsq_error_type, lsq_error_message: fix them, import this file.",
 )
 @click.option(
     "--fail-on",
@@ -927,7 +1044,8 @@ def report(
     results: Path,
     json_file: Path | None,
     html_file: Path | None,
-    status: str | None,
+    status: tuple[str, ...] | None,
+    errors_csv: Path | None,
     fail_on: tuple[str, ...],
 ) -> None:
     """Summarise a results file: counts, errors grouped by kind and column, timings.
@@ -937,10 +1055,22 @@ def report(
       lsq-import report leads.results.csv --html report.html
       lsq-import report leads.results.csv --status unknown   # rows that may be duplicated
       lsq-import report leads.results.csv --fail-on failed,unknown || alert.sh
+      lsq-import report leads.results.csv --errors-csv leads.errors.csv   # fix, import it
     """
-    _load("read_report", "rows_with_status", "write_html", "write_json")
+    _load("read_report", "rows_with_status", "write_html", "write_json", "write_errors_csv")
+    if errors_csv is not None:
+        check_output_path("--errors-csv", errors_csv, [results, *_beside(results)])
+        echo(write_errors_csv(results, errors_csv, *([status] if status else [])).to_text())
+        if fail_on:
+            _fail_on(read_report(results), fail_on)
+        return
     if status is not None:
-        for line in rows_with_status(results, status):
+        if len(status) > 1:
+            raise CliError(
+                "--status lists the rows of one status (several only with --errors-csv)",
+                int(ExitStatus.BAD_INPUT),
+            )
+        for line in rows_with_status(results, status[0]):
             if not echo(line):
                 break  # the reader has what it wanted: read no further
         if fail_on:
@@ -965,6 +1095,26 @@ def _fail_on(found: Any, statuses: tuple[str, ...]) -> None:
             f"{found.path} holds {counts} rows (--fail-on {','.join(statuses)})",
             int(ExitStatus.ROWS_FAILED),
         )
+
+
+@cli.command(short_help="Say how an import on RESULTS stands, even mid-run; no lock taken.")
+@click.argument("results", type=click.Path(path_type=Path))
+@json_option("--json", what="the status")
+@reports_errors
+def status(results: Path, json_file: Path | None) -> None:
+    """Say whether a run holds RESULTS (pid, host, since when) and how far it got: rows of
+    the input's total by status, calls, the last minute's rate and an ETA. Reads RESULTS and
+    the files beside it read-only and takes no lock: a running import goes on undisturbed.
+
+    \b
+    Examples:
+      lsq-import status migration.results.csv
+      lsq-import status migration.results.csv --json - | jq .eta
+    """
+    _load("read_status")
+    to_file = None if is_std(json_file) else json_file
+    check_output_path("--json", to_file, [results, *_beside(results)])
+    summary_out(json_file, read_status(results))
 
 
 _ONLINE_OPTIONS = (
@@ -1188,6 +1338,12 @@ def init_mapping(
       lsq-import validate leads.csv --mapping mappings/leads.yaml
       lsq-import init-mapping --example --output lsq-example
     """
+    if is_std(output):
+        raise CliError(
+            "--output -: init-mapping writes a file for you to edit (or, with --example, a "
+            "folder of files); name it",
+            int(ExitStatus.BAD_INPUT),
+        )
     if example:
         if input_file is not None:
             raise click.UsageError("give INPUT or --example, not both")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -83,6 +83,20 @@ def listens(observer: RunObserver, event: str) -> bool:
     loop run for every row leaves out the calls nobody hears."""
     method = getattr(type(observer), event, None)
     return method is not None and method is not getattr(NoProgress, event)
+
+
+class CountedTo(NoProgress):
+    """Hears only ``counted``: passes it to ``note`` (the results file keeps the count for
+    ``lsq-import status``), then to ``observer`` if that listens."""
+
+    def __init__(self, note: Callable[[int, bool], None], observer: RunObserver) -> None:
+        self.note = note
+        self.observer = observer if listens(observer, "counted") else None
+
+    def counted(self, rows: int, exact: bool) -> None:
+        self.note(rows, exact)
+        if self.observer is not None:
+            self.observer.counted(rows, exact)
 
 
 # The reader's position is looked at every this many rows (a system call each time).

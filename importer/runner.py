@@ -34,7 +34,8 @@ from .exceptions import (
     ResultsFileError,
 )
 from .exitcodes import ExitStatus
-from .progress import RunObserver, counted_rows, listens, observer_for
+from .progress import CountedTo, RunObserver, counted_rows, listens, observer_for
+from .results.errors_csv import is_errors_file
 from .results.file import ResultsFile
 from .results.fingerprint import Fingerprints
 from .results.journal import Journal, Outcomes, Result, utc_now
@@ -224,6 +225,9 @@ def run_import(
             )
             rows = source.rows()
             first = next(rows, None)
+            if first is None and is_errors_file(source.columns):
+                # An errors file without rows: every row of the import it came from is in.
+                return Summary(input=str(input_path), results=str(results_file.path))
             if first is None:
                 # An empty export is almost always an upstream failure: say so, don't report
                 # success.
@@ -259,10 +263,16 @@ def run_import(
                         # Each of those rows has its line (the first row to read comes after
                         # them); rows before --start-row were not looked at.
                         unread = done_before.total() if lowest <= first.number else None
-                if listens(observer, "counted"):
-                    # The rows done before where reading starts took the file's first bytes.
-                    rows = counted_rows(reader, rows, observer, before=done_before.total())
-                results_file.record_run(host=_host_text(endpoint))
+                # Counted for the progress bar, if any, and for `lsq-import status` (the
+                # results file notes the count at its checkpoints); the rows done before
+                # where reading starts took the file's first bytes.
+                counted = CountedTo(results_file.note_count, observer)
+                rows = counted_rows(reader, rows, counted, before=done_before.total())
+                results_file.record_run(
+                    host=_host_text(endpoint),
+                    read_as=_read_as(input_path, source) if frame is None else {},
+                    errors_file=is_errors_file(source.columns),
+                )
                 run = _Run(
                     results_file=results_file,
                     open_source=open_source,
@@ -422,47 +432,29 @@ class _Run:
         if self.on_result is not None:
             self.on_result(result)
 
-    def finished(self, payload: Payload) -> Payload:
-        """The payload as it is sent: the mapping's body, and the row's token if it has one."""
-        if self.mapping.row_token is not None:
-            from .sending.token import add_row_token, row_token
-
-            add_row_token(
-                payload.body, self.mapping.row_token, row_token(self.token_seed, payload.row)
-            )
-        return payload
-
     def rows_to_send(self) -> Iterator[Payload]:
         """Rows not done yet, mapped; invalid rows are recorded here and never sent."""
         from .mapping import RowError, RowSkipped
+        from .outgoing import RowSelection, request_builder
 
-        start_row = self.settings.start_row or 0
-        limit = self.settings.limit
-        retry_unknown = self.settings.retry_unknown
-        taken = read = 0
+        summary, observer = self.summary, self.observer
         if self.done_before:
-            self.summary.already_done += self.done_before[Status.SUCCESS]
-            self.summary.unknown_kept += self.done_before[Status.UNKNOWN]
-            self.observer.skipped(self.done_before.total())
-        for row in self.rows:
-            read += 1
-            if row.number < start_row:
-                self.observer.skipped()  # the bar shows how far into the file the run got
-                continue
-            before = self.previous.get(row.number)
-            if before is Status.SUCCESS:
-                self.summary.already_done += 1
-                self.observer.skipped()
-                continue
-            if before is Status.UNKNOWN and not retry_unknown:
-                self.summary.unknown_kept += 1
-                self.observer.skipped()
-                continue
-            if limit is not None and taken >= limit:
-                return
-            taken += 1
+            summary.already_done += self.done_before[Status.SUCCESS]
+            summary.unknown_kept += self.done_before[Status.UNKNOWN]
+            observer.skipped(self.done_before.total())
+
+        def passed(status: Status | None) -> None:
+            if status is Status.SUCCESS:
+                summary.already_done += 1
+            elif status is Status.UNKNOWN:
+                summary.unknown_kept += 1
+            observer.skipped()  # the bar shows how far into the file the run got
+
+        select = RowSelection.of_run(self.settings, self.previous)
+        build = request_builder(self.mapping, self.token_seed)
+        for row in select.rows(self.rows, passed):
             try:
-                payload = self.mapping.build(row)
+                payload = build(row)
             except (RowError, RowSkipped) as exc:
                 skipped = isinstance(exc, RowSkipped)
                 result = Result.not_sent(
@@ -474,9 +466,10 @@ class _Run:
                 self.journal.record(result)
                 self.settled(result)
                 continue
-            yield self.finished(payload)
-        if self.unread is not None:  # every row was read (or skipped, done): the total
-            self.input_rows = self.unread + read
+            yield payload
+        if select.to_the_end and self.unread is not None:
+            # Every row was read (or skipped, done): the total.
+            self.input_rows = self.unread + select.read
 
     async def main(self, endpoint: Endpoint) -> None:
         from .leadsquared.connect import connect, refused_message
@@ -601,7 +594,7 @@ class _Run:
             missing = await self._reconcile(rows, wait=max(0.0, wait))
             if not missing:
                 return
-            payloads = [self.finished(p) for p in self._payloads(missing)]
+            payloads = list(self._payloads(missing))
             left = None
             if self._max_calls is not None:
                 left = max(0, self._max_calls - self._looked_up - self._pool_calls())
@@ -624,14 +617,16 @@ class _Run:
     def _payloads(self, rows: list[int]) -> Iterator[Payload]:
         """The payloads of ``rows`` (ascending), read again from the input."""
         from .mapping import RowError, RowSkipped
+        from .outgoing import request_builder
 
+        build = request_builder(self.mapping, self.token_seed)
         assert self.open_source is not None and self.results_file is not None
         results_file, of = self.results_file, self.positions_of
         for row in _rows_numbered(
             self.open_source, rows, lambda n: results_file.start_position(n, of)
         ):
             try:
-                yield self.mapping.build(row)
+                yield build(row)
             except (RowError, RowSkipped):
                 continue  # it cannot be rebuilt (the mapping changed): left as it is
 
@@ -661,9 +656,7 @@ class _Run:
         tally: Tally = self.summary.reconciled
         missing: list[int] = []
         for batch in _batches(rows, 500):
-            pending = [
-                Pending(self.finished(p), self._token_of(p.row)) for p in self._payloads(batch)
-            ]
+            pending = [Pending(p, self._token_of(p.row)) for p in self._payloads(batch)]
             if not pending:
                 continue
             if wait > 0:
@@ -798,6 +791,17 @@ def _rows_numbered(
                     return
             else:
                 return  # the input ended
+
+
+def _read_as(path: str | os.PathLike[str], source: InputFile) -> dict[str, str]:
+    """How the run reads its input, as the metadata keeps it (see Fingerprints.read_as)."""
+    found = {
+        "path": os.path.abspath(path),
+        "sheet": source.sheet_name,
+        "encoding": source.encoding,
+        "delimiter": source.delimiter,
+    }
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def _host_text(endpoint: Endpoint) -> str:

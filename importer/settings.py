@@ -247,6 +247,10 @@ def check_sandbox_schema(sandbox: bool, schema: str | os.PathLike[str] | None) -
         )
 
 
+PREFLIGHT_CALLS = 3
+"""The most calls the preflight check makes (activity types, the type's fields, lead fields)."""
+
+
 @dataclass(frozen=True)
 class ImportSettings:
     """Everything a run is told besides its input, mapping and results file: read once (from
@@ -306,6 +310,17 @@ class ImportSettings:
         ):
             if value is not None and value < low:
                 raise ConfigError(f"{name} {value}: must be at least {low}")
+        if (
+            self.preflight_check
+            and self.max_calls is not None
+            and self.max_calls <= PREFLIGHT_CALLS
+        ):
+            # The check would spend the whole budget (or more) before any row, every night.
+            raise ConfigError(
+                f"--max-calls {self.max_calls}: the preflight check alone takes up to "
+                f"{PREFLIGHT_CALLS} calls, leaving none for rows; give a larger budget, or add "
+                "--no-preflight"
+            )
 
     @property
     def calls_in_flight(self) -> int:

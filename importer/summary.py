@@ -129,6 +129,12 @@ class Summary:
             f" ({self.retries} retries, {self.throttled} rate-limited) in {self.elapsed:.1f} s"
             f" = {self.calls_per_second:.2f} calls/s",
         ]
+        progress = self.report.progress_text() if self.report is not None else ""
+        incomplete = "incomplete" in progress and (
+            "not reached yet" in progress or "row count is known" in progress
+        )
+        if incomplete:  # a --limit trial, or a stop: rows of the input were never reached
+            lines.insert(1, f"the import is {progress}")
         if self.already_done:
             lines.append(f"{self.already_done} rows already succeeded earlier: not sent again")
         tally = self.reconciled
@@ -171,5 +177,5 @@ class Summary:
                 f"stopped early ({self.stop_reason}): run the same command again to resume"
             )
         if not self.stop_reason and self.by_status[Status.SUCCESS] == self.rows and self.rows:
-            lines.append("all rows succeeded")
+            lines.append("all rows sent so far succeeded" if incomplete else "all rows succeeded")
         return "\n".join(lines)

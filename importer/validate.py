@@ -1,8 +1,9 @@
 """``validate_file``: map every row of an input file without calling the API.
 
 Why: a migration file of 300,000 rows with a dozen broken ones should be fixed *before* the
-first call touches the account. Validation runs the very ``Mapping.build`` that ``run`` uses, so
-a row it accepts is a row ``run`` would send, and ``--payloads`` shows exactly that body.
+first call touches the account. Validation builds each body as ``run`` does (both take it from
+:func:`importer.outgoing.request_builder`), so a row it accepts is a row ``run`` would send, and
+``--payloads`` shows exactly that body.
 
     from importer.validate import validate_file
     summary = validate_file("leads.csv", "mappings/example.yaml", results="leads.check.csv")
@@ -34,14 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import outgoing
 from .exceptions import ResultsFileError
 from .exitcodes import ExitStatus
 from .mapping import Mapping, RowError, RowSkipped, load_mapping
+from .outgoing import RowSelection
 from .progress import RunObserver, counted_rows, listens, observer_for
 from .reader import InputFile, open_input
 from .reader.frame import describe, is_dataframe, open_frame
 from .results.file import ResultsFile
 from .results.journal import Journal, Result
+from .results.status import Status
 
 if TYPE_CHECKING:
     import pandas
@@ -88,6 +92,13 @@ class ValidationSummary:
     """Warnings by column ("" when one is not one column's)."""
     warning_examples: list[tuple[int, str]] = field(default_factory=list)
     """The first few warnings: (row number, message)."""
+    already_done: int = 0
+    """Rows the row selection passed over as ``success`` in ``earlier_results`` (a dry run's
+    resume: a run does not send them again)."""
+    unknown_kept: int = 0
+    """Rows passed over as ``unknown`` there (a run sends them only with ``retry_unknown``)."""
+    earlier_results: str | None = None
+    """The results file of earlier runs that a dry run read (never wrote), or None."""
     elapsed: float = 0.0
     account: PreflightReport | None = None
     """The account check, when validating ``--online``."""
@@ -126,6 +137,14 @@ class ValidationSummary:
             f"{self.input}: {self.rows} rows checked in {self.elapsed:.1f} s: {self.valid} valid, "
             f"{self.invalid} invalid, {self.skipped} skipped"
         )
+        if self.already_done or self.unknown_kept:
+            passed = [f"{self.already_done} rows already success"] if self.already_done else []
+            if self.unknown_kept:
+                passed.append(f"{self.unknown_kept} unknown (sent again with --retry-unknown)")
+            lines.append(
+                f"not checked, as a run would not send them: {' and '.join(passed)} in "
+                f"{self.earlier_results}"
+            )
         if self.invalid:
             by_column = ", ".join(
                 f"{column or '(whole row)'} {count}"
@@ -172,6 +191,8 @@ class ValidationSummary:
             "skipped": self.skipped,
             "duplicate_keys": self.duplicate_keys,
             "duplicate_rows": self.duplicate_rows,
+            "already_done": self.already_done,
+            "unknown_kept": self.unknown_kept,
             "invalid_by_column": dict(self.invalid_by_column),
             "warnings": self.warnings,
             "warnings_by_column": dict(self.warnings_by_column),
@@ -213,6 +234,8 @@ def validate_file(
     online: Callable[[Mapping], PreflightReport] | None = None,
     key_digest: Callable[[str], int] = hash,
     input_name: str | None = None,
+    select: RowSelection | None = None,
+    token_seed: str = "",
 ) -> ValidationSummary:
     """Map every row of ``input_path``; report invalid, skipped and duplicate-key rows.
 
@@ -229,7 +252,9 @@ def validate_file(
     duplicate-key check keeps per key (``hash``: the report never depends on it being free of
     collisions; a test passes one that collides). ``input_name``: how the summary and the
     messages name the input (default ``input_path``; ``<stdin>`` for a copy of stdin, see
-    :func:`importer.reader.stdin.spooled`). Raises ``ImporterError`` subclasses for
+    :func:`importer.reader.stdin.spooled`). ``select``: check only the rows a run with this
+    :class:`importer.outgoing.RowSelection` would map (a start row, a limit, the rows earlier
+    runs settled), as :func:`importer.dryrun.dry_run` does. Raises ``ImporterError`` subclasses for
     a bad file, mapping, account check or output path, before any row is read.
     """
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
@@ -276,6 +301,8 @@ def validate_file(
             rows = source.rows()
             if listens(observer, "counted"):
                 rows = counted_rows(source, rows, observer)
+            if select is not None:
+                rows = select.rows(rows, _passed_over(summary, observer))
             try:
                 digests = _check_rows(
                     rows,
@@ -286,6 +313,7 @@ def validate_file(
                     row_check,
                     observer,
                     key_digest,
+                    token_seed,
                 )
             finally:
                 observer.finished()
@@ -296,9 +324,29 @@ def validate_file(
                 journal.finalize()
     if digests.repeated:
         with read() as again:
-            _count_duplicates(again.rows(), the_mapping, summary, row_check, digests, key_digest)
+            rows = again.rows() if select is None else select.rows(again.rows())
+            _count_duplicates(
+                rows, the_mapping, summary, row_check, digests, key_digest, token_seed
+            )
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def _passed_over(
+    summary: ValidationSummary, observer: RunObserver
+) -> Callable[[Status | None], None]:
+    """What a row the selection passes over adds to the summary and the bar."""
+    tick = observer.skipped if listens(observer, "skipped") else None
+
+    def passed(status: Status | None) -> None:
+        if status is Status.SUCCESS:
+            summary.already_done += 1
+        elif status is Status.UNKNOWN:
+            summary.unknown_kept += 1
+        if tick is not None:
+            tick()
+
+    return passed
 
 
 def _check_rows(
@@ -310,10 +358,11 @@ def _check_rows(
     row_check: Callable[[dict[str, Any]], None] | None,
     observer: RunObserver,
     key_digest: Callable[[str], int],
+    token_seed: str = "",
 ) -> _KeyDigests:
     """The row loop: kept lean, since it runs a million times (see the module docstring).
     Returns the digests of the valid rows' keys, for :func:`_count_duplicates`."""
-    build = mapping.build
+    build = outgoing.request_builder(mapping, token_seed)  # looked up here: a test adds a step
     write = out.write if out is not None else None
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     digests = _KeyDigests()
@@ -375,11 +424,16 @@ def _count_duplicates(
     row_check: Callable[[dict[str, Any]], None] | None,
     digests: _KeyDigests,
     key_digest: Callable[[str], int],
+    token_seed: str = "",
 ) -> None:
     """The second pass: count the duplicate keys exactly, by the keys themselves, among the
     valid rows whose key's digest came more than once in the first pass (a real duplicate, or
     different keys sharing a digest). Other rows cost a ``key_of`` and a table lookup."""
-    key_of, build, came_again = mapping.key_of, mapping.build, digests.came_again
+    key_of, build, came_again = (
+        mapping.key_of,
+        outgoing.request_builder(mapping, token_seed),
+        digests.came_again,
+    )
     seen: dict[str, list[int]] = {}  # key -> [rows with it, the first of them]
     examples: dict[str, list[int]] = {}  # the first keys found twice -> their first rows
     for row in rows:

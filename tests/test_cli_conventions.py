@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from .conftest import EXAMPLE_MAPPING, ROOT, SAMPLE_CSV
 
@@ -432,3 +433,19 @@ def test_the_documented_bash_completion_completes_commands_and_statuses(tmp_path
     assert complete("lsq-import", "rep") == ["report"]
     assert complete("lsq-import", "report", "r.csv", "--fail-on", "failed,u") == ["failed,unknown"]
     assert complete("lsq-import", "validate", "-", "--format", "xls") == ["xlsx", "xlsm", "xls"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--example"]])
+def test_init_mapping_refuses_dash_instead_of_writing_a_file_named_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    from importer.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    args = ["init-mapping", *extra, "--output", "-"]
+    if not extra:
+        args.insert(1, str(Path(__file__).parent.parent / "sample_data" / "leads.csv"))
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--output -: init-mapping writes a file" in result.output
+    assert not (tmp_path / "-").exists()

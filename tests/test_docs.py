@@ -45,7 +45,7 @@ COMMANDS = documented_commands()
 
 def test_the_docs_have_commands() -> None:
     names = {shlex.split(text)[0] for _, text in COMMANDS}
-    assert {"run", "validate", "init-mapping", "report", "sandbox"} <= names
+    assert {"run", "validate", "init-mapping", "report", "sandbox", "status"} <= names
 
 
 @pytest.mark.parametrize(("doc", "text"), COMMANDS, ids=[f"{d}:{t[:40]}" for d, t in COMMANDS])
@@ -58,7 +58,7 @@ def test_documented_command_parses(doc: str, text: str) -> None:
 
 
 def test_migration_playbook_end_to_end(tmp_path, sample_rows, sandbox_thread, monkeypatch):
-    """Steps 2 to 7 of docs/migration-playbook.md, against a sandbox standing in for the
+    """Steps 2 to 11 of docs/migration-playbook.md, against a sandbox standing in for the
     account (the real-account steps get --host with the sandbox's address)."""
     monkeypatch.chdir(tmp_path)
     sample_rows(40, "migration.csv")
@@ -90,3 +90,4 @@ def test_migration_playbook_end_to_end(tmp_path, sample_rows, sandbox_thread, mo
     assert len(sandbox.activities) == 40  # the trial's 20 rows were not sent twice
     assert (tmp_path / "migration-report.html").exists()
     assert (tmp_path / "payloads.jsonl").read_text().count("\n") == 40
+    assert (tmp_path / "dry-run.jsonl").read_text().count("\n") == 40

@@ -102,7 +102,7 @@ def test_batch_budget_counts_the_preflight_and_a_spent_budget_starts_no_file(
         ExitStatus.SUCCESS,
         ExitStatus.BUDGET_REACHED,
     ]
-    assert "call budget is used up" in batch.files[1].message
+    assert "0 calls left of the budget, too few" in batch.files[1].message
     assert batch.exit_status is ExitStatus.BUDGET_REACHED
 
     written = tmp_path / "batch.json"
@@ -144,3 +144,22 @@ def test_batch_files_share_one_pacer_so_the_batch_never_overruns_the_limit(
     # Each file's summary counts its own calls, not the shared pacer's running total.
     assert [f.summary.calls for f in batch.files if f.summary] == [15, 15, 15]
     assert [f.summary.preflight_calls for f in batch.files if f.summary] == [3, 3, 3]
+
+
+def test_a_budget_the_preflight_alone_would_spend_is_refused_before_any_call(
+    sample_rows, sandbox_thread, tmp_path
+) -> None:
+    """``--max-calls 2`` spent 3 calls on the preflight check, every night, and sent no row."""
+    from importer.exceptions import ConfigError
+
+    from .conftest import import_into
+
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    for budget in (1, 2, 3):
+        with pytest.raises(ConfigError, match=rf"--max-calls {budget}: the preflight check"):
+            import_into(sandbox, sample_rows(3), tmp_path / "r.csv", max_calls=budget)
+    assert sandbox.calls == []
+    summary = import_into(
+        sandbox, sample_rows(3), tmp_path / "r.csv", max_calls=2, preflight_check=False
+    )
+    assert summary.calls == 2 and len(sandbox.calls) == 2

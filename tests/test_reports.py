@@ -392,3 +392,19 @@ def test_a_resume_that_reads_on_from_part_way_still_counts_the_inputs_rows(
     assert read and read[0] > 2  # it did start part-way
     assert json.loads(meta_path(results).read_text(encoding="utf-8"))["input_rows"] == 40
     assert "40 of 40 rows, complete" in invoke("report", results).output
+
+
+def test_a_run_that_left_rows_unreached_says_so_in_its_summary(
+    tmp_path, sample_rows, sandbox_thread
+) -> None:
+    """'2 rows in x2.csv: 2 success ... all rows succeeded' after --limit 2 of 600: the run's
+    summary did not say 598 rows were never reached (only ``report`` did)."""
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    source = sample_rows(12)
+    first = run_cli(source, tmp_path / "r.csv", sandbox.base_url, "--limit", "2")
+    assert first.exit_code == 0, first.output
+    assert "the import is 2 rows recorded, incomplete" in first.output and (
+        "all rows sent so far succeeded" in first.output
+    ), first.output
+    done = run_cli(source, tmp_path / "r.csv", sandbox.base_url)
+    assert "not reached yet" not in done.output and "all rows succeeded" in done.output

@@ -7,12 +7,15 @@ each other or the package that dispatches to them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from ..exceptions import InputFileError
+from ..results.errors_csv import is_errors_file
+from ..results.journal import unescape_cell
 
 __all__ = ["CSV_SUFFIXES", "EXCEL_SUFFIXES", "InputFile", "ReadPosition", "Row"]
 
@@ -100,9 +103,8 @@ class InputFile:
         if self._started:
             raise RuntimeError(f"{self._display}: rows() may be called only once")
         self._started = True
-        if start is not None:
-            return self._iter_rows_from(start)
-        return self._iter_rows()
+        rows = self._iter_rows_from(start) if start is not None else self._iter_rows()
+        return _as_written(rows) if is_errors_file(self.columns) else rows
 
     def _iter_rows(self) -> Iterator[Row]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -145,6 +147,21 @@ class InputFile:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._display!r} columns={self.columns!r}>"
+
+
+_RENDERED_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2})?")
+"""How the Excel reader renders a date cell (:func:`.excel.render_cell`)."""
+
+
+def _as_written(rows: Iterator[Row]) -> Iterator[Row]:
+    """The rows of an errors file (``report --errors-csv``) as they were before lsq-import
+    wrote them: each cell formula-escaped there is unescaped, and a cell that reads as the
+    Excel reader renders a date cell is a date cell again (as it was in the sheet, for a
+    mapping whose formats are a person's: see :attr:`Row.date_columns`)."""
+    for row in rows:
+        values = {name: unescape_cell(text) for name, text in row.values.items()}
+        dates = frozenset(name for name, text in values.items() if _RENDERED_DATE.fullmatch(text))
+        yield Row(row.number, values, row.error, row.date_columns | dates)
 
 
 # --------------------------------------------------------------------------------------------

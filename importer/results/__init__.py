@@ -4,7 +4,9 @@
 - :mod:`.status`: the status vocabulary;
 - :mod:`.journal`: append-while-running, the atomic in-order rewrite, resume planning;
 - :mod:`.lock`: one run per results file; :mod:`.fingerprint`: the input/mapping check;
-- :mod:`.report`: counts, grouped errors and a timeline from the file alone (``report``).
+- :mod:`.report`: counts, grouped errors and a timeline from the file alone (``report``);
+- :mod:`.errors_csv`: the rows that did not get in, in the input's own columns
+  (``--errors-csv``), to fix and import again.
 """
 
 from .file import ResultsFile

@@ -68,6 +68,9 @@ class ResultsFile:
         self._lock: ResultsLock | None = None
         self._hashed: ResultsHash | None = None
         self._prefetched: _Hashing | None = None
+        self.counted: tuple[int, bool] | None = None
+        """The input's rows as the run counts them (rows, exact), set as it reads: noted
+        beside the file at each journal checkpoint, for ``lsq-import status``."""
 
     @classmethod
     def for_input(
@@ -153,15 +156,24 @@ class ResultsFile:
         if digest is not None:
             self.journal.continue_digest(digest)
 
+    def note_count(self, rows: int, exact: bool) -> None:
+        """The run counted the input's rows (see :attr:`counted`)."""
+        self.counted = (rows, exact)
+
     def _checkpointed(self, size: int, sha256: str) -> None:
         """The journal was fsynced up to ``size`` bytes: record them as verified."""
         recorded = Fingerprints.load(self.path)
         if recorded is None:
             return  # validate's file, or its metadata was deleted: nothing to keep it in
+        rows, exact = self.counted or (recorded.rows_counted, recorded.rows_counted_exact)
         with contextlib.suppress(ResultsFileError):  # a stale record is only more cautious
-            dataclasses.replace(recorded, verified_bytes=size, verified_sha256=sha256).save(
-                self.path
-            )
+            dataclasses.replace(
+                recorded,
+                verified_bytes=size,
+                verified_sha256=sha256,
+                rows_counted=rows,
+                rows_counted_exact=exact,
+            ).save(self.path)
 
     def _rewriting(self, size: int, sha256: str) -> None:
         """The final rewrite (fsynced) is about to take the name: accept it from now on."""
@@ -206,7 +218,9 @@ class ResultsFile:
         if recorded is None:
             raise ResultsFileError(f"{self.meta_path}: missing; run check_resume first")
         if not recorded.token_seed:
-            seed = recorded.input_digest.removeprefix("sha256:")[:16]
+            from ..sending.token import seed_for
+
+            seed = seed_for(recorded.input_digest)
             recorded = dataclasses.replace(recorded, token_seed=seed)
             recorded.save(self.path, durable=True)  # before any token is sent
         return recorded.token_seed
@@ -317,10 +331,19 @@ class ResultsFile:
             return None
         return counts
 
-    def record_run(self, *, host: str | None = None, input_rows: int | None = None) -> None:
+    def record_run(
+        self,
+        *,
+        host: str | None = None,
+        input_rows: int | None = None,
+        read_as: dict[str, str] | None = None,
+        errors_file: bool | None = None,
+    ) -> None:
         """Note beside the file where the run sends (``host``: no user info, never a key) and,
         once a run has read the whole input, its ``input_rows``: what ``report`` tells of the
-        import ("76 of 620 rows, incomplete"). A file without metadata is left without."""
+        import ("76 of 620 rows, incomplete"); how it read the input (``read_as``) and whether
+        that is an errors file (see :class:`Fingerprints`). A file without metadata is left
+        without."""
         recorded = Fingerprints.load(self.path)
         if recorded is None:
             return
@@ -328,6 +351,8 @@ class ResultsFile:
             recorded,
             host=recorded.host if host is None else host,
             input_rows=recorded.input_rows if input_rows is None else input_rows,
+            read_as=recorded.read_as if read_as is None else read_as,
+            errors_file=recorded.errors_file if errors_file is None else errors_file,
         )
         if changed != recorded:
             changed.save(self.path)

@@ -64,10 +64,15 @@ def _positions(found: object) -> tuple[tuple[int, int, int], ...]:
 
 def _keys(found: object) -> dict[str, str]:
     """The ``mapping_keys`` of a metadata file; ValueError if they are not key -> digest."""
+    return _texts(found, "mapping_keys")
+
+
+def _texts(found: object, name: str) -> dict[str, str]:
+    """A name -> text object of a metadata file; ValueError if it is not one."""
     if not found:
         return {}
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-        raise ValueError("mapping_keys")
+        raise ValueError(name)
     return {str(k): v for k, v in found.items()}
 
 
@@ -149,6 +154,20 @@ class Fingerprints:
     token_seed: str = ""
     """What the row tokens of this results file are made from (see importer.sending.token):
     set once, when a run first sends with a token, and kept for the file's life."""
+    read_as: dict[str, str] = field(default_factory=dict)
+    """How the last run read the input: its absolute ``path`` and the reader's settings in use,
+    ``sheet`` (Excel) or ``encoding`` and ``delimiter`` (CSV): what ``report --errors-csv``
+    reads the same rows back with. Empty for a DataFrame, and in files recorded before."""
+    errors_file: bool = False
+    """The input is an errors file (:mod:`.errors_csv`, its ``lsq_`` columns): ``report``
+    names each row's original row (``lsq_row``)."""
+    rows_counted: int = 0
+    rows_counted_exact: bool = False
+    """The input's rows as the run (the latest) counted them at its last journal checkpoint,
+    about once a second: exact for an Excel sheet (or a CSV read to its end), else estimated
+    from the share of the file's bytes read, as its progress bar showed them (0: not
+    counted). What ``lsq-import status`` gives a running import's total by, until
+    ``input_rows`` is known."""
 
     @classmethod
     def of(
@@ -226,6 +245,10 @@ class Fingerprints:
                 input_rows=int(data.get("input_rows") or 0),
                 host=str(data.get("host") or ""),
                 token_seed=str(data.get("token_seed") or ""),
+                read_as=_texts(data.get("read_as"), "read_as"),
+                errors_file=data.get("errors_file") is True,
+                rows_counted=int(data.get("rows_counted") or 0),
+                rows_counted_exact=data.get("rows_counted_exact") is True,
             )
         except FileNotFoundError:
             return None
@@ -349,6 +372,29 @@ _WAY_OUT = (
 )
 
 
+def refuse_changed(results: Path, recorded: Fingerprints, current: Fingerprints) -> None:
+    """Raise ResultsFileError when ``current``'s input or mapping is not the one ``recorded``
+    (the metadata of ``results``, which holds outcomes) was started with: what refuses a
+    resume, and a dry run of one (which reads the metadata and writes nothing)."""
+    if recorded.input_digest != current.input_digest:
+        raise ResultsFileError(
+            f"{current.input} is not the file {results} was started with ({recorded.input}):"
+            " rows are matched by number, so an added or removed row would skip or resend"
+            " the wrong rows; use a new --results file, or --force-resume if you only"
+            " corrected cells in place"
+        )
+    if not same_mapping(recorded, current):
+        what = ""
+        if recorded.mapping_meaning and current.mapping_meaning:
+            changes = changed_keys(recorded.mapping_keys, current.mapping_keys)
+            what = f" in what it sends ({changes})" if changes else " in what it sends"
+        raise ResultsFileError(
+            f"{current.mapping} changed since {results} was started{what}; use"
+            " --force-resume to go on with the new mapping (rows already 'success' are not"
+            " sent again), or a new --results file"
+        )
+
+
 def check_resume(
     results: Path,
     current: Fingerprints,
@@ -374,23 +420,7 @@ def check_resume(
         on_disk = Fingerprints.load(results)  # as verify_written may have updated it
     recorded = on_disk if started else None
     if recorded is not None and not force:
-        if recorded.input_digest != current.input_digest:
-            raise ResultsFileError(
-                f"{current.input} is not the file {results} was started with ({recorded.input}):"
-                " rows are matched by number, so an added or removed row would skip or resend"
-                " the wrong rows; use a new --results file, or --force-resume if you only"
-                " corrected cells in place"
-            )
-        if not same_mapping(recorded, current):
-            what = ""
-            if recorded.mapping_meaning and current.mapping_meaning:
-                changes = changed_keys(recorded.mapping_keys, current.mapping_keys)
-                what = f" in what it sends ({changes})" if changes else " in what it sends"
-            raise ResultsFileError(
-                f"{current.mapping} changed since {results} was started{what}; use"
-                " --force-resume to go on with the new mapping (rows already 'success' are not"
-                " sent again), or a new --results file"
-            )
+        refuse_changed(results, recorded, current)
     if (
         recorded is not None
         and recorded.input_digest == current.input_digest

@@ -4,8 +4,9 @@ Two runs appending to one results file would both send the rows neither has reco
 lock is an ``flock``, so the kernel releases it when its process dies (``kill -9``, a crash, a
 reboot): a lock left by a dead run is simply taken over. It is held on two files:
 
-- ``<results>.lock`` holds the owner's pid and host, for the message the second run prints and
-  to report a takeover;
+- ``<results>.lock`` holds the owner's pid, host and start time (JSON), for the message the
+  second run prints, to report a takeover, and for ``lsq-import status`` (which reads it
+  without locking anything: :mod:`.live`);
 - the results file itself (its inode). A lock file can be deleted from under a run, and a
   second run would then lock a new one; the results file cannot be swapped without the first
   run noticing nothing: whoever opens that name gets the inode the first run holds. The final
@@ -26,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..exceptions import ResultsFileError
+from .journal import utc_now
 
 
 def lock_path(results: Path) -> Path:
@@ -60,10 +62,9 @@ class ResultsLock:
         previous = _read_owner(fd)
         if previous and previous.get("pid") != os.getpid():
             self.took_over_from = int(previous["pid"])  # it died without releasing
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
         os.ftruncate(fd, 0)
-        os.pwrite(
-            fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n").encode(), 0
-        )
+        os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
         self._fd = fd
 
     def _in_use(self, who: str) -> ResultsFileError:
@@ -124,7 +125,18 @@ def _open_locked(path: Path, what: str) -> int | None:
 
 def _read_owner(fd: int) -> dict | None:
     try:
-        data = json.loads(os.pread(fd, 4096, 0).decode() or "null")
-        return data if isinstance(data, dict) and "pid" in data and "host" in data else None
-    except (OSError, ValueError):
+        return parse_owner(os.pread(fd, 4096, 0))
+    except OSError:
         return None
+
+
+def parse_owner(data: bytes) -> dict | None:
+    """The owner a lock file's bytes name (``pid``, ``host``, and ``since`` when a run of this
+    version wrote it), or None: empty (released), or not that JSON (torn mid-write)."""
+    try:
+        found = json.loads(data.decode() or "null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(found, dict) or "pid" not in found or "host" not in found:
+        return None
+    return found

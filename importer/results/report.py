@@ -100,16 +100,21 @@ class ErrorGroup:
     count: int = 0
     example_rows: list[int] = field(default_factory=list)
     """The first ``EXAMPLES_PER_ERROR`` rows, by row number."""
+    original_rows: list[int | None] = field(default_factory=list)
+    """When the input was an errors file: each example row's number in the original input
+    (its ``lsq_row``; None if it has none), else empty."""
 
     @property
     def more_rows(self) -> int:
         return self.count - len(self.example_rows)
 
     def rows_text(self) -> str:
-        """'rows 2, 5, 9 and 12 more' (or 'row 4')."""
+        """'rows 2, 5, 9 and 12 more' (or 'row 4'), then, for an errors file's rows, '(original
+        rows 120, 131, 140)'."""
         listed = ", ".join(map(str, self.example_rows))
         noun = "row" if self.count == 1 else "rows"
-        return f"{noun} {listed}" + (f" and {self.more_rows} more" if self.more_rows else "")
+        more = f" and {self.more_rows} more" if self.more_rows else ""
+        return f"{noun} {listed}{more}{_originals_text(self.original_rows)}"
 
     def to_text(self) -> str:
         """One line: count, status, type, column, problem, an example value, its rows."""
@@ -134,8 +139,17 @@ class ErrorGroup:
             "example_value": self.example_value,
             "count": self.count,
             "example_rows": self.example_rows,
+            "original_rows": self.original_rows,
             "more_rows": self.more_rows,
         }
+
+
+def _originals_text(rows: list[int | None]) -> str:
+    """' (original rows 120, 131)' (or ' (original row 120)'; '' for none)."""
+    if not rows:
+        return ""
+    noun = "row" if len(rows) == 1 else "rows"
+    return f" (original {noun} {', '.join('?' if r is None else str(r) for r in rows)})"
 
 
 @dataclass
@@ -155,6 +169,10 @@ class ResultsReport:
     unknown_rows: list[int] = field(default_factory=list)
     """The first ``MAX_UNKNOWN_ROWS`` rows whose call may have landed without an answer (check
     these for duplicates); ``unknown_rows_more`` says how many more there are."""
+    unknown_original_rows: list[int | None] = field(default_factory=list)
+    """When the input was an errors file: the original row of each of ``unknown_rows``."""
+    original_rows_note: str = ""
+    """Why the original rows of an errors file's rows are not named ("" when they are)."""
     errors_more_rows: int = 0
     """Rows in error groups beyond the first ``MAX_ERROR_GROUPS``."""
     first_finished: str = ""
@@ -224,6 +242,7 @@ class ResultsReport:
             "errors_more_rows": self.errors_more_rows,
             "unknown_rows": self.unknown_rows,
             "unknown_rows_more": self.unknown_rows_more,
+            "unknown_original_rows": self.unknown_original_rows,
             "first_finished": self.first_finished,
             "last_finished": self.last_finished,
             "bucket_seconds": self.bucket_seconds,
@@ -275,7 +294,10 @@ class ResultsReport:
                 f"rows that may exist in LeadSquared without an answer (unknown): "
                 f"{', '.join(map(str, self.unknown_rows[:50]))}"
                 + (" ..." if self.by_status[Status.UNKNOWN] > 50 else "")
+                + _originals_text(self.unknown_original_rows[:50])
             )
+        if self.original_rows_note:
+            lines.append(self.original_rows_note)
         return "\n".join(lines)
 
 
@@ -518,7 +540,28 @@ def _with_source(report: ResultsReport, file: Path) -> ResultsReport:
     if recorded is not None:
         report.input, report.mapping, report.host = recorded.input, recorded.mapping, recorded.host
         report.input_rows, report.complete = recorded.input_rows, recorded.complete
+        if recorded.errors_file:
+            _name_original_rows(report, file, recorded)
     return report
+
+
+def _name_original_rows(report: ResultsReport, file: Path, recorded: Fingerprints) -> None:
+    """The input was an errors file: name the rows the report lists by their original row
+    (``lsq_row``), read back from that input (only those rows are kept)."""
+    from ..exceptions import ImporterError
+    from .errors_csv import original_rows
+
+    listed = {row for group in report.errors for row in group.example_rows}
+    try:
+        found = original_rows(file, recorded, listed | set(report.unknown_rows))
+    except ImporterError as exc:
+        report.original_rows_note = f"original rows (lsq_row) not named: {exc}"
+        return
+    if not found:
+        return
+    for group in report.errors:
+        group.original_rows = [found.get(row) for row in group.example_rows]
+    report.unknown_original_rows = [found.get(row) for row in report.unknown_rows]
 
 
 def write_json(

@@ -21,6 +21,11 @@ TOKEN_PREFIX = "lsq-"
 TOKEN_LENGTH = 16
 
 
+def seed_for(input_digest: str) -> str:
+    """The seed a results file started on this input (``sha256:<hex>``) takes."""
+    return input_digest.removeprefix("sha256:")[:16]
+
+
 def row_token(seed: str, row: int) -> str:
     """The token of row ``row`` of the results file whose seed is ``seed``."""
     digest = hashlib.sha256(f"{seed}:{row}".encode()).hexdigest()

@@ -103,3 +103,31 @@ def test_the_preflight_refuses_a_token_field_the_activity_type_lacks(
     assert result.exit_code == 2, result.output
     assert problem in result.output
     assert not sandbox.activities
+
+
+def test_a_dry_run_shows_the_tokens_the_run_then_sends(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0)
+    mapping = token_mapping(tmp_path)
+    source = sample_rows(5)
+    results = tmp_path / "r.csv"
+    env = {"LSQ_ACCESS_KEY": SANDBOX_KEYS.access_key, "LSQ_SECRET_KEY": SANDBOX_KEYS.secret_key}
+    base = ["run", str(source), "-m", str(mapping), "--results", str(results)]
+    dry = CliRunner().invoke(cli, [*base, "--dry-run", "--limit", "3"], env=env)
+    assert dry.exit_code == 0, dry.output
+    shown = [json.loads(line) for line in dry.stdout.splitlines() if line.startswith("{")]
+    shown_tokens = sorted(
+        f["Value"]
+        for b in shown
+        for f in b["body"]["Activity"]["Fields"]
+        if f["SchemaName"] == "mx_Custom_5"
+    )
+    assert len(shown_tokens) == 3 and not results.exists()
+    sent = CliRunner().invoke(
+        cli,
+        [*base, "--limit", "3", "--host", sandbox.base_url, "--rate", "100", "--per", "1"],
+        env=env,
+    )
+    assert sent.exit_code == 0, sent.output
+    assert sorted(tokens(sandbox)) == shown_tokens

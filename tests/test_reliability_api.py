@@ -44,9 +44,12 @@ def log_handlers() -> Iterator[None]:
 
 
 def run_args(source: Path, results: Path, host: str, *extra: object) -> list[object]:
-    """``lsq-import run`` at the scaled limits of these tests."""
+    """``lsq-import run`` at the scaled limits of these tests, without reconciliation: these
+    tests are about what an answer alone makes of a row (``tests/reconcile`` covers what a
+    lookup then makes of an ``unknown`` one)."""
     return [
         "run",
+        "--no-reconcile",
         source,
         "-m",
         EXAMPLE_MAPPING,
@@ -271,7 +274,7 @@ def test_an_unreadable_200_after_the_activity_was_created_is_never_sent_again(
     a RecursionError, exit 70. Now: each row is sent once and ends 'unknown'."""
     sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(**{fault: 1.0}))
     source, results = sample_rows(5), tmp_path / "r.csv"
-    summary = import_into(sandbox, source, results)
+    summary = import_into(sandbox, source, results, reconcile=False)
     assert summary.exit_status is ExitStatus.ROWS_FAILED, summary.to_text()
     assert summary.by_status == {"unknown": 5} and summary.retries == 0
     assert len(sandbox.activities) == 5  # one each: the server did create them
@@ -281,7 +284,7 @@ def test_an_unreadable_200_after_the_activity_was_created_is_never_sent_again(
     assert all(line["http_status"] == "200" and line["attempts"] == "1" for line in lines)
     assert all("may have been processed" in line["error_message"] for line in lines)
     # The same command again leaves them alone (they are listed for a check, not resent).
-    again = import_into(sandbox, source, results)
+    again = import_into(sandbox, source, results, reconcile=False)
     assert again.by_status == {"unknown": 5} and again.calls == 0
     assert len(sandbox.activities) == 5
 
@@ -298,7 +301,7 @@ def test_a_huge_answer_is_not_read_whole_and_the_row_ends_unknown(
     processed: 'unknown', sent once."""
     sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(huge_body=1.0))
     results = tmp_path / "r.csv"
-    summary = import_into(sandbox, sample_rows(5), results)
+    summary = import_into(sandbox, sample_rows(5), results, reconcile=False)
     assert summary.by_status == {"unknown": 5}, summary.to_text()
     assert summary.retries == 0 and len(sandbox.activities) == 5
     lines = read_results(results)
@@ -314,7 +317,7 @@ def test_a_lost_answer_names_its_cause_once_in_results_and_summary(
     the class name that error_type already holds). Now the name is said once."""
     sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(huge_body=1.0))
     results = tmp_path / "r.csv"
-    summary = import_into(sandbox, sample_rows(3), results)
+    summary = import_into(sandbox, sample_rows(3), results, reconcile=False)
     lines = read_results(results)
     assert {(line["error_type"], line["error_message"]) for line in lines} == {
         ("AnswerTooLarge", "the answer body is larger than 1048576 bytes: not read")
@@ -400,7 +403,7 @@ def test_a_gzip_bomb_after_the_activity_was_created_leaves_the_row_unknown(
 ) -> None:
     sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig(gzip_bomb=1.0))
     results = tmp_path / "r.csv"
-    summary = import_into(sandbox, sample_rows(3), results)
+    summary = import_into(sandbox, sample_rows(3), results, reconcile=False)
     assert summary.by_status == {"unknown": 3}, summary.to_text()
     assert summary.retries == 0 and len(sandbox.activities) == 3
     lines = read_results(results)

@@ -32,9 +32,11 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..mapping import Payload
+if TYPE_CHECKING:
+    from ..mapping import Payload
+
 
 
 class FoundActivityLike(Protocol):

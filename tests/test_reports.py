@@ -254,7 +254,9 @@ def test_report_after_retry_unknown_counts_every_runs_calls_and_plots_only_sent_
     unknown = [line["row"] for line in read_results(results) if line["status"] == "unknown"]
     assert unknown, first.output
     clean = sandbox_thread(rate=100, per=1.0)
-    second = run_cli(source, results, clean.base_url, "--no-preflight", "--retry-unknown", "--no-reconcile")
+    second = run_cli(
+        source, results, clean.base_url, "--no-preflight", "--retry-unknown", "--no-reconcile"
+    )
     assert second.exit_code == 1, second.output  # the invalid rows are still invalid
     calls = len(lossy.arrivals()) + len(clean.arrivals())
     assert len(clean.arrivals()) == len(unknown)

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from ..mapping import Payload
 
 
-
 class FoundActivityLike(Protocol):
     id: str
     event: int

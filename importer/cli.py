@@ -893,6 +893,7 @@ class StatusList(click.ParamType):
     type=click.Path(path_type=Path),
     help="Write the account as a sandbox schema (YAML; JSON for .json) instead of listing it.",
 )
+@click.option("--force", is_flag=True, help="With --output: replace an existing file.")
 @click.option(
     "--event",
     "events",
@@ -922,7 +923,7 @@ class StatusList(click.ParamType):
     help="Seconds per call.",
 )
 @reports_errors
-def account(output: Path | None, events: tuple[int, ...], **options: Any) -> None:
+def account(output: Path | None, events: tuple[int, ...], force: bool, **options: Any) -> None:
     """Read the account's activity types, their fields and the lead fields; list them, or
     write them as a schema for a sandbox that mirrors the account (keys as for run).
 
@@ -935,6 +936,11 @@ def account(output: Path | None, events: tuple[int, ...], **options: Any) -> Non
     from .account import read_account
 
     check_output_path("--output", output)
+    if output is not None and output.exists() and not force:
+        raise CliError(
+            f"--output {output}: exists; pass --force to replace it (it may be your mapping)",
+            int(ExitStatus.BAD_INPUT),
+        )
     # A listing asks only for what it shows: the types' fields with --event, else the leads'.
     found = read_account(
         **options,

@@ -35,13 +35,20 @@ def request_builder(mapping: Mapping, token_seed: str = "") -> Callable[[Row], P
     :mod:`importer.sending.token`). It raises what :meth:`Mapping.build` raises. Every path
     that sends a body, or shows one as sent, takes it from here."""
     field_name = mapping.row_token
-    if field_name is None:
-        return mapping.build
-    from .sending.token import add_row_token, row_token
 
     def build(row: Row) -> Payload:
+        status = row.values.get("lsq_status")
+        if status is not None and status.strip() == "unknown":
+            # A row of an errors file that may have landed: never sent blindly from there.
+            from .mapping import RowError
+            from .results.errors_csv import UNKNOWN_IN_ERRORS_FILE
+
+            raise RowError(UNKNOWN_IN_ERRORS_FILE, column="lsq_status")
         payload = mapping.build(row)
-        add_row_token(payload.body, field_name, row_token(token_seed, payload.row))
+        if field_name is not None:
+            from .sending.token import add_row_token, row_token
+
+            add_row_token(payload.body, field_name, row_token(token_seed, payload.row))
         return payload
 
     return build

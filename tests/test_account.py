@@ -205,7 +205,10 @@ def test_account_output_reproduces_the_schema_of_the_account(
 ) -> None:
     out = tmp_path / f"account-schema{suffix}"
     out.write_text("an older copy, replaced whole\n", encoding="utf-8")
-    result = account(mirrored, "--output", str(out))
+    kept = account(mirrored, "--output", str(out))
+    assert kept.exit_code == 2 and "exists; pass --force" in kept.output  # it may be a mapping
+    assert out.read_text(encoding="utf-8") == "an older copy, replaced whole\n"
+    result = account(mirrored, "--output", str(out), "--force")
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: 2 activity types, 4 lead fields" in result.output
     assert SandboxSchema.from_file(out) == mirrored.schema
@@ -223,7 +226,7 @@ def test_the_mirrored_schema_rehearses_a_mapping_the_default_sandbox_refuses(
 ) -> None:
     _, mapping, rows = account_files
     out = tmp_path / "mirror.yaml"
-    assert account(mirrored, "--output", str(out)).exit_code == 0
+    assert account(mirrored, "--output", str(out), "--force").exit_code == 0
     runner = CliRunner()
     common = ["run", str(rows), "-m", str(mapping), "--sandbox", "--rate", "100", "--per", "1"]
     refused = runner.invoke(cli, [*common, "--results", str(tmp_path / "default.csv")])

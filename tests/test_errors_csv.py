@@ -381,3 +381,49 @@ def test_run_keeps_its_exit_code_when_its_errors_csv_cannot_be_written(
         "not be the rows numbered there; restore the file the run read"
     )
     assert not errors.exists()
+
+
+def _errors_file(tmp_path: Path, statuses: list[str], drop: tuple[str, ...] = ()) -> Path:
+    """An errors file of the sample's first rows, as report --errors-csv writes one."""
+    from .conftest import SAMPLE_CSV
+
+    with open(SAMPLE_CSV, newline="", encoding="utf-8-sig") as f:
+        header, *rows = list(csv.reader(f))[: len(statuses) + 1]
+    columns = [*header, *(c for c in ERROR_COLUMNS if c not in drop)]
+    path = tmp_path / "leads.errors.csv"
+    with open(path, "w", newline="", encoding="utf-8-sig") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for number, (row, status) in enumerate(zip(rows, statuses, strict=True), start=2):
+            extra = {
+                "lsq_row": str(number),
+                "lsq_status": status,
+                "lsq_error_type": "x",
+                "lsq_error_message": "y",
+            }
+            writer.writerow([*row, *(extra[c] for c in ERROR_COLUMNS if c not in drop)])
+    return path
+
+
+def test_an_errors_files_unknown_rows_are_never_sent_from_it(tmp_path: Path) -> None:
+    """Its results file knows nothing of them: sent from there, a row whose first call landed
+    would land twice. They are refused with the way out; the others go."""
+    path = _errors_file(tmp_path, ["failed", "unknown", "invalid"])
+    result = invoke("run", path, "-m", EXAMPLE_MAPPING, "--dry-run", "--payloads", tmp_path / "p")
+    assert result.exit_code == 1, result.output
+    shown = [json.loads(line)["row"] for line in (tmp_path / "p").read_text().splitlines()]
+    assert shown == [2, 4]
+    assert "lsq_status is 'unknown'" in result.output and "lsq-import reconcile" in result.output
+
+
+def test_an_errors_file_with_some_lsq_columns_deleted_is_still_read_as_one(
+    tmp_path: Path,
+) -> None:
+    path = _errors_file(tmp_path, ["failed"], drop=("lsq_error_type", "lsq_error_message"))
+    text = path.read_text(encoding="utf-8-sig").replace("Meera,", "'-Meera,", 1)
+    path.write_text(text, encoding="utf-8-sig")
+    result = invoke("run", path, "-m", EXAMPLE_MAPPING, "--dry-run", "--payloads", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    body = json.loads((tmp_path / "p").read_text())["body"]
+    first = next(d["Value"] for d in body["LeadDetails"] if d["Attribute"] == "FirstName")
+    assert first == "-Meera"  # the apostrophe lsq-import added is gone

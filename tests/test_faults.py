@@ -368,9 +368,26 @@ def _latest(path: Path) -> list[dict[str, str]]:
 
 def _command(source: Path, results: Path, host: str) -> list[str]:
     return [
-        sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING),
-        "--results", str(results), "--host", host, "--rate", str(RATE), "--per", str(PER),
-        "--max-attempts", str(MAX_ATTEMPTS), "--settle-delay", "0.05", "--quiet",
+        sys.executable,
+        "-m",
+        "importer",
+        "run",
+        str(source),
+        "-m",
+        str(EXAMPLE_MAPPING),
+        "--results",
+        str(results),
+        "--host",
+        host,
+        "--rate",
+        str(RATE),
+        "--per",
+        str(PER),
+        "--max-attempts",
+        str(MAX_ATTEMPTS),
+        "--settle-delay",
+        "0.05",
+        "--quiet",
     ]  # fmt: skip (a lost answer's row is looked up 50 ms later, not the default 10 s)
 
 

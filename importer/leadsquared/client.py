@@ -142,7 +142,12 @@ class LeadSquaredClient:
         json_body: Any = None,
         params: dict[str, str] | None = None,
     ) -> ApiResponse:
-        data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        # Compact, as the dry run prints a body: what it shows is these very bytes.
+        data = (
+            None
+            if json_body is None
+            else json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         headers = {"Accept-Encoding": ACCEPT_ENCODING}
         if data is not None:
             headers["Content-Type"] = "application/json"

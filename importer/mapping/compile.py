@@ -57,9 +57,10 @@ class RowDates:
         self.columns: frozenset[str] = frozenset()
 
 
-# How the Excel reader renders a date cell (see importer.reader.render_cell): a typed date is
-# not text written by a person, so it is read this way whatever formats the mapping declares.
-TYPED_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+# How the readers render a typed date cell (see importer.reader.render_cell; a DataFrame's
+# timezone-aware timestamp gets its offset, +05:30): a typed date is not text written by a
+# person, so it is read this way whatever formats the mapping declares.
+TYPED_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M:%S%z")
 
 
 def _date_step(

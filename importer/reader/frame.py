@@ -80,6 +80,14 @@ def _rows(frame: Any) -> Iterator[list[str]]:
         yield [_render(value) for value in values]
 
 
+def _is_date(value: object) -> bool:
+    """A typed date or date-time cell (a Timestamp, a datetime, a date): as an Excel date cell,
+    the mapping reads it whatever its declared formats (see :attr:`Row.date_columns`)."""
+    if isinstance(value, dt.date):  # datetime and pandas' Timestamp (NaT is not a date)
+        return type(value).__name__ != "NaTType"
+    return type(value).__name__ == "datetime64" and not str(value).startswith("NaT")
+
+
 def _header(frame: Any) -> list[str]:
     return [str(name) for name in frame.columns]
 
@@ -107,9 +115,16 @@ class _FrameInput(InputFile):
 
     def _iter_rows(self) -> Iterator[Row]:
         columns = self.columns
-        for number, cells in enumerate(_rows(self._frame), start=2):
-            if not _is_blank(cells):
-                yield Row(number, dict(zip(columns, cells, strict=True)))
+        for number, values in enumerate(self._frame.itertuples(index=False, name=None), start=2):
+            cells = [_render(value) for value in values]
+            if _is_blank(cells):
+                continue
+            dates = frozenset(
+                name
+                for name, value, text in zip(columns, values, cells, strict=True)
+                if text and _is_date(value)
+            )
+            yield Row(number, dict(zip(columns, cells, strict=True)), date_columns=dates)
 
     def close(self) -> None:
         self._frame = None

@@ -44,7 +44,9 @@ ERROR_COLUMNS = ("lsq_row", "lsq_status", "lsq_error_type", "lsq_error_message")
 input (kept from an errors file's own ``lsq_row`` when that is what was imported), its
 status, error type and message."""
 
-DEFAULT_STATUSES = (Status.FAILED, Status.INVALID, Status.UNKNOWN)
+DEFAULT_STATUSES = (Status.FAILED, Status.INVALID)
+"""Not ``unknown`` unless asked for: such a row's first call may have landed, and an errors file
+is imported with a new results file that knows nothing of it (see :func:`check_not_unknown`)."""
 
 _READ_SETTINGS = ("sheet", "encoding", "delimiter")
 """What of :attr:`Fingerprints.read_as` :func:`~importer.reader.open_input` takes."""
@@ -54,8 +56,18 @@ _UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def is_errors_file(columns: Sequence[str]) -> bool:
-    """Whether a header is an errors file's: it has every one of :data:`ERROR_COLUMNS`."""
-    return set(ERROR_COLUMNS) <= set(columns)
+    """Whether a header is an errors file's: it has one of :data:`ERROR_COLUMNS` at least (a
+    user tidying the file in a spreadsheet may delete some of them)."""
+    return not set(ERROR_COLUMNS).isdisjoint(columns)
+
+
+UNKNOWN_IN_ERRORS_FILE = (
+    "lsq_status is 'unknown': this row's first call may have landed in LeadSquared, and this "
+    "results file does not know it; settle it in the original results file first (lsq-import "
+    "reconcile ORIGINAL.results.csv, which every resume also does), or, once you have checked "
+    "it is not in LeadSquared, change its lsq_status"
+)
+"""Why a row an errors file lists as ``unknown`` is not sent from there."""
 
 
 @dataclass

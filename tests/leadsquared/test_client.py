@@ -307,3 +307,12 @@ def test_a_lone_surrogate_in_an_answer_is_replaced_not_an_internal_error() -> No
 
     body = _parse_json('{"ExceptionMessage": "bad \\udc80 text", "Ok": "\\ud83d\\ude00"}')
     assert body == {"ExceptionMessage": "bad ? text", "Ok": "\U0001f600"}
+
+
+def test_a_body_travels_as_the_dry_run_prints_it() -> None:
+    """Compact JSON, non-ASCII as UTF-8: the bytes ``run --dry-run`` shows are the bytes sent."""
+    body = {"LeadDetails": [{"Attribute": "LastName", "Value": "Müller"}], "Activity": {"A": 1}}
+    _, mocked = call(body, status=200, payload={"Status": "Success", "Message": {"Id": "x"}})
+    sent = next(iter(mocked.requests.values()))[0].kwargs["data"]
+    printed = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode(body)
+    assert sent == printed.encode("utf-8")

@@ -146,3 +146,23 @@ def test_a_dataframe_imports_into_the_sandbox_and_resumes_by_its_content(
         into(sandbox, changed, results=results)
     with pytest.raises(ConfigError, match="results="):
         into(sandbox, frame)
+
+
+def test_timestamps_in_a_frame_are_date_cells_whatever_the_mappings_formats(
+    tmp_path: Path,
+) -> None:
+    """A midnight Timestamp renders as a date alone, a tz-aware one with its offset: neither is
+    in the example mapping's formats, yet both are typed dates (as an Excel date cell is)."""
+    frame = pd.read_csv(SAMPLE_CSV, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    frame = frame.head(3).copy()
+    frame["visited_at"] = [
+        pd.Timestamp("2024-05-02"),  # midnight
+        pd.Timestamp("2024-05-02 15:00", tz="Asia/Kolkata"),
+        pd.Timestamp("2024-05-02 15:00:00"),
+    ]
+    out = tmp_path / "p.jsonl"
+    summary = validate_file(frame, EXAMPLE_MAPPING, payloads=out)
+    assert summary.valid == 3, summary.to_text()
+    sent = [json.loads(line)["body"]["Activity"]["ActivityDateTime"] for line in out.open()]
+    # Asia/Kolkata is the mapping's zone (UTC+05:30); the aware one is converted by its offset.
+    assert sent == ["2024-05-01 18:30:00", "2024-05-02 09:30:00", "2024-05-02 09:30:00"]

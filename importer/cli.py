@@ -1030,7 +1030,8 @@ def reconcile(results: Path, json_file: Path | None, **options: Any) -> None:
     "--status",
     type=StatusList(),
     help="Instead, list the rows with this status (row, key, error), one per line; with "
-    "--errors-csv, the statuses of the rows it writes (default: failed,invalid,unknown).",
+    "--errors-csv, the statuses of the rows it writes (default: failed,invalid; unknown rows "
+    "are refused when the file is imported: reconcile them first).",
 )
 @click.option(
     "--errors-csv",

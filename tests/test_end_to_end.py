@@ -334,7 +334,10 @@ def test_a_resume_with_nothing_left_to_send_does_not_rewrite_the_file(
     meta = results.with_name(results.name + ".meta.json")
     recorded = json.loads(meta.read_text())
     recorded.update(
-        complete=False, verified_sha256=hashlib.sha256(results.read_bytes()).hexdigest()
+        complete=False,
+        verified_sha256=hashlib.sha256(results.read_bytes()).hexdigest(),
+        # The rewrite's note of where its unbroken run of success rows ends: at row 5 now.
+        open_from=[5, len("".join(lines[:4]).encode()), 5],
     )
     meta.write_text(json.dumps(recorded))  # as the run that left it unknown would record it
     calls, before = len(sandbox.calls), results.stat()

@@ -133,11 +133,31 @@ class ResultsFile:
         if self._prefetched is None:
             self._prefetched = _Hashing.start(self.path)
 
+    def _open_from(self) -> tuple[int, int, int] | None:
+        """Where to start reading outcomes (see :func:`read_outcomes`): recorded by the last
+        rewrite, if the file is still that rewrite and what a run appended since (a rewrite
+        that may have taken the name without its metadata: read it all)."""
+        try:
+            recorded = Fingerprints.load(self.path)
+            size = self.path.stat().st_size
+        except (ResultsFileError, OSError):
+            return None
+        if (
+            recorded is None
+            or not recorded.open_from[0]
+            or recorded.pending_bytes
+            or not recorded.written_bytes
+            or size < recorded.written_bytes
+            or recorded.open_from[1] > recorded.written_bytes
+        ):
+            return None
+        return recorded.open_from
+
     def _read_previous(self) -> tuple[Outcomes, ResultsHash | None]:
         """The outcomes, and the file's SHA-256 for the resume check (see :meth:`prefetch`),
         hashed meanwhile: a resume of a long file waits for the slower of the two."""
         hashing, self._prefetched = self._prefetched or _Hashing.start(self.path), None
-        outcomes = read_outcomes(self.path)
+        outcomes = read_outcomes(self.path, self._open_from())
         return outcomes, hashing.result() if hashing is not None else None
 
     def last_written(self) -> float | None:
@@ -290,6 +310,7 @@ class ResultsFile:
                 verified_sha256=recorded.pending_sha256,
                 pending_bytes=0,
                 pending_sha256="",
+                open_from=self.journal.open_from or (0, 0, 0),
             ).save(self.path)
         return counts, read_report(self.path)
 

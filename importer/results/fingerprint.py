@@ -100,6 +100,18 @@ def same_mapping(recorded: Fingerprints, current: Fingerprints) -> bool:
     )
 
 
+def _triple(found: object) -> tuple[int, int, int]:
+    """``open_from`` of a metadata file: three non-negative integers; ValueError otherwise."""
+    if not found:
+        return (0, 0, 0)
+    if not isinstance(found, list) or len(found) != 3:
+        raise ValueError("open_from")
+    row, offset, line = (int(v) for v in found)
+    if min(row, offset, line) < 0:
+        raise ValueError("open_from")
+    return row, offset, line
+
+
 def meta_path(results: Path) -> Path:
     """Where the fingerprints of ``results`` are kept."""
     return results.with_name(results.name + ".meta.json")
@@ -151,6 +163,10 @@ class Fingerprints:
     host: str = ""
     """Where the last run sent its rows (scheme, host, port and path: never user info, never
     a key)."""
+    open_from: tuple[int, int, int] = (0, 0, 0)
+    """Of the file as last rewritten (``written_bytes``): (row, byte offset, line number) of
+    the first row not in an unbroken run of ``success`` rows from row 2 (see
+    importer.results.journal.read_outcomes); (0, 0, 0): not recorded."""
     token_seed: str = ""
     """What the row tokens of this results file are made from (see importer.sending.token):
     set once, when a run first sends with a token, and kept for the file's life."""
@@ -220,6 +236,7 @@ class Fingerprints:
                 "pending_bytes",
                 "pending_sha256",
                 "token_seed",
+                "open_from",
             )
         }
 
@@ -245,6 +262,7 @@ class Fingerprints:
                 input_rows=int(data.get("input_rows") or 0),
                 host=str(data.get("host") or ""),
                 token_seed=str(data.get("token_seed") or ""),
+                open_from=_triple(data.get("open_from")),
                 read_as=_texts(data.get("read_as"), "read_as"),
                 errors_file=data.get("errors_file") is True,
                 rows_counted=int(data.get("rows_counted") or 0),

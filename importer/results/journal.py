@@ -213,7 +213,9 @@ _QUOTED_FIRST_KEY = re.compile(rb'[^,\n]*,"')
 _SPLIT_3 = methodcaller("split", b",", 3)
 
 
-def _blocks(path: Path) -> Iterator[tuple[int, int, bytes, list[bytes]]]:
+def _blocks(
+    path: Path, start: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, bytes, list[bytes]]]:
     """(first line number, byte offset of that line, the block, its complete lines without
     their newline) of each block of about a megabyte; a torn last line (no newline, left by a
     crash mid-write) is ignored: that event never completed.
@@ -224,6 +226,9 @@ def _blocks(path: Path) -> Iterator[tuple[int, int, bytes, list[bytes]]]:
     """
     handle, offset = _open_for_scan(path)
     number = 2
+    if start is not None:  # (byte offset of a line, its line number): read from there
+        offset, number = start
+        handle.seek(offset)
     with handle:
         rest = b""
         while block := handle.read(_BLOCK):
@@ -369,19 +374,31 @@ class Outcomes:
         return len(self._codes) - self._codes.count(0)
 
 
-def read_outcomes(path: Path) -> Outcomes:
+def read_outcomes(path: Path, open_from: tuple[int, int, int] | None = None) -> Outcomes:
     """The latest status of every row in a results file (what resume skips or sends).
 
-    An absent or empty file means no row was attempted yet.
+    An absent or empty file means no row was attempted yet. ``open_from``: (row, byte offset,
+    line number) that the final rewrite recorded (:attr:`Journal.open_from`): every row before
+    that row is ``success`` in the file as rewritten, and the lines from that offset on (that
+    row's and later ones, and whatever later runs appended) are read; a resume of a long
+    file with its first rows done then reads only the end. The caller checks that the file's
+    rewritten part is what was written (the resume check's SHA-256) before anything is sent.
     """
     outcomes = Outcomes()
     if not path.exists():
         return outcomes
     codes = outcomes._codes
+    start = None
+    if open_from is not None:
+        first, offset, first_line = open_from
+        check_row_number(first)
+        codes.extend(bytes(first + 1024))
+        codes[2:first] = bytes([_STATUS_CODES[Status.SUCCESS]]) * (first - 2)
+        start = (offset, first_line)
     by_text = _CODES_BY_BYTES
     again = _SENT_AGAIN
     table: array[int] | None = None  # outcomes._attempts, once there is one
-    for number, _, chunk, lines in _blocks(path):
+    for number, _, chunk, lines in _blocks(path, start):
         if _QUOTED_FIRST_KEY.match(chunk) is None and _QUOTED_KEY.search(chunk) is None:
             # The usual block: no quoted key, so the status is the third cell of every line.
             # Any surprise (too few cells, not a number, an unknown status) sends the block
@@ -514,6 +531,11 @@ class Journal:
         file's name."""
         self._digest = hashlib.sha256()
         self._hashed = 0  # bytes of the file that self._digest covers
+        self.open_from: tuple[int, int, int] | None = None
+        """After :meth:`finalize`: (row, byte offset of its line, line number) of the first row
+        of the rewritten file that is not one of an unbroken run of ``success`` rows from row
+        2 (not ``success``, or a gap): a resume reads the file from there
+        (:func:`read_outcomes`)."""
         self._last_checkpoint = 0.0
 
     def continue_digest(self, digest: hashlib._Hash) -> None:
@@ -694,6 +716,8 @@ class Journal:
             offsets[row] = offset + 1
         counts: Counter[Status] = Counter()
         tmp = self.tmp_path
+        self.open_from = None
+        expected, line = 2, 2  # the next row of an unbroken run of success rows; its line
         try:
             with open(self.path, "rb") as src, open(tmp, "wb") as out:
                 if lock is not None:
@@ -714,7 +738,13 @@ class Journal:
                         csv.writer(buffer, lineterminator="\n").writerow(cells)
                         raw, status = buffer.getvalue().encode("utf-8"), Status.UNKNOWN
                     counts[status] += 1
+                    if self.open_from is None:
+                        if row != expected or status != Status.SUCCESS:
+                            self.open_from = (expected, out.tell(), line)
+                        expected, line = row + 1, line + 1
                     out.write(raw)
+                if self.open_from is None:
+                    self.open_from = (expected, out.tell(), line)
                 out.flush()
                 os.fsync(out.fileno())
             if self.on_rewrite is not None:

@@ -274,7 +274,9 @@ def test_a_resume_reads_on_from_near_its_first_row_left_and_counts_those_before(
     source = sample_rows(40)  # rows 2 to 41
     results = tmp_path / "r.csv"
     import_into(sandbox, source, results, limit=30)  # rows 2 to 31
-    assert json.loads((tmp_path / "r.csv.meta.json").read_text())["positions"]
+    meta = json.loads((tmp_path / "r.csv.meta.json").read_text())
+    assert meta["positions"]
+    assert meta["open_from"][0] == 32  # the resume reads the outcomes from row 32's line
     starts = []
     real = delimited._CsvInput._iter_rows_from
 
@@ -307,3 +309,34 @@ def test_the_first_row_a_resume_must_read_and_the_counts_before_it() -> None:
     assert outcomes.first_to_read(13, keep_unknown=True) == 20  # past the last one recorded
     assert outcomes.first_to_read(5000, keep_unknown=True) == 5000
     assert outcomes.counts_between(2, 12) == {Status.SUCCESS: 9, Status.UNKNOWN: 1}
+
+
+def test_a_resume_reads_outcomes_from_where_the_rewrites_success_rows_end(
+    tmp_path: Path,
+) -> None:
+    """The final rewrite notes where its unbroken run of success rows from row 2 ends; read
+    from there (and whatever a later run appended), the outcomes are those of a full read."""
+    from importer.results.journal import Journal, Result, read_outcomes
+    from importer.results.status import Status
+
+    path = tmp_path / "r.csv"
+    journal = Journal(path)
+    journal.open()
+    for row in [*range(2, 40), *range(41, 60)]:  # row 40 never recorded (a gap)
+        journal.record(Result(row, f"k{row}", Status.SENDING, attempts=1))
+        status = Status.FAILED if row == 50 else Status.SUCCESS
+        journal.record(Result(row, f"k{row}", status, attempts=1))
+    journal.finalize()
+    assert journal.open_from is not None and journal.open_from[0] == 40  # the gap
+    full = read_outcomes(path).as_dict()
+    assert read_outcomes(path, journal.open_from).as_dict() == full
+    # A later run appends (row 50 sent again, row 40 now, row 3 touched by a reconciliation).
+    again = Journal(path)
+    again.open()
+    again.record(Result(50, "k50", Status.SUCCESS, attempts=2))
+    again.record(Result(40, "k40", Status.UNKNOWN, attempts=1))
+    again.record(Result(3, "k3", Status.UNKNOWN, attempts=1))
+    again.close()
+    full = read_outcomes(path).as_dict()
+    assert full[3] is Status.UNKNOWN and full[40] is Status.UNKNOWN
+    assert read_outcomes(path, journal.open_from).as_dict() == full

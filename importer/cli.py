@@ -850,6 +850,31 @@ def sandbox(
     )
 
 
+account_options = _all(
+    click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL."),
+    click.option(
+        "--env-file",
+        type=click.Path(path_type=Path),
+        help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
+    ),
+    click.option(
+        "--rate",
+        default=25,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Calls allowed per --per seconds by your plan: these calls are paced like a run's.",
+    ),
+    click.option(
+        "--per",
+        default=5.0,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="The window of --rate, in seconds.",
+    ),
+)
+"""What the commands that only read the account (account, reconcile) take to reach it."""
+
+
 _STATUSES = ("success", "failed", "invalid", "skipped", "unknown")
 """The final statuses (``results.status.FINAL_STATUSES``), spelt out so that ``--help`` does
 not import the results package."""
@@ -881,12 +906,7 @@ class StatusList(click.ParamType):
 
 
 @cli.command(short_help="Read the account's metadata: list it, or write a sandbox schema.")
-@click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
-)
+@account_options
 @click.option(
     "--output",
     "-o",
@@ -900,20 +920,6 @@ class StatusList(click.ParamType):
     multiple=True,
     type=int,
     help="List the fields of this activity type (repeatable); with --output, only these types.",
-)
-@click.option(
-    "--rate",
-    default=25,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Calls allowed per --per seconds by your plan: these calls are paced like a run's.",
-)
-@click.option(
-    "--per",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="The window of --rate, in seconds.",
 )
 @click.option(
     "--timeout",
@@ -967,26 +973,7 @@ def account(output: Path | None, events: tuple[int, ...], force: bool, **options
     type=click.Path(path_type=Path),
     help="The mapping file (default: the one the results file's metadata names).",
 )
-@click.option("--host", help="Regional API host (default: $LSQ_HOST), or a full https:// URL.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    help="File with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... lines (chmod 600).",
-)
-@click.option(
-    "--rate",
-    default=25,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Calls allowed per --per seconds by your plan: lookups are paced like a run's calls.",
-)
-@click.option(
-    "--per",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="The window of --rate, in seconds.",
-)
+@account_options
 @click.option(
     "--settle-delay",
     type=click.FloatRange(min=0),

@@ -252,8 +252,10 @@ def run_import(
                     # A resume: start reading near the first row it must read, not at the top
                     # (the rows before are done: counted from the results, never parsed).
                     lowest = max(2, settings.start_row or 0)
+                    # Unknown rows are read when they may be sent again (looked up first and
+                    # found missing, or --retry-unknown): reading starts at the first of them.
                     first_row = results_file.previous.first_to_read(
-                        lowest, keep_unknown=not settings.retry_unknown
+                        lowest, keep_unknown=not (settings.retry_unknown or settings.reconcile)
                     )
                     start = results_file.start_position(first_row, positions_of)
                     if start is not None and start.row > max(lowest, first.number):
@@ -415,6 +417,7 @@ class _Run:
     _max_calls: int | None = None
     _pool_calls: Callable[[], int] = lambda: 0  # noqa: E731 - replaced once the pool runs
     _looked_up: int = 0
+    _stopping: Callable[[], bool] = lambda: False  # noqa: E731 - the pool's, once it runs
     _attempts_before: dict[int, int] = dataclasses.field(default_factory=dict)
     """Rows found missing -> the calls earlier attempts made (their resend adds to them)."""
 
@@ -521,8 +524,11 @@ class _Run:
                 self._max_calls = max_calls
                 self._pool_calls = lambda: 0
                 # Rows an earlier run left unknown: settled before anything is sent.
+                lowest = settings.start_row or 0
                 missing = await self._reconcile(
-                    list(self.previous.unknown_rows()), since=self.last_written, earlier=True
+                    [row for row in self.previous.unknown_rows() if row >= lowest],
+                    since=self.last_written,
+                    earlier=True,
                 )
                 if settings.reconcile_only:
                     self._record_not_landed(missing)
@@ -530,7 +536,9 @@ class _Run:
                     self.summary.lookup_calls = self.lookups.calls
                     return
                 for row in missing:
-                    self.previous.forget(row)  # never landed: sent below, once
+                    # Never landed: sent below, once, as a failed row is (and counted as one
+                    # until it is: a stop before it leaves the file incomplete, not complete).
+                    self.previous.set(row, Status.FAILED, self.previous.attempts(row))
                 if max_calls is not None:
                     max_calls = max(0, max_calls - self.lookups.calls)
             pool = WorkerPool(
@@ -586,13 +594,14 @@ class _Run:
         rounds."""
         from .sending.pool import WorkerPool
 
+        self._stopping = lambda: pool.stopping  # a first Ctrl-C/SIGTERM ends the lookups too
         for _ in range(3):
             if not self.unknown_now or pool.stopping:
                 return
             rows = sorted(self.unknown_now)
             wait = self.unknown_at + self.settings.settle_delay - time.monotonic()
             missing = await self._reconcile(rows, wait=max(0.0, wait))
-            if not missing:
+            if not missing or pool.stopping:
                 return
             payloads = list(self._payloads(missing))
             left = None
@@ -660,7 +669,8 @@ class _Run:
             if not pending:
                 continue
             if wait > 0:
-                await asyncio.sleep(wait)
+                if not await self._wait(wait):
+                    return missing  # stopped meanwhile: the rows left stay unknown
                 wait = 0.0
             known: set[str] = set()
             if self.mapping.row_token is None:
@@ -679,7 +689,8 @@ class _Run:
             if recheck:
                 # The lead is there but not the activity: a lagging read side would look the
                 # same. Look once more, one settle delay later, before sending it again.
-                await asyncio.sleep(delay)
+                if not await self._wait(delay):
+                    return missing
                 again = await settle(
                     [p for p in pending if p.row in recheck],
                     self.lookups,
@@ -728,6 +739,16 @@ class _Run:
                     self.unknown_now.pop(verdict.row, None)  # settled as far as it can be
         tally.lookups = self.lookups.calls
         return missing
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``, in slices, unless the run is stopped meanwhile (then False)."""
+        end = time.monotonic() + seconds
+        while not self._stopping():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, 0.1))
+        return False
 
     def _record_not_landed(self, rows: list[int]) -> None:
         """``lsq-import reconcile``: rows looked up and not found are ``failed``, so that the

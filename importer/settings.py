@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import re
 import stat
@@ -310,6 +311,10 @@ class ImportSettings:
         ):
             if value is not None and value < low:
                 raise ConfigError(f"{name} {value}: must be at least {low}")
+        if not math.isfinite(self.settle_delay) or self.settle_delay < 0:
+            raise ConfigError(
+                f"--settle-delay {self.settle_delay}: must be a number of seconds, 0 or more"
+            )
         if (
             self.preflight_check
             and self.max_calls is not None

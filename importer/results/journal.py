@@ -343,11 +343,6 @@ class Outcomes:
                 at = codes.find(code, at + 1)
         return array("I", sorted(found))
 
-    def forget(self, row: int) -> None:
-        """Forget the row's status (it is sent like a row never attempted)."""
-        if 0 <= row < len(self._codes):
-            self._codes[row] = 0
-
     def first_to_read(self, start: int, *, keep_unknown: bool) -> int:
         """The first row from ``start`` on that a run must read: not ``success`` (nor
         ``unknown``, when those are kept); a row past the last recorded one if there is none."""

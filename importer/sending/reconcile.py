@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -137,12 +138,25 @@ def content_of(body: dict[str, Any], token_field: str | None = None) -> tuple[An
     )
 
 
-def _matches(found: FoundActivityLike, content: tuple[Any, ...]) -> bool:
+_CUSTOM_FIELD = re.compile(r"mx_Custom_\d+")
+
+
+def _matches(
+    found: FoundActivityLike, content: tuple[Any, ...], token_field: str | None = None
+) -> bool:
+    """The activity has exactly the row's content: its event, note and date-time, the fields
+    the row sent, and no other custom field filled in (a row that left a field empty is not an
+    activity that has it: the other row of that lead that filled it in is)."""
     event, date_time, note, fields = content
     if found.event != event or _text(found.note) != note:
         return False
     if date_time and _text(found.date_time) not in ("", date_time):
         return False
+    sent = dict(fields)
+    for name, value in found.fields.items():
+        filled = name != token_field and _CUSTOM_FIELD.fullmatch(name) and _text(value)
+        if filled and name not in sent:
+            return False
     return all(_text(found.fields.get(name)) == value for name, value in fields)
 
 
@@ -227,6 +241,23 @@ async def _settle_lead(
 def _by_token(row: Pending, seen: list[tuple[str, FoundActivityLike]], field_: str) -> Settled:
     hits = [(lead, a) for lead, a in seen if _text(a.fields.get(field_)) == row.token]
     if not hits:
+        # Sent before the mapping had its token (a --force-resume that added it): an
+        # activity without a token and with the row's content may be its own.
+        untokened = [(lead, a) for lead, a in seen if not _text(a.fields.get(field_))]
+        content = content_of(row.payload.body, field_)
+        alike = [(lead, a) for lead, a in untokened if _matches(a, content, field_)]
+        if len(alike) == 1:
+            lead_id, activity = alike[0]
+            return Settled(
+                row.row, Verdict.FOUND, activity.id, lead_id, "found by its content (no token)"
+            )
+        if alike:
+            return Settled(
+                row.row,
+                Verdict.AMBIGUOUS,
+                reason=f"ambiguous: no activity carries its token {row.token}, and "
+                f"{len(alike)} without a token have its content",
+            )
         return Settled(
             row.row,
             Verdict.MISSING,
@@ -251,7 +282,11 @@ def _by_content(
         groups[content_of(r.payload.body, token_field)].append(r)
     out: list[Settled] = []
     for content, same in groups.items():
-        hits = [(lead, a) for lead, a in seen if a.id not in known_ids and _matches(a, content)]
+        hits = [
+            (lead, a)
+            for lead, a in seen
+            if a.id not in known_ids and _matches(a, content, token_field)
+        ]
         if not hits:
             out.extend(
                 Settled(

@@ -189,3 +189,104 @@ def test_the_reconcile_command_settles_a_crashed_runs_rows_and_sends_nothing(
     summary = import_into(clean, sample_rows(12), results, mapping=mapping)
     assert summary.calls == 12 - landed and len(sandbox.account.activities) == 12
     assert {s for s, _ in statuses(results)} == {"success"}
+
+
+def test_a_row_that_left_a_field_empty_is_not_matched_to_an_activity_that_has_it() -> None:
+    """Two rows of one lead, same note and date; the one without a product never landed, the
+    one with it did: by content, the first must not take the second's activity."""
+    import asyncio
+    from dataclasses import dataclass, field
+
+    from importer.mapping import Payload
+    from importer.sending.reconcile import Pending, Verdict, settle
+
+    @dataclass
+    class Found:
+        id: str
+        event: int
+        date_time: str
+        note: str
+        fields: dict[str, str] = field(default_factory=dict)
+
+    class Lookups:
+        async def leads(self, search_by: str, value: str) -> list[str]:
+            return ["L1"]
+
+        async def activities(self, lead_id: str, event: int) -> list[Found]:
+            return [Found("A1", 105, "2024-05-01 09:30:00", "Visited", {"mx_Custom_2": "SIP"})]
+
+    def pending(row: int, fields: list[dict[str, str]]) -> Pending:
+        body = {
+            "LeadDetails": [
+                {"Attribute": "EmailAddress", "Value": "a@x.in"},
+                {"Attribute": "SearchBy", "Value": "EmailAddress"},
+            ],
+            "Activity": {
+                "ActivityEvent": 105,
+                "ActivityNote": "Visited",
+                "ActivityDateTime": "2024-05-01 09:30:00",
+                **({"Fields": fields} if fields else {}),
+            },
+        }
+        return Pending(Payload(row, "a@x.in", body))
+
+    found = asyncio.run(settle([pending(2, [])], Lookups(), token_field=None))
+    assert [v.verdict for v in found] == [Verdict.MISSING]
+    found = asyncio.run(
+        settle(
+            [pending(3, [{"SchemaName": "mx_Custom_2", "Value": "SIP"}])],
+            Lookups(),
+            token_field=None,
+        )
+    )
+    assert [(v.verdict, v.activity_id) for v in found] == [(Verdict.FOUND, "A1")]
+
+
+def test_rows_that_never_landed_before_where_reading_resumes_are_sent(
+    tmp_path: Path, sample_rows, sandbox_thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume found them missing at its start, but read the input from a later position:
+    they were reported 'sent again' and never sent (and the file was then marked complete)."""
+    from importer.reader import delimited
+
+    monkeypatch.setattr(delimited, "_FIRST_POSITION_EVERY", 4)
+    lossy = sandbox_thread(
+        rate=100, per=1.0, faults=FaultConfig.from_spec("drop_before=0.3,seed=4")
+    )
+    source, results = sample_rows(40), tmp_path / "r.csv"
+    import_into(lossy, source, results, limit=30, reconcile=False)
+    early = [int(r["row"]) for r in read_results(results) if r["status"] == "unknown"]
+    assert early and min(early) < 20, early
+    clean = sandbox_thread(rate=100, per=1.0)
+    clean.account = lossy.account
+    summary = import_into(clean, source, results, settle_delay=0.0)
+    assert statuses(results).keys() <= {("success", ""), ("success", "reconciled")}
+    assert len(read_results(results)) == 40 and len(lossy.account.activities) == 40
+    assert summary.reconciled.missing == len(early)
+
+
+def test_rows_sent_before_the_mapping_had_a_token_are_found_by_their_content(
+    tmp_path: Path, sample_rows, sandbox_thread
+) -> None:
+    sandbox = sandbox_thread(rate=100, per=1.0, faults=FaultConfig.from_spec("drop_after=1"))
+    source, results = sample_rows(5), tmp_path / "r.csv"
+    import_into(sandbox, source, results, reconcile=False)  # all landed, all unknown
+    summary = import_into(
+        sandbox,
+        source,
+        results,
+        mapping=token_mapping(tmp_path),
+        force_resume=True,
+        settle_delay=0.0,
+    )
+    assert summary.reconciled.found == 5 and summary.calls == 0
+    assert len(sandbox.activities) == 5
+
+
+def test_a_settle_delay_that_is_not_a_number_of_seconds_is_refused() -> None:
+    from importer.exceptions import ConfigError
+    from importer.settings import ImportSettings
+
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="--settle-delay"):
+            ImportSettings(settle_delay=bad)

@@ -414,15 +414,16 @@ def _check_activity_fields(
     if token is not None:
         f = fields.get(token)
         if f is None:
-            spare = [n for n in fields if n not in sends.activity and fields[n].options is None]
+            spare = [n for n in fields if n not in sends.activity and _holds_text(fields[n])]
             problems.append(
                 f"options.row_token: {token} is not a field of {what}; add a text field for the "
                 "token to the activity type, or name a spare one"
                 + (f" (it has {_listed(spare)} unmapped)" if spare else "")
             )
-        elif f.options is not None:
+        elif not _holds_text(f):
+            kind = "a dropdown" if f.options is not None else f"a {f.data_type} field"
             problems.append(
-                f"options.row_token: {token} ({f.display}) is a dropdown in {what}; the token "
+                f"options.row_token: {token} ({f.display}) is {kind} in {what}; the token "
                 "needs a text field"
             )
         else:
@@ -433,6 +434,16 @@ def _check_activity_fields(
                 f"activity.fields: {what} requires {name} ({f.display}); map it "
                 f"(e.g. '{name}: <column>')"
             )
+
+
+_TEXT_TYPES = frozenset({"", "string", "text", "largetextarea", "textarea"})
+"""Field types that hold a row token (``lsq-`` and 12 hex digits); "" when the metadata says
+none (the sandbox's default schema names String)."""
+
+
+def _holds_text(f: _Field) -> bool:
+    """Whether an activity field can hold a row token: text, not a dropdown or a field set."""
+    return f.options is None and f.data_type.lower() in _TEXT_TYPES
 
 
 def _check_activity_set(

@@ -206,7 +206,8 @@ async def settle(
                     by, rows[0].search[1], event, rows, lookups, token_field, known_ids
                 )
             except LookupFailed as exc:
-                reason = f"lookup failed: {exc.reason}"
+                said = exc.reason
+                reason = said if said.startswith("lookup failed") else f"lookup failed: {said}"
             except BudgetExhausted:
                 reason = "not looked up: the call budget (--max-calls) ran out first"
             return [Settled(r.row, Verdict.FAILED, reason=reason) for r in rows]

@@ -88,6 +88,7 @@ def test_a_token_field_mapped_from_a_column_or_not_custom_is_refused(tmp_path: P
     [
         ("mx_Custom_9", "options.row_token: mx_Custom_9 is not a field of activity 105"),
         ("mx_Custom_3", "options.row_token: mx_Custom_3 (Interest) is a dropdown"),
+        ("mx_Custom_4", "options.row_token: mx_Custom_4 (Delivery) is a CustomObject field"),
     ],
 )
 def test_the_preflight_refuses_a_token_field_the_activity_type_lacks(

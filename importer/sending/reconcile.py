@@ -160,21 +160,6 @@ def _matches(
     return all(_text(found.fields.get(name)) == value for name, value in fields)
 
 
-class CallBudget:
-    """What is left of a run's ``--max-calls`` for lookups: :meth:`take` is asked before each
-    call (a True is followed by exactly one call), so the count is exact."""
-
-    def __init__(self, left: int | None) -> None:
-        self.left = left
-        self.taken = 0
-
-    def take(self) -> bool:
-        if self.left is not None and self.taken >= self.left:
-            return False
-        self.taken += 1
-        return True
-
-
 async def settle(
     pending: Iterable[Pending],
     lookups: LookupsLike,

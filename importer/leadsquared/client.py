@@ -27,6 +27,9 @@ LEADS_BY_EMAIL_PATH = "/v2/LeadManagement.svc/Leads.GetByEmailaddress"
 LEAD_BY_PHONE_PATH = "/v2/LeadManagement.svc/RetrieveLeadByPhoneNumber"
 LEADS_GET_PATH = "/v2/LeadManagement.svc/Leads.Get"
 ACTIVITIES_OF_LEAD_PATH = "/v2/ProspectActivity.svc/Retrieve"
+# Bulk mode (importer.leadsquared.bulk): up to 25 leads, then up to 25 activities, a call.
+BULK_LEADS_PATH = "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"
+BULK_ACTIVITIES_PATH = "/v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField"
 
 
 class TransportError(Exception):

@@ -166,6 +166,7 @@ def run_batch(
     batch = BatchSummary()
     budget = settings.max_calls  # for the whole batch: what each file used is taken off
     pacer = Pacer(settings.rate, settings.per)
+    bulk_pacer = Pacer(settings.bulk_rate, settings.bulk_per)  # used by bulk and auto modes
     for source in inputs:
         results = ResultsFile.for_input(source, folder=folder)
         if results.is_complete(source):
@@ -192,6 +193,7 @@ def run_batch(
                     settings=dataclasses.replace(settings, max_calls=budget),
                     progress=progress,
                     pacer=pacer,
+                    bulk_pacer=bulk_pacer,
                 )
                 outcome = FileOutcome(source, results.path, summary.exit_status, summary)
             except ImporterError as exc:

@@ -27,7 +27,8 @@ import click
 from . import __version__
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
-from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, ImportSettings
+from .plans import PLAN_NAMES
+from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, MAX_BATCH, MODES, ImportSettings
 
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
@@ -344,10 +345,8 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
 )
 @click.option(
     "--rate",
-    default=25,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="Calls allowed per --per seconds by your plan.",
+    help="Calls allowed per --per seconds by your plan (default: --plan's, else 25).",
 )
 @click.option(
     "--per",
@@ -355,6 +354,44 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Rate-limit window, seconds.",
+)
+@click.option(
+    "--plan",
+    type=click.Choice(PLAN_NAMES, case_sensitive=False),
+    help="Your LeadSquared plan: sets --rate and --bulk-rate from its published limits "
+    "(given ones win); a refusal naming a lower limit is learnt during the run.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="single",
+    show_default=True,
+    help="single: one CreateCustom call per row. bulk: batches of --batch-size rows, two bulk "
+    "calls each (leads, then activities). auto: both at once, each under its own limit.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH),
+    default=MAX_BATCH,
+    show_default=True,
+    help="Rows per bulk batch.",
+)
+@click.option(
+    "--bulk-rate",
+    type=click.IntRange(min=1),
+    help="Bulk calls allowed per --bulk-per seconds (default: --plan's, else 1).",
+)
+@click.option(
+    "--bulk-per",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The bulk limit's window, seconds (default: --per).",
+)
+@click.option(
+    "--bulk-shares-limit/--no-bulk-shares-limit",
+    default=True,
+    show_default=True,
+    help="Bulk calls also count against --rate (not documented either way; the safe "
+    "assumption). --no-bulk-shares-limit if your account counts them apart.",
 )
 @click.option(
     "--concurrency",

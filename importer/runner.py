@@ -31,6 +31,7 @@ from .exceptions import (
     InputFileError,
     InterruptedBeforeSending,
     JournalWriteError,
+    MappingError,
     ResultsFileError,
 )
 from .exitcodes import ExitStatus
@@ -71,6 +72,12 @@ class ImportOptions(TypedDict, total=False):
     sandbox_schema: str | os.PathLike[str] | None
     rate: int
     per: float
+    mode: str
+    batch_size: int
+    bulk_rate: int
+    bulk_per: float
+    bulk_shares_limit: bool
+    plan: str | None
     concurrency: int | None
     timeout: float
     max_attempts: int
@@ -98,6 +105,7 @@ def run_import(
     progress: bool | RunObserver = False,
     on_result: Callable[[Result], None] | None = None,
     pacer: Pacer | None = None,
+    bulk_pacer: Pacer | None = None,
     **options: Unpack[ImportOptions],
 ) -> Summary:
     """Import every row of ``input_path`` and return the :class:`Summary`.
@@ -130,12 +138,19 @@ def run_import(
     with each row's :class:`Result` as it settles. ``pacer``: a
     :class:`importer.sending.pacer.Pacer` shared with runs before it (what
     :func:`importer.batch.run_batch` passes each file), so that calls of those runs still in
-    the server's window count; by default the run makes its own at ``rate``/``per``.
+    the server's window count; by default the run makes its own at ``rate``/``per``;
+    ``bulk_pacer`` likewise for bulk calls (``mode`` ``bulk`` or ``auto``), at
+    ``bulk_rate``/``bulk_per``. ``plan`` (``"pro"``, see :mod:`importer.plans`) gives the
+    defaults of ``rate`` and ``bulk_rate``.
     Raises :class:`importer.exceptions.ImporterError` subclasses for bad input or settings
     before anything is sent, and :class:`importer.exceptions.InterruptedBeforeSending` for a
     Ctrl-C (KeyboardInterrupt) before the first row was sent; once rows go out, a first
     Ctrl-C or SIGTERM lets the calls in flight finish and the summary says it was interrupted.
     """
+    if settings is not None and "plan" in options:
+        # The plan's limits replace the settings' unless given here too.
+        options.setdefault("rate", None)  # type: ignore[typeddict-item]
+        options.setdefault("bulk_rate", None)  # type: ignore[typeddict-item]
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
     run: _Run | None = None
     frame = input_path if _is_dataframe(input_path) else None
@@ -292,6 +307,7 @@ def run_import(
                     on_result=on_result,
                     settings=settings,
                     pacer=pacer,
+                    bulk_pacer=bulk_pacer,
                 )
                 run.summary.fingerprints = fingerprints.digests()
                 run.summary.max_calls = settings.max_calls
@@ -397,6 +413,8 @@ class _Run:
     a resume that starts reading part-way counts them from the results file."""
     pacer: Pacer | None = None
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
+    bulk_pacer: Pacer | None = None
+    """The same for bulk calls."""
     sending: bool = False
     """The pool has started: rows may have been sent (until then a Ctrl-C ends the start-up)."""
     unread: int | None = 0
@@ -501,14 +519,28 @@ class _Run:
                 )
             )
             pacer = self.pacer if self.pacer is not None else Pacer(settings.rate, settings.per)
+            bulk_pacer = self.bulk_pacer
+            if bulk_pacer is None:
+                bulk_pacer = Pacer(settings.bulk_rate, settings.bulk_per)
             # A shared pacer counts every run's calls: this run's are what it adds.
             calls_before, throttled_before = pacer.calls, pacer.throttled
+            bulk_before = bulk_pacer.calls, bulk_pacer.throttled
             if self.last_written is not None:
                 # An earlier run (stopped or killed just now) may have calls in the server's
                 # window: they arrived before its last write, so one window after that is safe.
                 ago = time.time() - self.last_written
                 if ago < settings.per:
                     pacer.hold_until(time.monotonic() + settings.per - ago + pacer.margin)
+                if ago < settings.bulk_per:
+                    bulk_pacer.hold_until(
+                        time.monotonic() + settings.bulk_per - ago + bulk_pacer.margin
+                    )
+            if settings.bulk:
+                from .leadsquared.bulk import bulk_refusal
+
+                refused = bulk_refusal(self.mapping)
+                if refused:
+                    raise MappingError(f"{self.mapping.path}: {refused}")
             if settings.preflight_check:
                 # Before the journal exists: a mapping the account can't take costs no row.
                 found = await preflight(client, self.mapping, pacer=pacer)
@@ -541,22 +573,45 @@ class _Run:
                     self.previous.set(row, Status.FAILED, self.previous.attempts(row))
                 if max_calls is not None:
                     max_calls = max(0, max_calls - self.lookups.calls)
-            pool = WorkerPool(
-                sender=client,
-                pacer=pacer,
-                journal=self.journal,
-                retry=retry,
-                concurrency=settings.calls_in_flight,
-                on_result=self.settled,
-                max_calls=max_calls,
-                earlier_attempts=self.previous.attempts,
-            )
+            pool: WorkerPool
+            if settings.bulk:
+                from .sending.bulk import BulkPool
+
+                pool = BulkPool(
+                    sender=client,
+                    pacer=pacer,
+                    bulk_pacer=bulk_pacer,
+                    shares_limit=settings.bulk_shares_limit,
+                    batch_size=settings.batch_size,
+                    single_workers=settings.calls_in_flight if settings.mode == "auto" else 0,
+                    journal=self.journal,
+                    retry=retry,
+                    on_result=self.settled,
+                    max_calls=max_calls,
+                    earlier_attempts=self.previous.attempts,
+                )
+            else:
+                pool = WorkerPool(
+                    sender=client,
+                    pacer=pacer,
+                    journal=self.journal,
+                    retry=retry,
+                    concurrency=settings.calls_in_flight,
+                    on_result=self.settled,
+                    max_calls=max_calls,
+                    earlier_attempts=self.previous.attempts,
+                )
             _handle_signals(pool, stack, self.observer)
             self.sending = True
             try:
                 await pool.run(self.rows_to_send())
                 if settings.reconcile and not pool.stats.stop_reason:
-                    self._pool_calls = lambda: pool.pacer.calls - calls_before
+                    unshared = settings.bulk and not settings.bulk_shares_limit
+                    self._pool_calls = lambda: (
+                        pool.pacer.calls
+                        - calls_before
+                        + (bulk_pacer.calls - bulk_before[0] if unshared else 0)
+                    )
                     await self._settle_this_runs(pool)
             except ImporterError as exc:
                 # Rows were sent already (a file that breaks off mid-way, a full disk): not
@@ -569,6 +624,14 @@ class _Run:
                 summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls - lookups
                 summary.retries = pool.stats.retries
                 summary.throttled = pool.pacer.throttled - throttled_before
+                summary.mode = settings.mode
+                if settings.bulk:
+                    # A bulk call that also took an ordinary slot was counted there too.
+                    summary.bulk_calls = bulk_pacer.calls - bulk_before[0]
+                    if not settings.bulk_shares_limit:
+                        summary.calls += summary.bulk_calls
+                    summary.throttled += bulk_pacer.throttled - bulk_before[1]
+                    summary.batches = getattr(pool, "batches", 0)
                 summary.stop_reason = pool.stats.stop_reason
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:

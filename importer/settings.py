@@ -248,6 +248,11 @@ def check_sandbox_schema(sandbox: bool, schema: str | os.PathLike[str] | None) -
         )
 
 
+MODES = ("single", "bulk", "auto")
+"""How rows are sent (``ImportSettings.mode``)."""
+MAX_BATCH = 25
+"""The most rows a bulk batch holds (LeadSquared's bulk calls take 25 records)."""
+
 PREFLIGHT_CALLS = 3
 """The most calls the preflight check makes (activity types, the type's fields, lead fields)."""
 
@@ -271,8 +276,25 @@ class ImportSettings:
     """Send to a throwaway local sandbox instead (host and keys are ignored)."""
     sandbox_schema: str | os.PathLike[str] | None = None
     """With ``sandbox``: a schema file (``lsq-import account --output``) it mirrors."""
-    rate: int = 25
+    rate: int = None  # type: ignore[assignment]  # an int once made: see __post_init__
+    """Calls per ``per`` seconds (default: ``plan``'s, else 25)."""
     per: float = 5.0
+    mode: str = "single"
+    """``single`` (one CreateCustom call per row), ``bulk`` (batches of ``batch_size`` rows
+    through the bulk endpoints: two calls a batch) or ``auto`` (both at once, each path under
+    its own limit; see importer.sending.bulk)."""
+    batch_size: int = 25
+    bulk_rate: int = None  # type: ignore[assignment]  # an int once made
+    """Bulk calls per ``bulk_per`` seconds (default: ``plan``'s, else 1: the older rate-limit
+    page's limit for every plan)."""
+    bulk_per: float = None  # type: ignore[assignment]  # a float once made
+    """The bulk limit's window in seconds (default ``per``)."""
+    bulk_shares_limit: bool = True
+    """Bulk calls also count against the ordinary limit (undocumented; the safe assumption):
+    each takes a slot of both."""
+    plan: str | None = None
+    """A LeadSquared plan (importer.plans): its limits are the defaults of ``rate`` and
+    ``bulk_rate`` (given ones win)."""
     concurrency: int | None = None
     """Most calls in flight (default ``rate``)."""
     timeout: float = 60.0
@@ -300,6 +322,29 @@ class ImportSettings:
 
     def __post_init__(self) -> None:
         check_sandbox_schema(self.sandbox, self.sandbox_schema)
+        from .plans import DEFAULT_BULK_RATE, plan_named
+
+        plan = plan_named(self.plan) if self.plan is not None else None
+        if plan is not None:
+            object.__setattr__(self, "plan", plan.name)
+        if self.rate is None:
+            object.__setattr__(self, "rate", plan.calls if plan else 25)
+        if self.bulk_rate is None:
+            object.__setattr__(self, "bulk_rate", plan.bulk_calls if plan else DEFAULT_BULK_RATE)
+        if self.bulk_per is None:
+            object.__setattr__(self, "bulk_per", self.per)
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode {self.mode}: one of {', '.join(MODES)}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise ConfigError(
+                f"--batch-size {self.batch_size}: from 1 to {MAX_BATCH} (the most LeadSquared's "
+                "bulk calls take)"
+            )
+        if self.bulk_rate < 1 or not (math.isfinite(self.bulk_per) and self.bulk_per > 0):
+            raise ConfigError(
+                f"--bulk-rate {self.bulk_rate} --bulk-per {self.bulk_per:g}: rate must be >= 1 "
+                "and per > 0"
+            )
         if self.rate < 1 or self.per <= 0:
             raise ConfigError(f"--rate {self.rate} --per {self.per}: rate must be >= 1 and per > 0")
         if self.concurrency is not None and self.concurrency < 1:
@@ -330,6 +375,11 @@ class ImportSettings:
     @property
     def calls_in_flight(self) -> int:
         return self.concurrency or self.rate
+
+    @property
+    def bulk(self) -> bool:
+        """Rows go (at least partly) through the bulk endpoints."""
+        return self.mode != "single"
 
     @property
     def is_trial(self) -> bool:

@@ -51,6 +51,12 @@ class Summary:
     """The results file's own account (errors grouped, timeline), read after the run."""
     fingerprints: dict[str, str] = field(default_factory=dict)
     """Digests of the input and mapping files the results file belongs to."""
+    mode: str = "single"
+    """How rows were sent (``single``, ``bulk``, ``auto``)."""
+    bulk_calls: int = 0
+    """Of ``calls``, those through the bulk endpoints (two a batch, retries included)."""
+    batches: int = 0
+    """Bulk batches sent (up to 25 rows each)."""
     lookup_calls: int = 0
     """Calls that looked rows up in LeadSquared (reconciliation); not in ``calls``."""
     reconciled: Tally = field(default_factory=Tally)
@@ -104,6 +110,9 @@ class Summary:
             "bucket_seconds": report.get("bucket_seconds", 0),
             "fingerprints": self.fingerprints,
             "lookup_calls": self.lookup_calls,
+            "mode": self.mode,
+            "bulk_calls": self.bulk_calls,
+            "batches": self.batches,
             "reconciled": self.reconciled.to_dict(),
         }
 
@@ -126,7 +135,12 @@ class Summary:
         lines = [
             f"{self.rows} rows in {self.results}: {counts or 'none'}",
             f"this run: {sum(self.this_run.values())} rows settled, {self.calls} calls"
-            f" ({self.retries} retries, {self.throttled} rate-limited) in {self.elapsed:.1f} s"
+            + (
+                f" ({self.bulk_calls} bulk calls for {self.batches} batches)"
+                if self.mode != "single"
+                else ""
+            )
+            + f" ({self.retries} retries, {self.throttled} rate-limited) in {self.elapsed:.1f} s"
             f" = {self.calls_per_second:.2f} calls/s",
         ]
         progress = self.report.progress_text() if self.report is not None else ""

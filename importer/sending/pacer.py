@@ -111,9 +111,11 @@ class Pacer:
         """Clock time before which no slot is handed out after a refusal (0: not closed)."""
         return self._closed_until
 
-    def slot(self) -> _Slot:
-        """A context manager holding one slot for one call."""
-        return _Slot(self)
+    def slot(self, *, priority: bool = False) -> _Slot:
+        """A context manager holding one slot for one call. ``priority``: served before the
+        calls already waiting (a bulk call that holds its bulk slot already, when bulk calls
+        also count against this limit: it would hold that slot idle behind them)."""
+        return _Slot(self, priority)
 
     # ---- handing out slots ----------------------------------------------------------------
 
@@ -137,9 +139,9 @@ class Pacer:
         self._loop = loop
         return loop
 
-    async def _acquire(self) -> _Grant:
+    async def _acquire(self, priority: bool = False) -> _Grant:
         loop = self._bind()
-        first = False
+        first = priority
         while True:
             grant = None if self._waiters else self._take(self._clock())
             if grant is None:
@@ -266,8 +268,9 @@ class _Grant:
 
 
 class _Slot:
-    def __init__(self, pacer: Pacer) -> None:
+    def __init__(self, pacer: Pacer, priority: bool = False) -> None:
         self._pacer = pacer
+        self._priority = priority
         self._grant: _Grant | None = None
         self._answered_at: float | None = None
 
@@ -284,7 +287,7 @@ class _Slot:
             self._grant = None
 
     async def __aenter__(self) -> _Slot:
-        self._grant = await self._pacer._acquire()
+        self._grant = await self._pacer._acquire(self._priority)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

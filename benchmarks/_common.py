@@ -117,6 +117,7 @@ class SandboxProcess:
         jitter: float = 0.0,
         seed: int | None = 1,
         faults: str | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.args = [
             sys.executable,
@@ -138,6 +139,7 @@ class SandboxProcess:
             self.args += ["--seed", str(seed)]
         if faults:
             self.args += ["--faults", faults]
+        self.args += list(extra)  # e.g. --plan super, --bulk-rate 10
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None

@@ -27,6 +27,17 @@ Lead lookup: ``EmailAddress`` (and ``Email`` fields) compare case-insensitively,
 by their digits only, others after trimming; ``SearchBy: ProspectId`` looks a lead up by the
 ``ProspectID`` entry of ``LeadDetails`` and never creates one.
 
+Bulk endpoints (:meth:`SandboxAccount.bulk_create_or_update`,
+:meth:`~SandboxAccount.bulk_add_activities`) take a JSON list of 1 to 25 records (else a 400
+for the whole call, nothing stored) and reuse CreateCustom's pieces on each record, in order
+and in one synchronous step: a lead is :meth:`~SandboxAccount.parse_lead` then
+:meth:`~SandboxAccount.upsert_lead` (its ``SearchBy`` entry optional: EmailAddress, else
+Phone), an activity :meth:`~SandboxAccount.parse_activity` then
+:meth:`~SandboxAccount.add_activity`. A record that a single call would refuse gets that
+call's ExceptionType and ExceptionMessage in its place in the answer, and the others go on:
+a partial failure. Two leads of one call with the same search key are upserted in order (the
+second updates what the first created); :attr:`BulkResult.same_key` says it happened.
+
 Reads (the answers of the lookup endpoints; they find what the upsert would, compared the
 same way): :meth:`SandboxAccount.leads_by_email` (``Leads.GetByEmailaddress``),
 :meth:`~SandboxAccount.leads_by_phone` (``RetrieveLeadByPhoneNumber``: digits only, Phone
@@ -53,10 +64,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import invalid_input, mandatory_missing
+from .errors import ApiError, invalid_input, mandatory_missing, record_fault_error
 from .schema import SandboxSchema, allowed_options, is_custom_field_set, validate_schema_data
 
-__all__ = ["CreateCall", "SandboxAccount"]
+__all__ = [
+    "BULK_DEFAULT_SEARCH",
+    "BULK_MAX_RECORDS",
+    "BulkResult",
+    "CreateCall",
+    "LeadUpsert",
+    "SandboxAccount",
+]
 
 # LeadSquared rejects activity date-times in the future; allow for clock skew like it does.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -76,15 +94,68 @@ _ACTIVITY_KEYS = {
 }
 
 
+BULK_MAX_RECORDS = 25
+"""The most records a bulk call takes (leads or activities); more is a 400 for the call."""
+BULK_DEFAULT_SEARCH = ("EmailAddress", "Phone")
+"""What a bulk lead without a ``SearchBy`` entry is found by: the first of these it has."""
+
+
 @dataclass
-class CreateCall:
-    """A validated CreateCustom request, between its lookup and its insert."""
+class LeadUpsert:
+    """A validated ``LeadDetails`` (CreateCustom's, or one lead of a bulk call), between its
+    lookup and its write: attributes, custom field sets, what to find it by."""
 
     attrs: dict[str, str]
     sets: dict[str, dict[str, str]]
     search_by: str
     prospect_id: str | None
+
+
+@dataclass
+class CreateCall:
+    """A validated CreateCustom request, between its lookup and its insert."""
+
+    lead: LeadUpsert
     activity: dict[str, Any]
+
+
+@dataclass
+class BulkResult:
+    """What a bulk call did: its answer (``{"Status": "Success", "Response": [...]}``, a
+    record per request item, in order) and, for the server's :class:`CallRecord`, the leads
+    and activities it wrote, its failed and fault-failed rows (RowNumbers, from 1), and
+    whether two of its leads had the same search key."""
+
+    response: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    lead_ids: list[str] = dataclasses.field(default_factory=list)
+    activity_ids: list[str] = dataclasses.field(default_factory=list)
+    failed_rows: list[int] = dataclasses.field(default_factory=list)
+    faulted_rows: list[int] = dataclasses.field(default_factory=list)
+    same_key: bool = False
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The JSON answer."""
+        return {"Status": "Success", "Response": self.response}
+
+    def answer(self, record: dict[str, Any]) -> None:
+        self.response.append(record)
+
+    def error(self, row: int, err: ApiError) -> None:
+        """Row ``row`` failed as a single call would have (its status is not shown)."""
+        self.failed_rows.append(row)
+        self.response.append(
+            {"RowNumber": row, "ExceptionType": err.exception_type, "ExceptionMessage": err.message}
+        )
+
+    def fault(self, row: int) -> None:
+        """Row ``row`` failed by the ``record_error`` fault, unprocessed."""
+        self.faulted_rows.append(row)
+        self.error(row, record_fault_error())
+
+
+def _never() -> bool:
+    return False
 
 
 class SandboxAccount:
@@ -195,45 +266,30 @@ class SandboxAccount:
         unknown = sorted(set(payload) - _ROOT_KEYS)
         if unknown:
             raise invalid_input(f"Unknown property {_short(unknown[0])} in the request body", 400)
-        skip_dropdowns = payload.get("ValidateDropDownOptions", False)
-        if not isinstance(skip_dropdowns, bool):
-            raise invalid_input("ValidateDropDownOptions must be true or false")
-
-        attrs, sets, search_by, prospect_id = self._parse_lead_details(payload.get("LeadDetails"))
-        activity = self._parse_activity(payload.get("Activity"), skip_dropdowns=skip_dropdowns)
-        return CreateCall(attrs, sets, search_by, prospect_id, activity)
+        skip_dropdowns = _skip_dropdowns(payload)
+        lead = self.parse_lead(payload.get("LeadDetails"))
+        activity = self.parse_activity(payload.get("Activity"), skip_dropdowns=skip_dropdowns)
+        return CreateCall(lead, activity)
 
     def lookup(self, call: CreateCall) -> str | None:
         """The lead the call updates, or None for a new one (whose mandatory fields are checked)."""
-        if call.search_by.lower() == "prospectid":
-            if not call.prospect_id or call.prospect_id not in self.leads:
-                raise invalid_input(
-                    f"SearchBy ProspectId: no lead with ProspectID {_short(call.prospect_id or '')}"
-                )
-            return call.prospect_id
-        self._searched.add(call.search_by)
-        lead_id = self._find_lead(call.search_by, call.attrs[call.search_by])
-        if lead_id is None:
-            self._check_mandatory_lead_fields(call.attrs, call.sets)
-        return lead_id
+        return self.lookup_lead(call.lead)
 
     def store(self, call: CreateCall, lead_id: str | None) -> dict[str, Any]:
         """Insert or update the lead, then add the activity; never fails."""
-        if lead_id is None or lead_id not in self.leads:
-            lead_id = str(uuid.uuid4())
-            self.leads[lead_id] = {"ProspectID": lead_id}
-        self._write_lead(lead_id, call.attrs, call.sets)
-
-        activity_id = str(uuid.uuid4())
-        activity = dict(call.activity, Id=activity_id, LeadId=lead_id, CreatedAt=self._clock())
-        self.activities.append(activity)
-        self._of_lead.setdefault(lead_id, []).append(activity)
+        lead_id, _ = self.write_lead(call.lead, lead_id)
+        activity_id = self.add_activity(lead_id, call.activity)
         return {"Status": "Success", "Message": {"Id": activity_id, "RelatedId": lead_id}}
 
-    def _parse_lead_details(
-        self, details: Any
-    ) -> tuple[dict[str, str], dict[str, dict[str, str]], str, str | None]:
-        """Validate LeadDetails; return attributes, custom field sets, SearchBy, ProspectID."""
+    # ---- the pieces of an upsert, shared by CreateCustom and the bulk endpoints -------------
+
+    def parse_lead(self, details: Any, *, default_search: tuple[str, ...] = ()) -> LeadUpsert:
+        """Validate a ``LeadDetails`` list; raise ApiError.
+
+        ``default_search``: the attributes to find the lead by when it has no ``SearchBy``
+        entry, the first one with a non-empty value (the bulk upsert's EmailAddress, then
+        Phone); empty (CreateCustom) means the entry is required.
+        """
         if not isinstance(details, list) or not details:
             raise invalid_input(
                 "LeadDetails must be a non-empty list of {Attribute, Value} objects"
@@ -262,20 +318,195 @@ class SandboxAccount:
                 )
             _check_value(f, value, f"Lead attribute {name}", "Options")
             attrs[name] = value
+        if not search_by and default_search:
+            key = next((a for a in default_search if attrs.get(a, "").strip()), None)
+            if key is None:
+                raise invalid_input(
+                    "LeadDetails has no SearchBy entry and no value for "
+                    f"{' or '.join(default_search)} to find the lead by; add one of them"
+                )
+            return LeadUpsert(attrs, sets, key, prospect_id)
         if len(search_by) != 1:
+            exactly = "at most" if default_search else "exactly"
             raise invalid_input(
-                f"LeadDetails must have exactly one SearchBy entry, found {len(search_by)}"
+                f"LeadDetails must have {exactly} one SearchBy entry, found {len(search_by)}"
             )
         key = search_by[0]
         if key.lower() == "prospectid":
             if not prospect_id:
                 raise invalid_input("SearchBy ProspectId needs a ProspectID entry with a lead id")
-            return attrs, sets, key, prospect_id
+            return LeadUpsert(attrs, sets, key, prospect_id)
         if not attrs.get(key, "").strip():
             raise invalid_input(
                 f"SearchBy names {_short(key)}, which has no non-empty value in LeadDetails"
             )
-        return attrs, sets, key, prospect_id
+        return LeadUpsert(attrs, sets, key, prospect_id)
+
+    def search_key(self, lead: LeadUpsert) -> tuple[str, str]:
+        """What the lookup compares: the attribute and its normalised value (two leads with
+        the same key are the same lead)."""
+        if lead.search_by.lower() == "prospectid":
+            return "ProspectId", lead.prospect_id or ""
+        return lead.search_by, self._normalise(lead.search_by, lead.attrs[lead.search_by])
+
+    def lookup_lead(self, lead: LeadUpsert) -> str | None:
+        """The lead to update, or None for a new one (whose mandatory fields are checked
+        here); raise ApiError for a ``SearchBy ProspectId`` that finds none."""
+        if lead.search_by.lower() == "prospectid":
+            if not lead.prospect_id or lead.prospect_id not in self.leads:
+                raise invalid_input(
+                    f"SearchBy ProspectId: no lead with ProspectID {_short(lead.prospect_id or '')}"
+                )
+            return lead.prospect_id
+        self._searched.add(lead.search_by)
+        lead_id = self._find_lead(lead.search_by, lead.attrs[lead.search_by])
+        if lead_id is None:
+            self._check_mandatory_lead_fields(lead.attrs, lead.sets)
+        return lead_id
+
+    def write_lead(self, lead: LeadUpsert, lead_id: str | None) -> tuple[str, bool]:
+        """Update lead ``lead_id``, or create one (None, or a lead gone since the lookup);
+        return its id and whether it was created. Never fails."""
+        created = lead_id is None or lead_id not in self.leads
+        if lead_id is None or created:
+            lead_id = str(uuid.uuid4())
+            self.leads[lead_id] = {"ProspectID": lead_id}
+        self._write_lead(lead_id, lead.attrs, lead.sets)
+        return lead_id, created
+
+    def upsert_lead(self, lead: LeadUpsert) -> tuple[str, bool]:
+        """Look the lead up and write it in one synchronous step (atomic on the event loop);
+        return its id and whether it was created. Raises ApiError as :meth:`lookup_lead`."""
+        return self.write_lead(lead, self.lookup_lead(lead))
+
+    def add_activity(self, lead_id: str, activity: dict[str, Any]) -> str:
+        """Store a validated activity (:meth:`parse_activity`) on a lead; return its id."""
+        activity_id = str(uuid.uuid4())
+        stored = dict(activity, Id=activity_id, LeadId=lead_id, CreatedAt=self._clock())
+        self.activities.append(stored)
+        self._of_lead.setdefault(lead_id, []).append(stored)
+        return activity_id
+
+    # ---- bulk endpoints ---------------------------------------------------------------------
+
+    def bulk_create_or_update(
+        self,
+        content_type: str,
+        body: bytes,
+        *,
+        record_fault: Callable[[], bool] = _never,
+    ) -> BulkResult:
+        """``Lead/Bulk/CreateOrUpdate``: upsert each lead of the list, in order.
+
+        Each lead is a ``LeadDetails`` list, checked and upserted as CreateCustom's; without
+        a ``SearchBy`` entry it is found by EmailAddress, else by Phone. A lead that fails
+        answers a record error and leaves the others alone (a partial failure). A bad body
+        (not JSON, not a list, empty, more than :data:`BULK_MAX_RECORDS`) raises ApiError
+        (400) and stores nothing. ``record_fault()`` is asked once per record, in order: True
+        fails it with :data:`RECORD_FAULT_TYPE` (the ``record_error`` fault) unprocessed.
+        """
+        records = _json_list(content_type, body, "leads")
+        result = BulkResult()
+        seen: set[tuple[str, str]] = set()
+        for row, details in enumerate(records, 1):
+            faulted = record_fault()  # one draw per record, whatever the record holds
+            try:
+                lead = self.parse_lead(details, default_search=BULK_DEFAULT_SEARCH)
+            except ApiError as err:
+                if faulted:
+                    result.fault(row)
+                else:
+                    result.error(row, err)
+                continue
+            # What the client sent counts, even for a record that fails later.
+            key = self.search_key(lead)
+            result.same_key = result.same_key or key in seen
+            seen.add(key)
+            if faulted:
+                result.fault(row)
+                continue
+            try:
+                lead_id, created = self.upsert_lead(lead)
+            except ApiError as err:
+                result.error(row, err)
+                continue
+            result.lead_ids.append(lead_id)
+            result.answer(
+                {
+                    "RowNumber": row,
+                    "LeadId": lead_id,
+                    "LeadCreated": created,
+                    "LeadUpdated": not created,
+                }
+            )
+        return result
+
+    def bulk_add_activities(
+        self,
+        search_by: str | None,
+        content_type: str,
+        body: bytes,
+        *,
+        record_fault: Callable[[], bool] = _never,
+    ) -> BulkResult:
+        """``Bulk/CustomActivity/Add/ByLeadField?searchBy=...``: add each activity of the
+        list to the lead whose ``search_by`` field is its ``SearchByValue``, in order.
+
+        The lead is found as the upsert finds it (an e-mail in any case, a phone by its
+        digits); none is a record error ("Lead not found ..."), as is an activity that
+        CreateCustom's ``Activity`` check refuses. A missing or unknown ``search_by`` or a bad
+        body raises ApiError and stores nothing. ``record_fault`` as for
+        :meth:`bulk_create_or_update`.
+        """
+        field = self._search_field(search_by)
+        records = _json_list(content_type, body, "activities")
+        result = BulkResult()
+        for row, record in enumerate(records, 1):
+            if record_fault():
+                result.fault(row)
+                continue
+            try:
+                lead_id, activity = self._parse_bulk_activity(field, record)
+            except ApiError as err:
+                result.error(row, err)
+                continue
+            activity_id = self.add_activity(lead_id, activity)
+            result.activity_ids.append(activity_id)
+            result.answer({"RowNumber": row, "ProspectActivityId": activity_id, "LeadId": lead_id})
+        return result
+
+    def _search_field(self, search_by: str | None) -> str:
+        """The lead field a ByLeadField call names (any case), or ApiError."""
+        if search_by is None or not search_by.strip():
+            raise invalid_input(
+                "The searchBy parameter is required (e.g. searchBy=EmailAddress)", 400
+            )
+        wanted = search_by.strip()
+        if wanted.lower() == "prospectid":
+            return "ProspectId"
+        for name, f in self._lead_fields.items():
+            if name.lower() == wanted.lower() and not is_custom_field_set(f):
+                return name
+        raise invalid_input(f"Invalid searchBy {_short(search_by)}: not a lead field")
+
+    def _parse_bulk_activity(self, field: str, record: Any) -> tuple[str, dict[str, Any]]:
+        """The lead and the validated activity of one ByLeadField record, or ApiError."""
+        if not isinstance(record, dict):
+            raise invalid_input("Each activity must be an object with SearchByValue")
+        value = record.get("SearchByValue")
+        if not isinstance(value, str) or not value.strip():
+            raise invalid_input("SearchByValue must be a non-empty string")
+        if field == "ProspectId":
+            lead_id: str | None = value.strip() if value.strip() in self.leads else None
+        else:
+            lead_id = self._find_lead(field, value)
+        if lead_id is None:
+            raise invalid_input(f"Lead not found: no lead with {field} {_short(value)}")
+        skip_dropdowns = _skip_dropdowns(record)
+        activity = {
+            k: v for k, v in record.items() if k not in ("SearchByValue", "ValidateDropDownOptions")
+        }
+        return lead_id, self.parse_activity(activity, skip_dropdowns=skip_dropdowns)
 
     def _parse_cfs(
         self,
@@ -320,7 +551,8 @@ class SandboxAccount:
             out[name] = value
         return out
 
-    def _parse_activity(self, activity: Any, *, skip_dropdowns: bool) -> dict[str, Any]:
+    def parse_activity(self, activity: Any, *, skip_dropdowns: bool) -> dict[str, Any]:
+        """Validate an ``Activity`` object (CreateCustom's, or a bulk record's); raise ApiError."""
         if not isinstance(activity, dict):
             raise invalid_input("Activity must be an object with an ActivityEvent")
         unknown = sorted(set(activity) - _ACTIVITY_KEYS)
@@ -645,6 +877,35 @@ def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise invalid_input("Request body must be a JSON object", 400)
     return payload
+
+
+def _json_list(content_type: str, body: bytes, what: str) -> list[Any]:
+    """A bulk call's body: a JSON list of 1 to BULK_MAX_RECORDS items (400 otherwise)."""
+    if content_type.lower() != "application/json":
+        raise invalid_input(
+            f"Content-Type must be application/json, not {_short(content_type)}", 400
+        )
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise invalid_input("Request body is not valid JSON", 400) from None
+    if not isinstance(payload, list):
+        raise invalid_input(f"Request body must be a JSON list of {what}", 400)
+    if not payload:
+        raise invalid_input(f"Request body has no {what}: send 1 to {BULK_MAX_RECORDS}", 400)
+    if len(payload) > BULK_MAX_RECORDS:
+        raise invalid_input(
+            f"Request body has {len(payload)} {what}, more than {BULK_MAX_RECORDS} a call", 400
+        )
+    return payload
+
+
+def _skip_dropdowns(payload: dict[str, Any]) -> bool:
+    """``ValidateDropDownOptions`` of a request (CreateCustom's root, or a bulk activity)."""
+    skip = payload.get("ValidateDropDownOptions", False)
+    if not isinstance(skip, bool):
+        raise invalid_input("ValidateDropDownOptions must be true or false")
+    return skip
 
 
 def _part(payload: dict[str, Any], name: str) -> dict[str, Any]:

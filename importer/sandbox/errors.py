@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ApiError", "invalid_input", "mandatory_missing"]
+__all__ = [
+    "RECORD_FAULT_MESSAGE",
+    "RECORD_FAULT_TYPE",
+    "ApiError",
+    "invalid_input",
+    "mandatory_missing",
+    "record_fault_error",
+]
+
+RECORD_FAULT_TYPE = "MXUnknownException"
+"""The ExceptionType of a bulk record failed by the ``record_error`` fault. Not an input
+error (``MXInvalidInputException`` says the record is wrong and sending it again fails
+again): the record was fine and was not processed, as when the server gave up on it, so a
+client may send it again."""
+RECORD_FAULT_MESSAGE = "Record could not be processed (sandbox fault)"
 
 
 class ApiError(Exception):
@@ -32,3 +46,9 @@ def invalid_input(message: str, status: int = 500) -> ApiError:
 
 def mandatory_missing(message: str) -> ApiError:
     return ApiError(500, "MXMandatoryAttributeMissingException", message)
+
+
+def record_fault_error() -> ApiError:
+    """The record error of the ``record_error`` fault (its status is never sent: a bulk
+    call's record errors sit in a 200 answer)."""
+    return ApiError(500, RECORD_FAULT_TYPE, RECORD_FAULT_MESSAGE)

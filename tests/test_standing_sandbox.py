@@ -186,7 +186,17 @@ def test_the_sandbox_says_what_it_is_and_never_its_keys(sandbox_thread, own_keys
     sandbox = sandbox_thread(**keys)
     with urllib.request.urlopen(sandbox.base_url + "/_sandbox/info", timeout=10) as answer:
         text = answer.read().decode()
-    assert json.loads(text) == {"service": "lsq-import sandbox", "well_known_keys": not own_keys}
+    assert json.loads(text) == {
+        "service": "lsq-import sandbox",
+        "well_known_keys": not own_keys,
+        "limits": {
+            "rate": 25,
+            "per": 5.0,
+            "bulk_rate": 1,
+            "bulk_per": 5.0,
+            "bulk_shares_limit": True,
+        },
+    }
     for key in (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, "own-access-1", "own-sec-1"):
         assert key not in text
     assert sandbox.calls == []  # not an API call: not recorded, not rate-limited

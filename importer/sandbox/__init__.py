@@ -12,12 +12,13 @@ One concern per module:
   types), its defaults and the checks of a schema file;
 - :mod:`.account` - :class:`SandboxAccount`, the emulated account without HTTP: request
   validation, the lead store and its upsert by ``SearchBy``, activities, metadata answers,
-  and the read answers (leads by e-mail, phone or any field; a lead's activities, paged);
+  the bulk upsert and bulk activities (per-record answers), and the read answers (leads by
+  e-mail, phone or any field; a lead's activities, paged);
 - :mod:`.errors` - :class:`ApiError`, LeadSquared's error envelope as a status and a body;
 - :mod:`.faults` - :class:`FaultConfig` (``--faults``, ``read_lag`` included), :data:`FAULTS`
   and the seeded :class:`FaultDraws`;
-- :mod:`.server` - :class:`Sandbox`, the aiohttp app: endpoints, keys, the rate window,
-  latency, fault injection and :class:`CallRecord`;
+- :mod:`.server` - :class:`Sandbox`, the aiohttp app: endpoints, keys, the rate windows
+  (ordinary and bulk), latency, fault injection and :class:`CallRecord`;
 - :mod:`.thread` - :class:`SandboxThread` for sync callers and :func:`serve` for the shell.
 
 Usage from a test or a benchmark (sync code)::
@@ -45,7 +46,7 @@ them, see :func:`importer.leadsquared.connect.standing_sandbox`).
 from __future__ import annotations
 
 from .account import SandboxAccount
-from .errors import ApiError
+from .errors import RECORD_FAULT_MESSAGE, RECORD_FAULT_TYPE, ApiError
 from .faults import FAULTS, FaultConfig, FaultDraws
 from .schema import SandboxSchema
 from .server import (
@@ -61,6 +62,8 @@ __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_SECRET_KEY",
     "FAULTS",
+    "RECORD_FAULT_MESSAGE",
+    "RECORD_FAULT_TYPE",
     "ApiError",
     "CallRecord",
     "RedirectedRecord",

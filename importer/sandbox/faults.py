@@ -48,7 +48,7 @@ FAULTS = (
     "echo_encoded",
     "gzip_bomb",
 )
-# Faults of the network in front of the API: they hit every CreateCustom call, before
+# Faults of the network in front of the API: they hit every CreateCustom or bulk call, before
 # authentication and the rate limiter (drop_before, proxy_502, redirect) or after the answer
 # (drop_after).
 NETWORK_FAULTS = frozenset({"drop_before", "proxy_502", "drop_after", "redirect"})
@@ -79,12 +79,22 @@ class FaultConfig:
     half is spent before the arrival is recorded (uplink), half after the response is decided
     (downlink). Jitter can reorder arrivals, as a real network does.
 
-    Faults (CreateCustom only; each a probability per call, 0..1, summing to at most 1): one
-    ``random()`` per arriving CreateCustom call picks at most one of them, walking
+    Faults (CreateCustom and the two bulk POSTs, ``Lead/Bulk/CreateOrUpdate`` and
+    ``Bulk/CustomActivity/Add/ByLeadField``; each a probability per call, 0..1, summing to at
+    most 1): one ``random()`` per arriving such call picks at most one of them, walking
     :data:`FAULTS` in order. Latency and faults share one ``random.Random(seed)``, so a seed
     and an order of calls always give the same faults. None of them creates anything except
     ``drop_after`` and the garbled answers (``html_200``, ``empty_200``, ``truncated_200``,
     ``huge_body``, ``nested_200``, ``gzip_bomb``).
+
+    On a bulk call each fault means what it means for CreateCustom, for the whole call: the
+    network faults and the server faults (500s, ``error_200``, throttling, the echoes)
+    process none of its records; ``drop_after`` processes every record and then closes the
+    connection; a garbled answer processes every record and replaces the ``{"Status":
+    "Success", "Response": [...]}`` answer as it replaces CreateCustom's success (the
+    padding of ``huge_body``, ``nested_200`` and ``gzip_bomb`` goes before the answer's
+    fields). The ``throttle_*`` faults name the bulk limit on a bulk call ("API calls
+    exceeded the limit of B in P second(s)", B the sandbox's ``bulk_rate``).
 
     - ``error_500_plain``: HTTP 500 with no MX type (a bare HTML page or
       ``{"Status": "Error", "Message": ...}``): transient, worth a retry.
@@ -135,9 +145,23 @@ class FaultConfig:
       its cap, and since the call was processed, the row ends ``unknown``. The compressed
       padding is made once per process (about a second), on the first such call.
 
+    ``record_error`` (bulk calls only; a probability per *record*, not counted in the sum
+    above): each record of a processed bulk call independently fails, unprocessed, with the
+    record error ``{"RowNumber", "ExceptionType": "MXUnknownException", "ExceptionMessage":
+    "Record could not be processed (sandbox fault)"}`` in its place in the answer, while the
+    other records succeed (or fail on their own merits): a partial failure, in an HTTP 200.
+    ``MXUnknownException`` (:data:`~importer.sandbox.errors.RECORD_FAULT_TYPE`) is this
+    sandbox's choice of a type that is no input error, so that a client can tell "this record
+    is wrong" from "this record was not processed". One ``random()`` per record, in order,
+    taken as the call is processed, with no await since its arrival (a call refused, or
+    answered by a fault that processes nothing, draws none), so a seed and an order of calls
+    repeat them.
+    :attr:`CallRecord.faulted_rows` names the rows it failed.
+
     ``nonatomic_upsert``: CreateCustom looks the lead up, sleeps ``upsert_pause`` seconds,
     then inserts, so two concurrent calls for one new key create two leads (LeadSquared may
-    do so; see :meth:`Sandbox.duplicate_leads`).
+    do so; see :meth:`Sandbox.duplicate_leads`). Bulk calls stay atomic: it does not apply
+    to them.
 
     ``read_lag``: seconds (of the sandbox's clock) before a new activity is listed by the
     read endpoint (``ProspectActivity.svc/Retrieve``: neither in its page nor in its
@@ -168,6 +192,7 @@ class FaultConfig:
     nested_200: float = 0.0
     echo_encoded: float = 0.0
     gzip_bomb: float = 0.0
+    record_error: float = 0.0
     nonatomic_upsert: bool = False
     upsert_pause: float = 0.05
     read_lag: float = 0.0
@@ -233,6 +258,9 @@ class FaultConfig:
             if not (isinstance(p, int | float) and 0 <= p <= 1):
                 raise ConfigError(f"{where}: {name} must be a probability from 0 to 1, not {p!r}")
             total += p
+        p = self.record_error  # per record, so not part of the per-call total
+        if not (isinstance(p, int | float) and 0 <= p <= 1):
+            raise ConfigError(f"{where}: record_error must be a probability from 0 to 1, not {p!r}")
         if total > 1 + 1e-9:
             raise ConfigError(
                 f"{where}: fault probabilities add up to {total:g}, more than 1; lower them"
@@ -276,10 +304,17 @@ class FaultDraws:
         return half, half
 
     def fault(self) -> str:
-        """The fault of one arriving CreateCustom call, "" for none."""
+        """The fault of one arriving CreateCustom or bulk call, "" for none."""
         if not self.config.any_fault:
             return ""
         return self.config.pick(self._random.random())
+
+    def record_fault(self) -> bool:
+        """Whether one record of a bulk call fails by the ``record_error`` fault (no draw
+        when it is off)."""
+        if not self.config.record_error:
+            return False
+        return self._random.random() < self.config.record_error
 
     def coin(self) -> bool:
         """A fair coin, e.g. to pick one of the two shapes of a plain 500."""

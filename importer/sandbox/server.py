@@ -26,10 +26,34 @@ Endpoints (paths match case-insensitively, like IIS/WCF):
   holds the note (``ActivityEvent_Note``), the ``ActivityDateTime`` and the non-empty custom
   fields. With the ``read_lag`` fault, an activity is listed only that many seconds (of
   ``clock()``) after it was created.
-- ``GET /_sandbox/info`` - ``{"service": "lsq-import sandbox", "well_known_keys": true}``
-  (no auth, not recorded): how the importer recognises a standing sandbox on loopback, and
-  whether it takes :data:`DEFAULT_ACCESS_KEY`/:data:`DEFAULT_SECRET_KEY` (never the keys).
-- ``GET /_sandbox/state`` - JSON snapshot of calls, leads and activities (no auth, not recorded).
+- ``POST /v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate`` - a JSON list of 1 to 25 leads,
+  each a list of ``{"Attribute", "Value"[, "Fields"]}`` pairs as in CreateCustom's
+  ``LeadDetails`` (custom field sets included); a ``{"Attribute": "SearchBy", ...}`` entry
+  names what to find the lead by, else its EmailAddress, else its Phone. Each lead is checked
+  and upserted as CreateCustom's, in order, in one step: 200 ``{"Status": "Success",
+  "Response": [...]}``, one record per lead in request order, ``{"RowNumber": i, "LeadId",
+  "LeadCreated", "LeadUpdated"}`` (``i`` from 1) or ``{"RowNumber": i, "ExceptionType",
+  "ExceptionMessage"}`` with the error CreateCustom would give (a partial failure: the others
+  are processed). Two leads with one search key in a call are upserted in order (the second
+  updates the first) and the call is counted in :attr:`Sandbox.bulk_same_key_calls`.
+- ``POST /v2/ProspectActivity.svc/Bulk/CustomActivity/Add/ByLeadField?searchBy=F`` - a JSON
+  list of 1 to 25 ``{"SearchByValue", "ActivityEvent", "ActivityNote", "ActivityDateTime",
+  "Fields", "ValidateDropDownOptions"}`` (only the first two required): each is added to
+  the lead whose field ``F`` (a lead field or ``ProspectId``, any case; the parameter's name
+  too) matches ``SearchByValue``, compared as the upsert compares, after CreateCustom's check
+  of an ``Activity``: 200 ``{"Status": "Success", "Response": [{"RowNumber": i,
+  "ProspectActivityId", "LeadId"} | {"RowNumber": i, "ExceptionType", "ExceptionMessage"}]}``;
+  no such lead is a record error (``MXInvalidInputException`` "Lead not found: ..."). The
+  read endpoints list these activities (``read_lag`` applies).
+- A bulk body that is not JSON, not a list, empty or longer than 25 is a 400
+  ``MXInvalidInputException`` for the whole call, and nothing is stored; so is a missing
+  ``searchBy`` (an unknown one: 500, like any unknown value).
+- ``GET /_sandbox/info`` - ``{"service": "lsq-import sandbox", "well_known_keys": true,
+  "limits": {"rate", "per", "bulk_rate", "bulk_per", "bulk_shares_limit"}}`` (no auth, not
+  recorded): how the importer recognises a standing sandbox on loopback, whether it takes
+  :data:`DEFAULT_ACCESS_KEY`/:data:`DEFAULT_SECRET_KEY` (never the keys), and its limits.
+- ``GET /_sandbox/state`` - JSON snapshot of calls, leads, activities, redirected arrivals and
+  ``bulk_same_key_calls`` (no auth, not recorded).
 - ``POST /_sandbox/reset`` - forget leads, activities and calls (no auth, not recorded).
 - ``* /_sandbox/redirected/...`` - where the ``redirect`` fault points: a fake success,
   and a :class:`RedirectedRecord` in :attr:`Sandbox.redirected` (no key is stored).
@@ -43,14 +67,19 @@ Each ``/v2/`` request goes through, in order: the uplink half of the simulated l
 ``accessKey``/``secretKey`` query parameters); the rate limiter (429
 ``MXAPIRateLimitExceededException``, "API calls exceeded the limit of R in P second(s)");
 the endpoint itself (the account); the downlink half of the latency. The read endpoints are
-metered and limited like any call. Injected faults (:class:`FaultConfig`, CreateCustom only;
-``read_lag`` delays what the reads see) are drawn at arrival: network faults
+metered and limited like any call. Injected faults (:class:`FaultConfig`, CreateCustom and
+the two bulk POSTs, one draw per call; ``read_lag`` delays what the reads see) are drawn at
+arrival: network faults
 (``drop_before``, ``proxy_502``, ``redirect``) answer right after routing, server faults (500s,
 ``error_200``, throttling, ``echo_headers``, ``echo_encoded``) right after the real limiter
 admits the call, ``drop_after`` closes the connection once the call has been processed, and
 the garbled answers (``html_200``, ``empty_200``, ``truncated_200``, ``huge_body``,
-``nested_200``, ``gzip_bomb``) replace a processed call's success.
-Each :class:`CallRecord` names its fault and the activity it created.
+``nested_200``, ``gzip_bomb``) replace a processed call's success. On a bulk call each
+means the same for the whole call (see :class:`FaultConfig`), and the bulk-only
+``record_error`` fails single records of a processed call (``MXUnknownException``, "Record
+could not be processed (sandbox fault)") while the others go in.
+Each :class:`CallRecord` names its fault and the activity it created (a bulk call's: the
+records it held, the leads and activities it wrote, its failed rows).
 
 Keys are never echoed in a response (except by the ``echo_headers`` and ``echo_encoded``
 faults, which exist to do so), a log line or a call record (records keep the path without
@@ -63,9 +92,20 @@ too, so a client that keeps hammering stays locked out. :meth:`Sandbox.max_in_wi
 the most metered arrivals (accepted or refused) in any window, so ``<= rate`` means the client
 never overran the limit.
 
+Bulk calls have a window of their own, ``bulk_rate`` calls per ``bulk_per`` seconds (default
+1 per ``per``: the older rate-limits page's figure for every plan). With
+``bulk_shares_limit=True`` (the default; LeadSquared does not document it) a bulk call is
+admitted only if both its window and the ordinary one have room, and counts in both; with
+False only the bulk window counts it. A refusal names the window that refused: "API calls
+exceeded the limit of B in P second(s)" for the bulk one (checked first), the ordinary
+message otherwise. :meth:`Sandbox.max_bulk_in_window` is :meth:`~Sandbox.max_in_window` for
+bulk calls; ``max_in_window`` counts what the ordinary window counted (bulk calls only when
+they share it). ``GET /_sandbox/info`` reports the limits under ``limits``.
+
 From the body being read to the answer being decided nothing awaits (unless
-``FaultConfig.nonatomic_upsert`` puts a pause into the upsert, to reproduce a racy one), so
-the limiter is exact and the account's upsert atomic.
+``FaultConfig.nonatomic_upsert`` puts a pause into CreateCustom's upsert, to reproduce a racy
+one), so the limiter is exact and the account's upsert atomic; a bulk call's records are all
+processed in that one step.
 """
 
 from __future__ import annotations
@@ -91,7 +131,7 @@ from typing import Any
 from aiohttp import web
 
 from ..exceptions import ConfigError
-from .account import SandboxAccount
+from .account import BulkResult, SandboxAccount
 from .errors import ApiError, invalid_input
 from .faults import (
     GARBLED_ANSWER_FAULTS,
@@ -136,6 +176,11 @@ _LEADS_BY_EMAIL = "/v2/leadmanagement.svc/leads.getbyemailaddress"
 _LEAD_BY_PHONE = "/v2/leadmanagement.svc/retrieveleadbyphonenumber"
 _LEADS_GET = "/v2/leadmanagement.svc/leads.get"
 _ACTIVITIES = "/v2/prospectactivity.svc/retrieve"
+_BULK_LEADS = "/v2/leadmanagement.svc/lead/bulk/createorupdate"
+_BULK_ACTIVITIES = "/v2/prospectactivity.svc/bulk/customactivity/add/byleadfield"
+_BULK = frozenset({_BULK_LEADS, _BULK_ACTIVITIES})
+# The calls that get an injected fault: the ones that write.
+_FAULTED = _BULK | {_CREATE}
 
 _REDIRECTED = "/_sandbox/redirected"
 # What the redirect target answers: a success with an Id that is no activity, as a server
@@ -166,6 +211,12 @@ class CallRecord:
     the call (authenticated, known endpoint); ``fault`` names the injected fault (see
     :class:`FaultConfig`), "" for none; ``activity_id`` is the activity this call created, ""
     if none, so a test can reconcile what landed with what the client reported.
+
+    For a bulk call (``bulk`` True: a path of a bulk endpoint): ``records`` is how many
+    items its body's JSON list held (0 if it was no list), ``lead_ids`` the leads it
+    created or updated and ``activity_ids`` the activities it created, in request order;
+    ``failed_rows`` the RowNumbers (from 1) answered with a record error, and of those
+    ``faulted_rows`` the ones the ``record_error`` fault failed.
     """
 
     arrived: float
@@ -176,6 +227,12 @@ class CallRecord:
     metered: bool = False
     fault: str = ""
     activity_id: str = ""
+    bulk: bool = False
+    records: int = 0
+    lead_ids: list[str] = dataclasses.field(default_factory=list)
+    activity_ids: list[str] = dataclasses.field(default_factory=list)
+    failed_rows: list[int] = dataclasses.field(default_factory=list)
+    faulted_rows: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -271,6 +328,13 @@ class Sandbox:
     ``account`` is the :class:`SandboxAccount` behind the endpoints; ``draws`` the seeded
     :class:`FaultDraws` that decide each call's latency and fault, public so a test can see
     what a seed draws (a draw taken there is one that the next call does not get).
+
+    ``rate`` calls per ``per`` seconds is the ordinary limit; bulk calls have their own,
+    ``bulk_rate`` per ``bulk_per`` seconds (None: ``per``), and with ``bulk_shares_limit``
+    (the default; LeadSquared does not say) a bulk call also needs room in the ordinary
+    window and takes its place there. ``bulk_same_key_calls`` counts the bulk lead calls that
+    had two leads with the same search key (a client should never send that: which of the two
+    wins is the server's business).
     """
 
     def __init__(
@@ -280,6 +344,9 @@ class Sandbox:
         secret_key: str = DEFAULT_SECRET_KEY,
         rate: int = 25,
         per: float = 5.0,
+        bulk_rate: int = 1,
+        bulk_per: float | None = None,
+        bulk_shares_limit: bool = True,
         schema: SandboxSchema | None = None,
         faults: FaultConfig | None = None,
         count_rejected: bool = True,
@@ -291,12 +358,30 @@ class Sandbox:
             raise ConfigError(
                 f"sandbox window 'per' must be a positive number of seconds, not {per!r}"
             )
+        if not isinstance(bulk_rate, int) or isinstance(bulk_rate, bool) or bulk_rate < 1:
+            raise ConfigError(
+                f"sandbox bulk_rate must be a whole number of calls >= 1, not {bulk_rate!r}"
+            )
+        if bulk_per is not None and not (
+            isinstance(bulk_per, int | float) and math.isfinite(bulk_per) and bulk_per > 0
+        ):
+            raise ConfigError(
+                f"sandbox window 'bulk_per' must be a positive number of seconds, not {bulk_per!r}"
+            )
+        if not isinstance(bulk_shares_limit, bool):
+            raise ConfigError(
+                f"sandbox bulk_shares_limit must be true or false, not {bulk_shares_limit!r}"
+            )
         if not access_key or not secret_key:
             raise ConfigError("sandbox access key and secret key must not be empty")
         self._access_key = access_key.encode()
         self._secret_key = secret_key.encode()
         self.rate = rate
         self.per = float(per)
+        self.bulk_rate = bulk_rate
+        self.bulk_per = float(per if bulk_per is None else bulk_per)
+        self.bulk_shares_limit = bulk_shares_limit
+        self.bulk_same_key_calls = 0
         self.account = SandboxAccount(schema, clock=clock)
         self.faults = faults if faults is not None else FaultConfig()
         self.faults.validate()
@@ -311,6 +396,7 @@ class Sandbox:
         self._in_flight = 0
 
         self._window: deque[float] = deque()  # counted arrivals, oldest first
+        self._bulk_window: deque[float] = deque()  # counted bulk arrivals, oldest first
         self._routes: dict[str, tuple[str, Callable[[web.Request, bytes], Any]]] = {
             _CREATE: ("POST", self._create_custom),
             _ACTIVITY_TYPES: ("GET", self._get_activity_types),
@@ -320,6 +406,8 @@ class Sandbox:
             _LEAD_BY_PHONE: ("GET", self._get_lead_by_phone),
             _LEADS_GET: ("POST", self._leads_get),
             _ACTIVITIES: ("POST", self._retrieve_activities),
+            _BULK_LEADS: ("POST", self._bulk_leads),
+            _BULK_ACTIVITIES: ("POST", self._bulk_activities),
         }
 
         self.app = web.Application()
@@ -392,24 +480,39 @@ class Sandbox:
         return self.account.activities
 
     def arrivals(self, path_suffix: str = "CreateCustom") -> list[float]:
-        """Arrival times of the calls whose path ends with ``path_suffix`` (any status)."""
+        """Arrival times of the calls whose path ends with ``path_suffix`` (any status),
+        e.g. ``"Lead/Bulk/CreateOrUpdate"``."""
         suffix = path_suffix.lower()
         return [c.arrived for c in self.calls if c.path.lower().endswith(suffix)]
 
+    def bulk_arrivals(self) -> list[float]:
+        """Arrival times of the calls to either bulk endpoint (any status)."""
+        return [c.arrived for c in self.calls if c.bulk]
+
+    def bulk_calls(self) -> list[CallRecord]:
+        """The records of the calls to either bulk endpoint, in arrival order."""
+        return [c for c in self.calls if c.bulk]
+
     def max_in_window(self, per: float | None = None) -> int:
-        """The most metered arrivals (accepted or refused) in any window ``(t - per, t]``.
+        """The most metered arrivals (accepted or refused) that the ordinary window counted
+        in any window ``(t - per, t]``: every metered call but, unless ``bulk_shares_limit``,
+        the bulk ones.
 
         ``<= rate`` means the client never overran the limit at the server.
         """
-        width = self.per if per is None else per
-        times = sorted(c.arrived for c in self.calls if c.metered)
-        best = 0
-        lo = 0
-        for hi, t in enumerate(times):
-            while times[lo] <= t - width:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        return _most_in_window(
+            [c.arrived for c in self.calls if c.metered and (self.bulk_shares_limit or not c.bulk)],
+            self.per if per is None else per,
+        )
+
+    def max_bulk_in_window(self, per: float | None = None) -> int:
+        """The most metered bulk arrivals (accepted or refused) in any window ``(t - per, t]``
+        (``per`` defaults to ``bulk_per``): ``<= bulk_rate`` means the client never overran
+        the bulk limit."""
+        return _most_in_window(
+            [c.arrived for c in self.calls if c.metered and c.bulk],
+            self.bulk_per if per is None else per,
+        )
 
     def duplicate_leads(self) -> int:
         """How many leads share a SearchBy value with another lead (0 unless an upsert raced).
@@ -429,25 +532,42 @@ class Sandbox:
         return self._in_flight + (len(server.connections) if server is not None else 0)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able deep copy of ``calls``, ``leads``, ``activities`` and ``redirected``."""
+        """A JSON-able deep copy of ``calls``, ``leads``, ``activities``, ``redirected`` and
+        ``bulk_same_key_calls``."""
         return {
             "calls": [dataclasses.asdict(c) for c in self.calls],
             "leads": copy.deepcopy(self.leads),
             "activities": copy.deepcopy(self.activities),
             "redirected": [dataclasses.asdict(r) for r in self.redirected],
+            "bulk_same_key_calls": self.bulk_same_key_calls,
+        }
+
+    def limits(self) -> dict[str, Any]:
+        """The rate limits, as ``GET /_sandbox/info`` reports them."""
+        return {
+            "rate": self.rate,
+            "per": self.per,
+            "bulk_rate": self.bulk_rate,
+            "bulk_per": self.bulk_per,
+            "bulk_shares_limit": self.bulk_shares_limit,
         }
 
     def reset(self) -> None:
-        """Forget leads, activities, calls, redirected arrivals and the rate-limit window."""
+        """Forget leads, activities, calls, redirected arrivals, the same-key count and the
+        rate-limit windows."""
         self.calls.clear()
         self.redirected.clear()
         self.account.reset()
         self._window.clear()
+        self._bulk_window.clear()
+        self.bulk_same_key_calls = 0
 
     # ---- helpers endpoints ------------------------------------------------------------------
 
     async def _handle_info(self, request: web.Request) -> web.Response:
-        return web.json_response({"service": SERVICE, "well_known_keys": self.well_known_keys})
+        return web.json_response(
+            {"service": SERVICE, "well_known_keys": self.well_known_keys, "limits": self.limits()}
+        )
 
     @property
     def well_known_keys(self) -> bool:
@@ -523,19 +643,22 @@ class Sandbox:
             self._in_flight -= 1
 
     def _draw_fault(self, request: web.Request) -> str:
-        """One draw per arriving CreateCustom POST when faults are on (see FaultConfig)."""
-        if request.method != "POST" or request.path.lower().rstrip("/") != _CREATE:
+        """One draw per arriving CreateCustom or bulk POST when faults are on (see
+        FaultConfig)."""
+        if request.method != "POST" or request.path.lower().rstrip("/") not in _FAULTED:
             return ""
         return self.draws.fault()
 
-    def _throttled(self, status: int) -> ApiError:
+    def _throttled(self, status: int, *, bulk: bool = False) -> ApiError:
+        """The rate-limit answer naming the ordinary limit, or with ``bulk`` the bulk one."""
+        rate, per = (self.bulk_rate, self.bulk_per) if bulk else (self.rate, self.per)
         return ApiError(
-            status,
-            _RATE_LIMIT_TYPE,
-            f"API calls exceeded the limit of {self.rate} in {self.per:g} second(s)",
+            status, _RATE_LIMIT_TYPE, f"API calls exceeded the limit of {rate} in {per:g} second(s)"
         )
 
-    def _server_fault(self, fault: str, headers: Mapping[str, str]) -> web.Response | None:
+    def _server_fault(
+        self, fault: str, headers: Mapping[str, str], *, bulk: bool = False
+    ) -> web.Response | None:
         """The answer of an injected server-side fault, or None to process the call."""
         if fault == "error_500_plain":
             # Both shapes seen in the wild: an IIS page, and an envelope without a type.
@@ -566,7 +689,7 @@ class Sandbox:
                 + disguised_headers(headers, how)
             )
         if fault.startswith("throttle_"):
-            raise self._throttled(int(fault.removeprefix("throttle_")))
+            raise self._throttled(int(fault.removeprefix("throttle_")), bulk=bulk)
         return None
 
     async def _dispatch(
@@ -576,8 +699,11 @@ class Sandbox:
         if route is None:
             return web.Response(status=404, text="404: Not Found")
         method, handler = route
+        record.bulk = request.path.lower().rstrip("/") in _BULK
         if request.method != method:
             return web.Response(status=405, text="405: Method Not Allowed")
+        if record.bulk:
+            record.records = _records_in(body)
         if fault in NETWORK_FAULTS:
             record.fault = fault
         if fault == "drop_before":
@@ -594,11 +720,12 @@ class Sandbox:
                     "Invalid access key or secret key, or keys of another region's account",
                 )
             record.metered = True
-            if not self._admit(record.arrived):
-                raise self._throttled(429)
+            refused = self._admit(record.arrived, bulk=record.bulk)
+            if refused is not None:
+                raise self._throttled(429, bulk=refused == "bulk")
             if fault and fault not in NETWORK_FAULTS:
                 record.fault = fault
-                injected = self._server_fault(fault, request.headers)
+                injected = self._server_fault(fault, request.headers, bulk=record.bulk)
                 if injected is not None:
                     return injected
             if handler == self._create_custom and self.faults.nonatomic_upsert:
@@ -608,10 +735,18 @@ class Sandbox:
         except ApiError as err:
             record.exception_type = err.exception_type
             return web.json_response(err.envelope(), status=err.status)
-        if handler == self._create_custom:
+        if isinstance(payload, BulkResult):
+            record.lead_ids = payload.lead_ids
+            record.activity_ids = payload.activity_ids
+            record.failed_rows = payload.failed_rows
+            record.faulted_rows = payload.faulted_rows
+            if payload.same_key:
+                self.bulk_same_key_calls += 1
+            payload = payload.payload
+        elif handler == self._create_custom:
             record.activity_id = payload["Message"]["Id"]
-            if fault in GARBLED_ANSWER_FAULTS:
-                return self._garbled(fault, payload)
+        if fault in GARBLED_ANSWER_FAULTS:  # drawn for CreateCustom and bulk calls only
+            return self._garbled(fault, payload)
         return web.json_response(payload)
 
     @staticmethod
@@ -660,18 +795,31 @@ class Sandbox:
         ok_secret = hmac.compare_digest(secret.encode(), self._secret_key)
         return ok_access and ok_secret
 
-    def _admit(self, now: float) -> bool:
-        """Rolling window: refuse if ``rate`` or more counted arrivals lie in (now - per, now]."""
-        window = self._window
-        cutoff = now - self.per
-        while window and window[0] <= cutoff:
-            window.popleft()
-        if len(window) >= self.rate:
-            if self.count_rejected:
+    def _admit(self, now: float, *, bulk: bool = False) -> str | None:
+        """Rolling windows: None to admit the call, else which window refused it ("bulk",
+        checked first, or "ordinary").
+
+        A window refuses if its rate or more counted arrivals lie in ``(now - per, now]``.
+        An ordinary call is counted in the ordinary window; a bulk call in the bulk window
+        and, with ``bulk_shares_limit``, the ordinary one too, and needs room in each. A
+        refused call counts in the same windows when ``count_rejected``.
+        """
+        windows: list[tuple[str, deque[float], int, float]] = []
+        if bulk:
+            windows.append(("bulk", self._bulk_window, self.bulk_rate, self.bulk_per))
+        if not bulk or self.bulk_shares_limit:
+            windows.append(("ordinary", self._window, self.rate, self.per))
+        refused: str | None = None
+        for name, window, rate, per in windows:
+            cutoff = now - per
+            while window and window[0] <= cutoff:
+                window.popleft()
+            if refused is None and len(window) >= rate:
+                refused = name
+        if refused is None or self.count_rejected:
+            for _, window, _, _ in windows:
                 window.append(now)
-            return False
-        window.append(now)
-        return True
+        return refused
 
     # ---- endpoints: the account answers -----------------------------------------------------
 
@@ -684,6 +832,19 @@ class Sandbox:
         lead_id = self.account.lookup(call)
         await asyncio.sleep(self.faults.upsert_pause)
         return self.account.store(call, lead_id)
+
+    def _bulk_leads(self, request: web.Request, body: bytes) -> BulkResult:
+        return self.account.bulk_create_or_update(
+            request.content_type, body, record_fault=self.draws.record_fault
+        )
+
+    def _bulk_activities(self, request: web.Request, body: bytes) -> BulkResult:
+        return self.account.bulk_add_activities(
+            _query(request, "searchBy"),
+            request.content_type,
+            body,
+            record_fault=self.draws.record_fault,
+        )
 
     def _get_activity_types(self, request: web.Request, body: bytes) -> list[dict[str, Any]]:
         return self.account.get_activity_types()
@@ -709,6 +870,27 @@ class Sandbox:
         return self.account.retrieve_activities(
             _query(request, "leadId"), request.content_type, body, visible_until=visible_until
         )
+
+
+def _most_in_window(arrivals: list[float], width: float) -> int:
+    """The most of ``arrivals`` in any window ``(t - width, t]``."""
+    times = sorted(arrivals)
+    best = 0
+    lo = 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - width:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _records_in(body: bytes) -> int:
+    """How many items a bulk call's body holds: its JSON list's length, 0 if it is none."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return 0
+    return len(payload) if isinstance(payload, list) else 0
 
 
 def _query(request: web.Request, name: str) -> str | None:

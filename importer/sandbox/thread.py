@@ -115,10 +115,11 @@ def serve(*, host: str = "127.0.0.1", port: int = 8787, **sandbox_kwargs: Any) -
     """Run a sandbox in the foreground until Ctrl-C (``lsq-import sandbox``).
 
     Prints one line to stderr, e.g. ``LeadSquared sandbox on http://127.0.0.1:8787 (rate 25
-    per 5 s) - Ctrl-C to stop`` (with ``; faults <spec>`` after the rate when faults are on).
-    Refuses non-loopback hosts with ConfigError. Example::
+    per 5 s, bulk 1 per 5 s also counted in the rate) - Ctrl-C to stop`` (``not counted in
+    the rate`` with ``bulk_shares_limit=False``; ``; faults <spec>`` after the limits when
+    faults are on). Refuses non-loopback hosts with ConfigError. Example::
 
-        serve(port=8787, rate=10, per=5.0, faults=FaultConfig.from_spec("drop_after=0.05"))
+        serve(port=8787, rate=10, bulk_rate=5, faults=FaultConfig.from_spec("drop_after=0.05"))
     """
     check_loopback(host)
     sandbox = Sandbox(**sandbox_kwargs)
@@ -126,8 +127,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 8787, **sandbox_kwargs: Any) -
     async def main() -> None:
         url = await sandbox.start(host, port)
         faults = sandbox.faults.to_spec()
+        counted = "also" if sandbox.bulk_shares_limit else "not"
         print(
-            f"LeadSquared sandbox on {url} (rate {sandbox.rate} per {sandbox.per:g} s"
+            f"LeadSquared sandbox on {url} (rate {sandbox.rate} per {sandbox.per:g} s, "
+            f"bulk {sandbox.bulk_rate} per {sandbox.bulk_per:g} s {counted} counted in the rate"
             f"{'; faults ' + faults if faults else ''}) - Ctrl-C to stop",
             file=sys.stderr,
             flush=True,

@@ -188,7 +188,13 @@ def test_state_and_reset_helpers() -> None:
         await post(s, body())
         async with s.get("/_sandbox/state") as r:
             state = await r.json()
-        assert set(state) == {"calls", "leads", "activities", "redirected"}
+        assert set(state) == {
+            "calls",
+            "leads",
+            "activities",
+            "redirected",
+            "bulk_same_key_calls",
+        }
         assert state["redirected"] == []  # only the redirect fault's target fills it
         assert state["calls"][0]["http_status"] == 200
         assert len(state["leads"]) == 1 and len(state["activities"]) == 1

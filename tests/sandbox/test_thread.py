@@ -64,7 +64,10 @@ def test_serve_prints_one_line_and_exits_cleanly_on_ctrl_c(faults: str, shown: s
         assert proc.stderr is not None
         line = proc.stderr.readline()
         assert line.startswith("LeadSquared sandbox on http://127.0.0.1:")
-        assert line.endswith(f" (rate 7 per 2.5 s{shown}) - Ctrl-C to stop\n")
+        assert line.endswith(
+            f" (rate 7 per 2.5 s, bulk 1 per 2.5 s also counted in the rate{shown})"
+            " - Ctrl-C to stop\n"
+        )
         proc.send_signal(signal.SIGINT)
         _, rest = proc.communicate(timeout=10)
     finally:

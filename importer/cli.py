@@ -27,7 +27,7 @@ import click
 from . import __version__
 from .exceptions import ImporterError
 from .exitcodes import ExitStatus
-from .plans import PLAN_NAMES
+from .plans import DEFAULT_BULK_RATE, PLAN_NAMES, plan_named
 from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, MAX_BATCH, MODES, ImportSettings
 
 if TYPE_CHECKING:
@@ -807,18 +807,39 @@ class _LogFile(logging.handlers.RotatingFileHandler):
     "--bind", default="127.0.0.1", show_default=True, help="Loopback address to listen on."
 )
 @click.option(
+    "--plan",
+    type=click.Choice(PLAN_NAMES, case_sensitive=False),
+    help="Take the rate limits of this LeadSquared plan (calls and bulk calls per 5 s; see "
+    "importer/plans.py); --rate, --per and --bulk-rate given as well win.",
+)
+@click.option(
     "--rate",
-    default=25,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="Calls the sandbox accepts per --per seconds; more get LeadSquared's 429.",
+    help="Calls the sandbox accepts per --per seconds; more get LeadSquared's 429 "
+    "(default 25, or the --plan's).",
 )
 @click.option(
     "--per",
-    default=5.0,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="The rate limit's rolling window, seconds.",
+    help="The rate limit's rolling window, seconds (default 5, or the --plan's).",
+)
+@click.option(
+    "--bulk-rate",
+    type=click.IntRange(min=1),
+    help="Bulk calls (Lead/Bulk/CreateOrUpdate, Bulk/CustomActivity/Add/ByLeadField) the "
+    f"sandbox accepts per --bulk-per seconds (default {DEFAULT_BULK_RATE}, or the --plan's).",
+)
+@click.option(
+    "--bulk-per",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The bulk limit's rolling window, seconds (default: --per).",
+)
+@click.option(
+    "--bulk-shares-limit/--no-bulk-shares-limit",
+    default=True,
+    show_default=True,
+    help="Whether a bulk call also counts against (and needs room in) the --rate window; "
+    "LeadSquared does not say.",
 )
 @click.option(
     "--latency",
@@ -835,8 +856,9 @@ class _LogFile(logging.handlers.RotatingFileHandler):
     "--faults",
     default="",
     help="Inject faults, e.g. 'drop_after=0.02,error_500_plain=0.05,throttle_403=0.01' "
-    "(probabilities per CreateCustom call; read_lag=SECONDS delays what the activity reads "
-    "list; see importer/sandbox/faults.py for every name).",
+    "(probabilities per CreateCustom or bulk call; record_error=P fails each record of a bulk "
+    "call with probability P; read_lag=SECONDS delays what the activity reads list; see "
+    "importer/sandbox/faults.py for every name).",
 )
 @click.option(
     "--schema",
@@ -847,8 +869,12 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 def sandbox(
     port: int,
     bind: str,
-    rate: int,
-    per: float,
+    plan: str | None,
+    rate: int | None,
+    per: float | None,
+    bulk_rate: int | None,
+    bulk_per: float | None,
+    bulk_shares_limit: bool,
     latency: float | None,
     jitter: float | None,
     seed: int | None,
@@ -863,7 +889,7 @@ def sandbox(
 
     \b
     Example (two terminals):
-      lsq-import sandbox --port 8787
+      lsq-import sandbox --port 8787 --plan pro
       lsq-import run sample_data/leads.csv -m mappings/example.yaml --host http://127.0.0.1:8787
     """
     from .sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, FaultConfig, SandboxSchema, serve
@@ -878,13 +904,39 @@ def sandbox(
         port=port,
         access_key=os.environ.get(ENV_ACCESS_KEY) or DEFAULT_ACCESS_KEY,
         secret_key=os.environ.get(ENV_SECRET_KEY) or DEFAULT_SECRET_KEY,
-        rate=rate,
-        per=per,
+        **sandbox_limits(plan, rate=rate, per=per, bulk_rate=bulk_rate, bulk_per=bulk_per),
+        bulk_shares_limit=bulk_shares_limit,
         schema=SandboxSchema.from_file(schema) if schema else None,
         faults=dataclasses.replace(
             FaultConfig.from_spec(faults) if faults else FaultConfig(), **overrides
         ),
     )
+
+
+def sandbox_limits(
+    plan: str | None,
+    *,
+    rate: int | None = None,
+    per: float | None = None,
+    bulk_rate: int | None = None,
+    bulk_per: float | None = None,
+) -> dict[str, Any]:
+    """The sandbox's ``rate``, ``per``, ``bulk_rate`` and ``bulk_per``: each as given, else
+    ``plan``'s (:mod:`importer.plans`), else the defaults (25 calls and 1 bulk call per 5 s;
+    ``bulk_per`` None means the same window as ``per``)."""
+    preset = plan_named(plan) if plan else None
+    return {
+        "rate": rate if rate is not None else preset.calls if preset else 25,
+        "per": per if per is not None else preset.per if preset else 5.0,
+        "bulk_rate": (
+            bulk_rate
+            if bulk_rate is not None
+            else preset.bulk_calls
+            if preset
+            else DEFAULT_BULK_RATE
+        ),
+        "bulk_per": bulk_per,
+    }
 
 
 account_options = _all(

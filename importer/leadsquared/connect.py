@@ -203,10 +203,15 @@ async def connect(
     connections: int = 100,
     rate: int = 25,
     per: float = 5.0,
+    bulk_rate: int = 1,
+    bulk_per: float | None = None,
+    bulk_shares_limit: bool = True,
 ) -> AsyncIterator[LeadSquaredClient]:
     """A client for ``endpoint``; for a sandbox endpoint, a local sandbox (limited to ``rate``
-    calls per ``per`` s, with one-off keys, mirroring ``endpoint.schema``) runs until the
-    block ends."""
+    calls per ``per`` s and ``bulk_rate`` bulk calls per ``bulk_per`` s, None meaning
+    ``per``, a bulk call also counted against ``rate`` when ``bulk_shares_limit``; with
+    one-off keys, mirroring ``endpoint.schema``) runs until the block ends. The limits only
+    shape that sandbox: a host's limits are the account's."""
     async with AsyncExitStack() as stack:
         url, credentials = endpoint.url, endpoint.credentials
         if url is None:
@@ -218,6 +223,9 @@ async def connect(
                 secret_key=credentials.secret_key,
                 rate=rate,
                 per=per,
+                bulk_rate=bulk_rate,
+                bulk_per=bulk_per,
+                bulk_shares_limit=bulk_shares_limit,
                 schema=endpoint.schema,
             )
             await stack.enter_async_context(box)

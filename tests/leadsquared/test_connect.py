@@ -51,6 +51,40 @@ def test_a_sandbox_endpoint_needs_no_keys_and_starts_a_local_server() -> None:
     assert url.startswith("http://127.0.0.1:") and status == 200
 
 
+@pytest.mark.parametrize("shares", [True, False])
+def test_the_throwaway_sandbox_takes_the_bulk_limits_it_is_given(shares: bool) -> None:
+    from importer.leadsquared.client import BULK_LEADS_PATH, CREATE_PATH
+
+    endpoint = resolve_endpoint(sandbox=True, environ={})
+
+    def one_lead(n: int) -> list[list[dict[str, str]]]:
+        return [[{"Attribute": "EmailAddress", "Value": f"c{n}@example.com"}]]
+
+    async def main() -> list[tuple[int, object]]:
+        async with connect(
+            endpoint, rate=2, per=30.0, bulk_rate=2, bulk_per=60.0, bulk_shares_limit=shares
+        ) as client:
+            answers = [await client.post(BULK_LEADS_PATH, one_lead(n)) for n in range(3)]
+            single = {
+                "LeadDetails": [
+                    {"Attribute": "EmailAddress", "Value": "s@example.com"},
+                    {"Attribute": "SearchBy", "Value": "EmailAddress"},
+                ],
+                "Activity": {"ActivityEvent": 105},
+            }
+            answers.append(await client.post(CREATE_PATH, single))
+            return [(a.status, a.body) for a in answers]
+
+    answers = asyncio.run(main())
+    assert [status for status, _ in answers[:2]] == [200, 200]
+    status, data = answers[2]
+    assert status == 429 and isinstance(data, dict)
+    # The bulk window (2 in 60 s) refused it; its own message names that limit.
+    assert data["ExceptionMessage"] == "API calls exceeded the limit of 2 in 60 second(s)"
+    # Sharing, the two bulk calls filled the ordinary window (2 in 30 s) as well.
+    assert answers[3][0] == (429 if shares else 200)
+
+
 def test_refused_message_names_the_host_and_what_to_check() -> None:
     keys = refused_message(401, "https://api.leadsquared.com", "MXUnAuthorizedAccessException")
     assert keys.startswith("LeadSquared refused the keys at https://api.leadsquared.com")

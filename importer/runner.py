@@ -516,6 +516,9 @@ class _Run:
                     connections=settings.calls_in_flight,
                     rate=settings.rate,
                     per=settings.per,
+                    bulk_rate=settings.bulk_rate,
+                    bulk_per=settings.bulk_per,
+                    bulk_shares_limit=settings.bulk_shares_limit,
                 )
             )
             pacer = self.pacer if self.pacer is not None else Pacer(settings.rate, settings.per)

@@ -171,7 +171,8 @@ def test_a_lost_answer_repeats_the_upsert_and_leaves_activities_unknown() -> Non
 def test_an_activity_custom_field_set_is_refused_for_bulk_naming_its_key(tmp_path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text(
-        "version: 1\nlead:\n  search_by: EmailAddress\n  attributes:\n    EmailAddress: {column: Email}\n"
+        "version: 1\nlead:\n  search_by: EmailAddress\n"
+        "  attributes:\n    EmailAddress: {column: Email}\n"
         "    mx_KYC:\n      fields:\n        Status: {column: Kyc}\n"
         "activity:\n  event: 105\n  fields:\n    mx_Custom_2:\n      fields:\n"
         "        mx_CustomObject_1: {column: Note}\n",

@@ -113,7 +113,7 @@ class FakeBulkApi:
         self._hold(keys)
         try:
             answer = []
-            for i, record in enumerate(records, start=1):
+            for record in records:
                 row = int(record["ActivityNote"].split()[1])
                 if row in self.refuse_activity:
                     answer.append(

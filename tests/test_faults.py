@@ -39,6 +39,7 @@ from .conftest import EXAMPLE_MAPPING, ROOT, SANDBOX_KEYS, read_results
 # Scaled limits: 20 calls per 0.2 s is as fast as 100 per second, and a throttle penalty
 # (one window, doubling) costs 0.2 s instead of 5 s.
 RATE, PER = 20, 0.2
+BULK_RATE = 6  # bulk calls per PER (they count against RATE too, as by default)
 MAX_ATTEMPTS = 4
 
 MIXED = (
@@ -139,7 +140,9 @@ def faulty_sandbox() -> Iterator[Any]:
     threads: list[SandboxThread] = []
 
     def start(spec: str) -> SandboxThread:
-        thread = SandboxThread(rate=RATE, per=PER, faults=FaultConfig.from_spec(spec))
+        thread = SandboxThread(
+            rate=RATE, per=PER, bulk_rate=BULK_RATE, faults=FaultConfig.from_spec(spec)
+        )
         thread.__enter__()
         threads.append(thread)
         return thread
@@ -189,6 +192,62 @@ def test_mixed_faults_every_row_one_status_nothing_doubled(
     assert dict(summary.by_status) == dict(statuses)
     assert duplicate_leads(runner) == 0
     assert runner.sandbox.max_in_window(PER) <= RATE
+
+
+LOST_FAULTS = {"drop_before", "drop_after", "html_200", "empty_200", "truncated_200"}
+"""Faults whose answer says nothing of what the call did: to an activity call, its rows are
+``unknown`` (drop_before: the server never processed it, but the client cannot know)."""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mixed_faults_in_bulk_mode_every_row_one_status_nothing_doubled(
+    faulty_sandbox, tmp_path: Path, seed: int
+) -> None:
+    """The same fault mix on bulk calls (a lost or garbled answer to an activity call leaves
+    its batch unknown; to a lead call, the upsert is sent again), plus records refused inside
+    calls that otherwise succeed."""
+    source = tmp_path / "leads.csv"
+    expected = write_input(source, rows=200, keys=80)
+    mix = MIXED.replace("drop_after=0.03", "drop_after=0.06")
+    runner = faulty_sandbox(f"{mix},html_200=0.04,record_error=0.03,seed={seed}")
+    results = tmp_path / "r.csv"
+    summary = run_import(
+        source,
+        EXAMPLE_MAPPING,
+        results=results,
+        host=runner.sandbox.base_url,
+        credentials=SANDBOX_KEYS,
+        rate=RATE,
+        per=PER,
+        mode="bulk",
+        batch_size=5,  # more calls, so every fault is drawn
+        bulk_rate=BULK_RATE,
+        max_attempts=MAX_ATTEMPTS,
+        reconcile=False,  # what one run's answers make of the rows
+    )
+    snapshot = runner.snapshot()
+    lines = read_results(results)
+    ids = check_invariants(lines, expected, snapshot)
+    bulk = runner.sandbox.bulk_calls()
+    activity_calls = [c for c in bulk if "customactivity" in c.path.lower()]
+    faults = Counter(c.fault for c in bulk)
+    # Not vacuous (which call draws which fault depends on timing: kinds, not each one).
+    assert len(set(faults) - {""}) >= 4, faults
+    statuses = Counter(line["status"] for line in lines)
+    assert statuses["success"] >= 100 and statuses["invalid"] == 5, statuses
+    # Unknown rows are exactly those of activity calls whose answer was lost after they were
+    # processed (or could not be read); their activities are the ones those calls created.
+    lost = [c for c in activity_calls if c.fault in LOST_FAULTS]
+    assert lost, "some activity call's answer was lost"
+    assert statuses["unknown"] == sum(c.records for c in lost)
+    assert ids.get("unknown", set()) == {a for c in lost for a in c.activity_ids}
+    refused = [line for line in lines if line["error_type"] == "MXUnknownException"]
+    assert refused, "record_error made some records fail inside successful calls"
+    assert dict(summary.by_status) == dict(statuses)
+    assert summary.mode == "bulk" and summary.bulk_calls == len(bulk)
+    assert duplicate_leads(runner) == 0 and snapshot["bulk_same_key_calls"] == 0
+    assert runner.sandbox.max_in_window(PER) <= RATE
+    assert runner.sandbox.max_bulk_in_window() <= BULK_RATE
 
 
 def test_many_rows_per_key_make_no_duplicate_leads_under_a_racy_upsert(
@@ -246,10 +305,20 @@ def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
 @pytest.mark.parametrize(
-    ("seed", "token"), [(9, True), (17, True), (23, True), (9, False)], ids=str
+    ("seed", "token", "mode"),
+    [
+        (9, True, "single"),
+        (17, True, "single"),
+        (23, True, "single"),
+        (9, False, "single"),
+        (9, True, "bulk"),
+        (17, True, "bulk"),
+        (23, True, "auto"),
+    ],
+    ids=str,
 )
 def test_kill_9_three_times_then_resume_keeps_every_invariant(
-    faulty_sandbox, tmp_path: Path, seed: int, token: bool
+    faulty_sandbox, tmp_path: Path, seed: int, token: bool, mode: str
 ) -> None:
     """Three kill -9s mid-run, then a plain rerun: every row ends settled, none unknown (the
     rerun looks up the rows the kills and the lost answers left unknown, by row token or, the
@@ -258,7 +327,9 @@ def test_kill_9_three_times_then_resume_keeps_every_invariant(
     rng = random.Random(2024 + seed)
     source = tmp_path / "leads.csv"
     expected = write_input(source, rows=300, keys=60)
-    runner = faulty_sandbox(f"{MIXED},seed={seed}")
+    runner = faulty_sandbox(
+        f"{MIXED},seed={seed}" + (",record_error=0.02" if mode != "single" else "")
+    )
     results = tmp_path / "r.csv"
     mapping = EXAMPLE_MAPPING
     if token:
@@ -269,7 +340,7 @@ def test_kill_9_three_times_then_resume_keeps_every_invariant(
             ),
             encoding="utf-8",
         )
-    command = _command(source, results, runner.sandbox.base_url, mapping)
+    command = _command(source, results, runner.sandbox.base_url, mapping, mode=mode)
     env = _env()
 
     def start() -> subprocess.Popen[str]:
@@ -322,6 +393,9 @@ def test_kill_9_three_times_then_resume_keeps_every_invariant(
     assert any(line["error_type"] == "reconciled" for line in lines)
     assert duplicate_leads(runner) == 0
     assert runner.sandbox.max_in_window(PER) <= RATE
+    if mode != "single":  # not vacuous: batches went out, each of distinct keys
+        assert runner.sandbox.bulk_calls() and snapshot["bulk_same_key_calls"] == 0
+        assert runner.sandbox.max_bulk_in_window() <= BULK_RATE
 
 
 def _latest(path: Path) -> list[dict[str, str]]:
@@ -339,7 +413,9 @@ def _latest(path: Path) -> list[dict[str, str]]:
 # ---- the lock file deleted, the disk full -----------------------------------------------------
 
 
-def _command(source: Path, results: Path, host: str, mapping: Path = EXAMPLE_MAPPING) -> list[str]:
+def _command(
+    source: Path, results: Path, host: str, mapping: Path = EXAMPLE_MAPPING, mode: str = "single"
+) -> list[str]:
     """``lsq-import run`` at the fault suite's limits; a lost answer's row is looked up 50 ms
     later, not after the default 10 s."""
     return [
@@ -363,6 +439,10 @@ def _command(source: Path, results: Path, host: str, mapping: Path = EXAMPLE_MAP
         "--settle-delay",
         "0.05",
         "--quiet",
+        "--mode",
+        mode,
+        "--bulk-rate",
+        str(BULK_RATE),
     ]
 
 

@@ -41,6 +41,10 @@ EXPECTED = {
     "bench_resume.py": {"": {"seconds", "lines"}},
     "bench_cpu.py": {"": {"cpu_ms_per_row", "rows_per_s", "http_429"}},
     "bench_reconcile.py": {"": {"rows", "runs", "per_1000_unknown"}},
+    "bench_bulk.py": {
+        "": {"runs", "latency"},
+        "scaled": {"rows_per_s", "cpu_ms_per_row", "http_429"},
+    },
     "bench_memory.py": {
         "run": {"peak_rss_mb", "seconds", "exit_code"},
         "noop": {"peak_rss_mb", "seconds", "exit_code"},

@@ -321,13 +321,11 @@ class BulkPool(WorkerPool):
         while not self._stopping:
             if not await feed.wait_for_rows():
                 return
-            if not self._take_calls(2):
-                return  # the budget cannot carry a batch's two calls
             batch: list[Payload] = []
             try:
                 await self._send_batch(feed, batch)
             except _NoRows:
-                self._give_back_calls(2)  # another worker took them first
+                pass  # another worker took them first
             except Exception as exc:  # noqa: BLE001 - re-raised by run()
                 self._error = self._error or exc
                 self.stop(StopReason.ERROR)
@@ -354,9 +352,11 @@ class BulkPool(WorkerPool):
         async def take_rows() -> None:
             if self._refuse_waiting:
                 raise _NotSent
-            taken = feed.take_now(self.batch_size)
-            if not taken:
+            if not feed.ready:
                 raise _NoRows
+            if not self._take_calls(2):  # the budget cannot carry the batch's two calls
+                raise _NotSent
+            taken = feed.take_now(self.batch_size)
             batch.extend(taken)
             for payload in taken:
                 earlier[payload.row] = self._earlier(payload.row) if self._earlier else 0
@@ -381,8 +381,7 @@ class BulkPool(WorkerPool):
                 first_intent=take_rows,
                 count=lambda: len(batch),
             )
-        except _NotSent:
-            self._give_back_calls(2)
+        except _NotSent:  # stopped, or out of budget, before the rows were taken
             return
         self.batches += 1
         if leads.kind is not Kind.SUCCESS:

@@ -297,7 +297,8 @@ def test_bulk_calls_stay_under_the_bulk_limit_and_the_shared_one(tmp_path: Path,
 
 def test_the_budget_starts_no_batch_it_cannot_finish(tmp_path: Path) -> None:
     api = FakeBulkApi()
-    pool = asyncio.run(run_bulk(tmp_path, api, payloads(60), bulk_rate=1, max_calls=5))
+    # Ten workers wait for rows at once: the budget is taken with the rows, not before.
+    pool = asyncio.run(run_bulk(tmp_path, api, payloads(60), bulk_rate=10, max_calls=5))
     assert pool.stats.stop_reason is StopReason.BUDGET
     assert api.calls == Counter(leads=2, activities=2)
     got = lines(tmp_path / "r.csv")

@@ -335,6 +335,10 @@ def run_import(
                     elif results_file.journal.opened:
                         if run.input_rows is not None:  # before finish() reads the report
                             results_file.record_run(input_rows=run.input_rows)
+                        if run.bulk_row_calls:
+                            results_file.record_run(
+                                bulk=(run.summary.bulk_calls, run.bulk_row_calls)
+                            )
                         run.summary.by_status, run.summary.report = results_file.finish()
             if run.summary.exit_status is ExitStatus.SUCCESS and not settings.is_trial:
                 results_file.mark_complete(fingerprints)
@@ -415,6 +419,8 @@ class _Run:
     """A pacer shared with earlier runs (a batch's files), or None for one of its own."""
     bulk_pacer: Pacer | None = None
     """The same for bulk calls."""
+    bulk_row_calls: int = 0
+    """Row attempts this run's bulk calls account for (see Fingerprints.bulk_row_calls)."""
     sending: bool = False
     """The pool has started: rows may have been sent (until then a Ctrl-C ends the start-up)."""
     unread: int | None = 0
@@ -635,6 +641,7 @@ class _Run:
                         summary.calls += summary.bulk_calls
                     summary.throttled += bulk_pacer.throttled - bulk_before[1]
                     summary.batches = getattr(pool, "batches", 0)
+                    self.bulk_row_calls = getattr(pool, "row_calls", 0)
                 summary.stop_reason = pool.stats.stop_reason
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:

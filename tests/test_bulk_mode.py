@@ -104,6 +104,9 @@ def test_refused_records_are_failed_with_their_reason_and_the_errors_file_takes_
     assert "row" in errors.read_text(encoding="utf-8-sig").splitlines()[0]
     code, out, _ = run_cli("report", str(results))
     assert code == 0 and "lead refused" in out
+    bulk_calls = len(box.bulk_calls())
+    # A bulk call counts once in the report's calls, not once per row it carried.
+    assert f"{bulk_calls} calls in all runs" in out
     # A resume in single mode sends only what is left: nothing here but the refused row.
     code, _, _ = run_cli(
         "run", str(source), "-m", str(EXAMPLE_MAPPING), "--results", str(results),
@@ -111,6 +114,8 @@ def test_refused_records_are_failed_with_their_reason_and_the_errors_file_takes_
     )  # fmt: skip
     assert code == int(ExitStatus.ROWS_FAILED)
     assert len(box.arrivals()) == 1 and len(box.activities) == 29
+    code, out, _ = run_cli("report", str(results))
+    assert f"{bulk_calls + 1} calls in all runs" in out
 
 
 def test_a_mapping_bulk_cannot_carry_is_refused_before_anything_is_sent(

@@ -359,12 +359,14 @@ class ResultsFile:
         input_rows: int | None = None,
         read_as: dict[str, str] | None = None,
         errors_file: bool | None = None,
+        bulk: tuple[int, int] = (0, 0),
     ) -> None:
         """Note beside the file where the run sends (``host``: no user info, never a key) and,
         once a run has read the whole input, its ``input_rows``: what ``report`` tells of the
         import ("76 of 620 rows, incomplete"); how it read the input (``read_as``) and whether
-        that is an errors file (see :class:`Fingerprints`). A file without metadata is left
-        without."""
+        that is an errors file (see :class:`Fingerprints`); ``bulk``: the bulk calls this run
+        made and the row attempts they account for, added to the earlier runs'. A file
+        without metadata is left without."""
         recorded = Fingerprints.load(self.path)
         if recorded is None:
             return
@@ -374,6 +376,8 @@ class ResultsFile:
             input_rows=recorded.input_rows if input_rows is None else input_rows,
             read_as=recorded.read_as if read_as is None else read_as,
             errors_file=recorded.errors_file if errors_file is None else errors_file,
+            bulk_calls=recorded.bulk_calls + bulk[0],
+            bulk_row_calls=recorded.bulk_row_calls + bulk[1],
         )
         if changed != recorded:
             changed.save(self.path)

@@ -177,6 +177,12 @@ class Fingerprints:
     errors_file: bool = False
     """The input is an errors file (:mod:`.errors_csv`, its ``lsq_`` columns): ``report``
     names each row's original row (``lsq_row``)."""
+    bulk_calls: int = 0
+    bulk_row_calls: int = 0
+    """Calls through the bulk endpoints by every run that finished (``--mode bulk``/``auto``),
+    and the row attempts they account for: a bulk call carries up to 25 rows and counts in
+    each one's ``attempts``, so ``report`` counts the calls made as the attempts, less
+    ``bulk_row_calls``, plus ``bulk_calls``."""
     rows_counted: int = 0
     rows_counted_exact: bool = False
     """The input's rows as the run (the latest) counted them at its last journal checkpoint,
@@ -237,6 +243,8 @@ class Fingerprints:
                 "pending_sha256",
                 "token_seed",
                 "open_from",
+                "bulk_calls",
+                "bulk_row_calls",
             )
         }
 
@@ -252,6 +260,8 @@ class Fingerprints:
                 complete=data.get("complete") is True,
                 written_bytes=int(data.get("written_bytes") or 0),
                 written_rows=int(data.get("written_rows") or 0),
+                bulk_calls=int(data.get("bulk_calls") or 0),
+                bulk_row_calls=int(data.get("bulk_row_calls") or 0),
                 counts=_counts(data.get("counts")),
                 verified_bytes=int(data.get("verified_bytes") or 0),
                 verified_sha256=str(data.get("verified_sha256") or ""),

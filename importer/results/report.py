@@ -540,6 +540,8 @@ def _with_source(report: ResultsReport, file: Path) -> ResultsReport:
     if recorded is not None:
         report.input, report.mapping, report.host = recorded.input, recorded.mapping, recorded.host
         report.input_rows, report.complete = recorded.input_rows, recorded.complete
+        # A bulk call counted in each of its rows' attempts is one call.
+        report.calls += recorded.bulk_calls - min(report.calls, recorded.bulk_row_calls)
         if recorded.errors_file:
             _name_original_rows(report, file, recorded)
     return report

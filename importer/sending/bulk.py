@@ -261,6 +261,9 @@ class BulkPool(WorkerPool):
         self.bulk_workers = bulk_workers or bulk_pacer.rate
         self.single_workers = single_workers
         self.batches = 0
+        self.row_calls = 0
+        """Rows carried by the bulk calls made, summed over the calls (each counts the call
+        in its ``attempts``)."""
         self._feed: _Feed | None = None
 
     def stop(self, reason: StopReason) -> None:
@@ -548,6 +551,7 @@ class BulkPool(WorkerPool):
         earlier: dict[int, int],
         **fields: Any,
     ) -> None:
+        self.row_calls += calls
         result = Result(
             payload.row,
             payload.key,

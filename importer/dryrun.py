@@ -19,6 +19,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Unpack, cast
 
+from .exceptions import MappingError
 from .mapping import Mapping, load_mapping
 from .outgoing import RowSelection
 from .progress import RunObserver
@@ -65,6 +66,11 @@ def dry_run(
     """
     settings = dataclasses.replace(settings, **options) if settings else ImportSettings(**options)
     the_mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    if settings.bulk:  # what the run would refuse, said offline too
+        from .leadsquared.bulk import bulk_refusal
+
+        if refused := bulk_refusal(the_mapping):
+            raise MappingError(f"{the_mapping.path}: {refused}")
     previous, earlier = _previous_outcomes(input_path, the_mapping, results, settings)
     seed = _token_seed(input_path, the_mapping, results) if the_mapping.row_token else ""
     check = None

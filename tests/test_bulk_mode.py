@@ -139,6 +139,11 @@ def test_a_mapping_bulk_cannot_carry_is_refused_before_anything_is_sent(
     line = err.strip().splitlines()[-1]
     assert "activity.fields.mx_Custom_9" in line and "--mode single" in line
     assert "Traceback" not in err and not box.calls
+    # The dry run says the same offline.
+    code, _, err = run_cli(
+        "run", str(SAMPLE_CSV), "-m", str(mapping), "--dry-run", "--mode", "bulk", "--limit", "2",
+    )  # fmt: skip
+    assert code == int(ExitStatus.BAD_INPUT) and "activity.fields.mx_Custom_9" in err
 
 
 def test_the_budget_stops_a_bulk_run_cleanly_and_the_next_run_goes_on(

@@ -569,6 +569,7 @@ class _Run:
                     self._record_not_landed(missing)
                     self.summary.calls = 0
                     self.summary.lookup_calls = self.lookups.calls
+                    self.summary.learnt_limit = pacer.learnt
                     return
                 for row in missing:
                     # Never landed: sent below, once, as a failed row is (and counted as one
@@ -627,6 +628,7 @@ class _Run:
                 summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls - lookups
                 summary.retries = pool.stats.retries
                 summary.throttled = pool.pacer.throttled - throttled_before
+                summary.learnt_limit = pool.pacer.learnt  # a batch's pacer keeps it for later files
                 summary.mode = settings.mode
                 if settings.bulk:
                     # A bulk call that also took an ordinary slot was counted there too.
@@ -635,6 +637,7 @@ class _Run:
                         summary.calls += summary.bulk_calls
                     summary.throttled += bulk_pacer.throttled - bulk_before[1]
                     summary.batches = getattr(pool, "batches", 0)
+                    summary.learnt_bulk_limit = bulk_pacer.learnt
                 summary.stop_reason = pool.stats.stop_reason
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:

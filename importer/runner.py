@@ -524,7 +524,7 @@ class _Run:
             pacer = self.pacer if self.pacer is not None else Pacer(settings.rate, settings.per)
             bulk_pacer = self.bulk_pacer
             if bulk_pacer is None:
-                bulk_pacer = Pacer(settings.bulk_rate, settings.bulk_per)
+                bulk_pacer = Pacer.for_bulk(settings.bulk_rate, settings.bulk_per)
             # A shared pacer counts every run's calls: this run's are what it adds.
             calls_before, throttled_before = pacer.calls, pacer.throttled
             bulk_before = bulk_pacer.calls, bulk_pacer.throttled

@@ -73,7 +73,7 @@ class Summary:
     stricter limit than ``--rate``/``--per`` (see :meth:`importer.sending.pacer.Pacer.learn`);
     in a batch, from the file where it was learnt on. None: nothing learnt."""
     learnt_bulk_limit: tuple[int, float] | None = None
-    """The same for bulk calls (``--bulk-rate``)."""
+    """The same for bulk calls (``--bulk-rate``/``--bulk-per``)."""
 
     @property
     def rows(self) -> int:
@@ -181,13 +181,15 @@ class Summary:
                 " why); run again to look them up again, or check them and rerun with"
                 " --retry-unknown to send them again"
             )
-        for what, limit, option in (
-            ("limit", self.learnt_limit, "--rate"),
-            ("bulk limit", self.learnt_bulk_limit, "--bulk-rate"),
+        for what, limit, option, per_option in (
+            ("limit", self.learnt_limit, "--rate", "--per"),
+            ("bulk limit", self.learnt_bulk_limit, "--bulk-rate", "--bulk-per"),
         ):
             if limit is not None:
                 calls, per = limit
-                advice = f"{option} {calls}" + (f" --per {per:g}" if per != _DEFAULT_PER else "")
+                advice = f"{option} {calls}"
+                if per != _DEFAULT_PER:
+                    advice += f" {per_option} {per:g}"
                 lines.append(
                     f"learnt {what} {calls} per {per:g} s from a refusal, and kept to it from "
                     f"then on (give {advice} next time)"

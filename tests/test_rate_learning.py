@@ -97,6 +97,25 @@ def test_a_batch_reports_the_learnt_limit_on_every_file_from_where_it_was_learnt
     ]
 
 
+def test_bulk_calls_learn_the_bulk_limit_and_say_it_is_theirs(
+    sandbox_thread, tmp_path, sample_rows, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="lsq_import")
+    sandbox = sandbox_thread(rate=100, per=1.0, bulk_rate=2, bulk_per=1.0, bulk_shares_limit=False)
+    summary = import_into(
+        sandbox, sample_rows(60), tmp_path / "r.csv", mode="bulk", bulk_rate=5, bulk_per=1.0
+    )
+    assert summary.by_status == {"success": 60}, summary.to_text()
+    assert (summary.learnt_limit, summary.learnt_bulk_limit) == (None, (2, 1.0))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "LeadSquared says the account's limit is 2 bulk calls per 1 s: going on at that pace "
+        "(was 5 per 1 s); give --bulk-rate 2 next time"
+    ]
+    assert "learnt bulk limit 2 per 1 s" in summary.to_text()
+    assert "(give --bulk-rate 2 --bulk-per 1 next time)" in summary.to_text()
+    assert summary.to_dict()["learnt_bulk_limit"] == {"calls": 2, "per": 1.0}
+
+
 def test_the_command_line_warns_once_and_its_summary_gives_the_advice(
     sandbox_thread, tmp_path, sample_rows
 ) -> None:
@@ -140,3 +159,5 @@ def test_learnt_limits_are_given_as_the_options_to_pass_next_time() -> None:
     assert "learnt bulk limit 1 per 5 s" in text
     assert "(give --bulk-rate 1 next time)" in text
     assert summary.to_dict()["learnt_bulk_limit"] == {"calls": 1, "per": 5.0}
+    summary.learnt_bulk_limit = (1, 10.0)
+    assert "(give --bulk-rate 1 --bulk-per 10 next time)" in summary.to_text()

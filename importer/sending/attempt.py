@@ -110,12 +110,15 @@ def _learn(pacer: Pacer, judged: object) -> None:
     rate, per = pacer.rate, pacer.per
     # Not always the limit itself: a longer window or a lower rate the pacer had is kept.
     pace = "that pace" if (rate, per) == limit else f"{rate} per {per:g} s"
-    advice = f"{pacer.option} {rate}" + (f" --per {per:g}" if per != was[1] else "")
+    # getattr: a bulk call's PacerPair stands in for a Pacer.
+    option = getattr(pacer, "option", "--rate")
+    per_option = getattr(pacer, "per_option", "--per")
+    advice = f"{option} {rate}" + (f" {per_option} {per:g}" if per != was[1] else "")
     logger.warning(
         "LeadSquared says the account's limit is %d %s per %g s: going on at %s "
         "(was %d per %g s); give %s next time",
         limit[0],
-        pacer.name,
+        getattr(pacer, "name", "calls"),
         limit[1],
         pace,
         was[0],

@@ -84,9 +84,9 @@ class Pacer:
         elif succeeded(answer):
             pacer.recovered()
 
-    ``name`` and ``option`` are for what :func:`importer.sending.attempt.attempt` says when
-    the pacer learns a limit: a bulk pacer is ``Pacer(1, 5.0, name="bulk calls",
-    option="--bulk-rate")``.
+    ``name``, ``option`` and ``per_option`` are for what
+    :func:`importer.sending.attempt.attempt` says when the pacer learns a limit: a bulk pacer
+    is ``Pacer(1, 5.0, name="bulk calls", option="--bulk-rate", per_option="--bulk-per")``.
 
     It serves one event loop at a time. Once that loop has stopped (each :func:`run_import`
     of a batch runs its own ``asyncio.run``), the next loop to use it takes it over with its
@@ -105,6 +105,7 @@ class Pacer:
         max_penalty: float | None = None,
         name: str = "calls",
         option: str = "--rate",
+        per_option: str = "--per",
     ) -> None:
         if rate < 1 or per <= 0:
             raise ValueError("rate must be >= 1 and per > 0")
@@ -116,6 +117,8 @@ class Pacer:
         """What the pacer paces, for messages: "calls", or "bulk calls" for a bulk pacer."""
         self.option = option
         """The command-line option that sets its rate, for advice ("--rate", "--bulk-rate")."""
+        self.per_option = per_option
+        """The one that sets its window ("--per", "--bulk-per")."""
         self.learnt: tuple[int, float] | None = None
         """``(rate, per)`` the pacer went on at after a refusal named a stricter limit (see
         :meth:`learn`); None until then."""
@@ -139,6 +142,12 @@ class Pacer:
         self._excess = 0  # slots in flight to drop when released (a learnt, lower rate)
         self.calls = 0
         self.throttled = 0
+
+    @classmethod
+    def for_bulk(cls, rate: int, per: float) -> Pacer:
+        """A pacer for bulk calls: the same schedule, named for them in what it says (the
+        learnt limit's warning names the bulk calls and ``--bulk-rate``/``--bulk-per``)."""
+        return cls(rate, per, name="bulk calls", option="--bulk-rate", per_option="--bulk-per")
 
     def hold_until(self, when: float) -> None:
         """Use no slot before ``when`` (this pacer's clock): calls another process made into

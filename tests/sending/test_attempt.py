@@ -260,10 +260,16 @@ def test_lookups_and_metadata_calls_learn_the_limit_too(caplog) -> None:
     ("pacer", "limit", "said"),
     [
         (
-            Pacer(5, 5.0, name="bulk calls", option="--bulk-rate"),
+            Pacer.for_bulk(5, 5.0),
             "1 in 5",
             "LeadSquared says the account's limit is 1 bulk calls per 5 s: going on at that "
             "pace (was 5 per 5 s); give --bulk-rate 1 next time",
+        ),
+        (
+            Pacer.for_bulk(5, 1.0),
+            "1 in 5",
+            "LeadSquared says the account's limit is 1 bulk calls per 5 s: going on at that "
+            "pace (was 5 per 1 s); give --bulk-rate 1 --bulk-per 5 next time",
         ),
         (
             Pacer(25, 1.0),
@@ -281,7 +287,14 @@ def test_lookups_and_metadata_calls_learn_the_limit_too(caplog) -> None:
         (Pacer(10, 5.0), "25 in 5", None),  # looser than ours: another client's calls
         (Pacer(5, 10.0), "10 in 5", None),
     ],
-    ids=["bulk", "longer window", "keeps its window", "looser", "looser, shorter window"],
+    ids=[
+        "bulk",
+        "bulk, longer window",
+        "longer window",
+        "keeps its window",
+        "looser",
+        "looser, shorter window",
+    ],
 )
 def test_what_a_refusal_naming_a_limit_changes_and_says(
     caplog, pacer: Pacer, limit: str, said: str | None

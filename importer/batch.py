@@ -166,7 +166,7 @@ def run_batch(
     batch = BatchSummary()
     budget = settings.max_calls  # for the whole batch: what each file used is taken off
     pacer = Pacer(settings.rate, settings.per)
-    bulk_pacer = Pacer(settings.bulk_rate, settings.bulk_per)  # used by bulk and auto modes
+    bulk_pacer = Pacer.for_bulk(settings.bulk_rate, settings.bulk_per)  # bulk and auto modes
     for source in inputs:
         results = ResultsFile.for_input(source, folder=folder)
         if results.is_complete(source):

@@ -530,7 +530,7 @@ class _Run:
             pacer = self.pacer if self.pacer is not None else Pacer(settings.rate, settings.per)
             bulk_pacer = self.bulk_pacer
             if bulk_pacer is None:
-                bulk_pacer = Pacer(settings.bulk_rate, settings.bulk_per)
+                bulk_pacer = Pacer.for_bulk(settings.bulk_rate, settings.bulk_per)
             # A shared pacer counts every run's calls: this run's are what it adds.
             calls_before, throttled_before = pacer.calls, pacer.throttled
             bulk_before = bulk_pacer.calls, bulk_pacer.throttled
@@ -575,6 +575,7 @@ class _Run:
                     self._record_not_landed(missing)
                     self.summary.calls = 0
                     self.summary.lookup_calls = self.lookups.calls
+                    self.summary.learnt_limit = pacer.learnt
                     return
                 for row in missing:
                     # Never landed: sent below, once, as a failed row is (and counted as one
@@ -633,6 +634,7 @@ class _Run:
                 summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls - lookups
                 summary.retries = pool.stats.retries
                 summary.throttled = pool.pacer.throttled - throttled_before
+                summary.learnt_limit = pool.pacer.learnt  # a batch's pacer keeps it for later files
                 summary.mode = settings.mode
                 if settings.bulk:
                     # A bulk call that also took an ordinary slot was counted there too.
@@ -642,6 +644,7 @@ class _Run:
                     summary.throttled += bulk_pacer.throttled - bulk_before[1]
                     summary.batches = getattr(pool, "batches", 0)
                     self.bulk_row_calls = getattr(pool, "row_calls", 0)
+                    summary.learnt_bulk_limit = bulk_pacer.learnt
                 summary.stop_reason = pool.stats.stop_reason
                 fatal: Outcome | None = pool.stats.fatal
                 if fatal is not None:

@@ -14,9 +14,16 @@ from .results.report import ResultsReport
 from .results.status import FINAL_STATUSES, NOT_DONE, Status
 from .sending.reconcile import Tally
 from .sending.stop import StopReason
+from .settings import ImportSettings
 
 ERROR_GROUPS_SHOWN = 10
 """Error groups the end of a run lists; a last line counts the rest (``report`` lists them)."""
+
+_DEFAULT_PER = ImportSettings.per  # LeadSquared's window: advice names --per for others only
+
+
+def _limit_dict(limit: tuple[int, float] | None) -> dict[str, float] | None:
+    return None if limit is None else {"calls": limit[0], "per": limit[1]}
 
 
 @dataclass
@@ -61,6 +68,12 @@ class Summary:
     """Calls that looked rows up in LeadSquared (reconciliation); not in ``calls``."""
     reconciled: Tally = field(default_factory=Tally)
     """``unknown`` rows looked up: found, missing (sent again), ambiguous, failed."""
+    learnt_limit: tuple[int, float] | None = None
+    """``(calls, seconds)`` the run went on at after LeadSquared refused a call naming a
+    stricter limit than ``--rate``/``--per`` (see :meth:`importer.sending.pacer.Pacer.learn`);
+    in a batch, from the file where it was learnt on. None: nothing learnt."""
+    learnt_bulk_limit: tuple[int, float] | None = None
+    """The same for bulk calls (``--bulk-rate``/``--bulk-per``)."""
 
     @property
     def rows(self) -> int:
@@ -114,6 +127,8 @@ class Summary:
             "bulk_calls": self.bulk_calls,
             "batches": self.batches,
             "reconciled": self.reconciled.to_dict(),
+            "learnt_limit": _limit_dict(self.learnt_limit),
+            "learnt_bulk_limit": _limit_dict(self.learnt_bulk_limit),
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
@@ -166,6 +181,19 @@ class Summary:
                 " why); run again to look them up again, or check them and rerun with"
                 " --retry-unknown to send them again"
             )
+        for what, limit, option, per_option in (
+            ("limit", self.learnt_limit, "--rate", "--per"),
+            ("bulk limit", self.learnt_bulk_limit, "--bulk-rate", "--bulk-per"),
+        ):
+            if limit is not None:
+                calls, per = limit
+                advice = f"{option} {calls}"
+                if per != _DEFAULT_PER:
+                    advice += f" {per_option} {per:g}"
+                lines.append(
+                    f"learnt {what} {calls} per {per:g} s from a refusal, and kept to it from "
+                    f"then on (give {advice} next time)"
+                )
         if self.report is not None:
             lines.extend(self.report.errors_text(limit=ERROR_GROUPS_SHOWN))
         if self.by_status[Status.FAILED] or self.by_status[Status.INVALID]:

@@ -9,6 +9,7 @@ first match wins, so the whole policy can be read in one place.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,31 @@ from urllib.parse import urlsplit
 
 RATE_LIMIT_TYPE = "MXAPIRateLimitExceededException"
 _RATE_LIMIT_TEXT = re.compile(r"exceeded the limit", re.IGNORECASE)
+# "API calls exceeded the limit of 25 in 5 second(s)": the count may carry thousands commas
+# or a word ("of 25 calls in"), the window decimals ("in 1.5 seconds", "in .5 sec").
+_LIMIT_TEXT = re.compile(
+    r"\blimit\s+of\s+(\d{1,3}(?:,\d{3})+|\d+)\s+(?:[a-z]+\s+){0,2}?in\s+(\d+(?:\.\d+)?|\.\d+)"
+    r"\s*sec(?:ond)?s?\b",
+    re.IGNORECASE,
+)
+
+
+def limit_in(text: str) -> tuple[int, float] | None:
+    """The limit a refusal names, ``(calls, seconds)``: ``(25, 5.0)`` for "API calls exceeded
+    the limit of 25 in 5 second(s)"; None when ``text`` names none (or an impossible one: no
+    calls, or a window that is not a positive finite number of seconds).
+
+    LeadSquared sends no quota headers, and the limit differs by plan; the refusal's text is
+    the only place the account's real limit is ever stated (see
+    :meth:`importer.sending.pacer.Pacer.learn`)."""
+    found = _LIMIT_TEXT.search(text or "")
+    if found is None:
+        return None
+    calls = int(found.group(1).replace(",", ""))
+    seconds = float(found.group(2))
+    if calls < 1 or not (math.isfinite(seconds) and seconds > 0):
+        return None
+    return calls, seconds
 
 
 class Kind(enum.Enum):

@@ -4,18 +4,25 @@ preflight and ``lsq-import account``) and the lookups all send through :func:`at
 every call obeys the same pacing rules. :func:`attempt_with_retries` repeats it under a
 :class:`RetryPolicy`, for calls that are safe to repeat (metadata and lookups; the pool has
 its own loop, which journals each attempt).
+
+A refusal that names a stricter limit than the pacer keeps ("exceeded the limit of 10 in 5
+second(s)") lowers the pacer's pace for good (:meth:`Pacer.learn`), whichever kind of call
+was refused, and a warning on the ``lsq_import`` logger says so once per change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from ..leadsquared.classify import ApiResponse, Kind
+from ..leadsquared.classify import ApiResponse, Kind, limit_in
 from ..leadsquared.client import TransportError
 from .pacer import Pacer
 from .retry import RetryPolicy
+
+logger = logging.getLogger("lsq_import")
 
 UNPACED_THROTTLE_DELAY = 5.0
 """Seconds to wait after a refusal when no pacer closes the window: LeadSquared's window."""
@@ -73,10 +80,51 @@ async def attempt(
             judged = judge(answer)
     kind = judged.kind
     if kind is Kind.RATE_LIMITED:
+        _learn(pacer, judged)  # first: penalize() closes for the window it learns
         pacer.penalize()
     elif kind is Kind.SUCCESS:
         pacer.recovered()
     return judged
+
+
+def _refusal_text(judged: object) -> str:
+    """What a refusal said: an :class:`~importer.leadsquared.classify.Outcome`'s
+    ``error_message`` (row calls), or a ``ReadAnswer``'s ``problem`` (metadata, lookups)."""
+    for name in ("error_message", "problem"):
+        text = getattr(judged, name, "")
+        if isinstance(text, str) and text:
+            return text
+    return ""
+
+
+def _learn(pacer: Pacer, judged: object) -> None:
+    """Go on at the limit a refusal names when it is stricter than the pacer's, and say so:
+    once per change (see :meth:`Pacer.learn`), however many calls of the episode were
+    refused."""
+    limit = limit_in(_refusal_text(judged))
+    if limit is None:
+        return
+    was = pacer.rate, pacer.per
+    if not pacer.learn(*limit):
+        return
+    rate, per = pacer.rate, pacer.per
+    # Not always the limit itself: a longer window or a lower rate the pacer had is kept.
+    pace = "that pace" if (rate, per) == limit else f"{rate} per {per:g} s"
+    # getattr: a bulk call's PacerPair stands in for a Pacer.
+    option = getattr(pacer, "option", "--rate")
+    per_option = getattr(pacer, "per_option", "--per")
+    advice = f"{option} {rate}" + (f" {per_option} {per:g}" if per != was[1] else "")
+    logger.warning(
+        "LeadSquared says the account's limit is %d %s per %g s: going on at %s "
+        "(was %d per %g s); give %s next time",
+        limit[0],
+        getattr(pacer, "name", "calls"),
+        limit[1],
+        pace,
+        was[0],
+        was[1],
+        advice,
+    )
 
 
 async def attempt_with_retries(

@@ -75,6 +75,8 @@ class PacerPair:
         self.bulk = bulk
         self.also = also
         self.name = getattr(bulk, "name", "bulk calls")
+        self.option = getattr(bulk, "option", "--bulk-rate")
+        self.per_option = getattr(bulk, "per_option", "--bulk-per")
 
     @property
     def rate(self) -> int:

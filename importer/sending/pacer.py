@@ -34,6 +34,23 @@ window, doubling from the second refused probe on, up to ``max_penalty``; once t
 answered otherwise, every slot is usable again. Probing with one call (not ``rate``) matters
 because servers count refused calls too: a burst of refused calls would prolong the lockout.
 
+A refusal names the account's limit ("exceeded the limit of N in M second(s)"), and it may be
+stricter than the one the pacer was given (the plan is not what the user thought).
+:meth:`Pacer.learn` then goes on at ``min(rate, N)`` slots and a ``max(per, M)`` window for the
+rest of the pacer's life; it never loosens either. The argument above holds for the smaller
+pool once the calls made through the slots it drops have left the server's window: free slots
+beyond the new rate leave the heap, and every slot kept waits until the latest of them would
+have reopened (a window after its last answer); slots held by calls in flight are dropped as
+those calls release them (an excess count), never handed out again, and each such release
+holds every free slot a window after that call's answer (two without one, as above). A call
+made through a dropped slot arrived before its answer, so no call sent after learning shares a
+server window with one: each window a new call lands in holds at most one call per kept slot.
+A longer window moves every free slot's reopening time back by the difference, so each is still
+a (new) window after its last answer; slots in flight reopen a new window after their answer;
+the spacing becomes ``per / (2 * rate)`` of the new numbers. The refusal that taught the limit
+also closes every slot for a (new) window (:meth:`Pacer.penalize`), which covers those holds in
+practice: learning costs no more than the refusal did.
+
 Waiters are served first come, first served by one timer, so a rate-limited retry queues behind
 the rows already waiting, and the cost per call does not grow with the number of waiters.
 """
@@ -42,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,9 +77,16 @@ class Pacer:
             answer = await send()
             slot.answered()        # or leave it: a slot without an answer is held longer
         if rate_limited(answer):
+            limit = limit_in(message)  # importer.leadsquared.classify.limit_in
+            if limit is not None:
+                pacer.learn(*limit)  # the account's limit, when stricter than ours
             pacer.penalize()
         elif succeeded(answer):
             pacer.recovered()
+
+    ``name``, ``option`` and ``per_option`` are for what
+    :func:`importer.sending.attempt.attempt` says when the pacer learns a limit: a bulk pacer
+    is ``Pacer(1, 5.0, name="bulk calls", option="--bulk-rate", per_option="--bulk-per")``.
 
     It serves one event loop at a time. Once that loop has stopped (each :func:`run_import`
     of a batch runs its own ``asyncio.run``), the next loop to use it takes it over with its
@@ -78,11 +103,28 @@ class Pacer:
         spread: bool = True,
         clock: Callable[[], float] = time.monotonic,
         max_penalty: float | None = None,
+        name: str = "calls",
+        option: str = "--rate",
+        per_option: str = "--per",
     ) -> None:
         if rate < 1 or per <= 0:
             raise ValueError("rate must be >= 1 and per > 0")
         self.rate = rate
+        """Slots: calls per window, as the pacer goes now (lowered by :meth:`learn`)."""
         self.per = float(per)
+        """The window in seconds, as the pacer goes now (lengthened by :meth:`learn`)."""
+        self.name = name
+        """What the pacer paces, for messages: "calls", or "bulk calls" for a bulk pacer."""
+        self.option = option
+        """The command-line option that sets its rate, for advice ("--rate", "--bulk-rate")."""
+        self.per_option = per_option
+        """The one that sets its window ("--per", "--bulk-per")."""
+        self.learnt: tuple[int, float] | None = None
+        """``(rate, per)`` the pacer went on at after a refusal named a stricter limit (see
+        :meth:`learn`); None until then."""
+        self._spread = spread
+        self._own_margin = margin is None
+        self._own_max_penalty = max_penalty is None
         # The margin absorbs timer resolution and clock differences; 1% of a window costs ~1%.
         self.margin = margin if margin is not None else max(0.01, 0.005 * self.per)
         self._clock = clock
@@ -97,8 +139,15 @@ class Pacer:
         self._probe_out = False
         self._strikes = 0  # refused probes in a row
         self._max_penalty = max_penalty if max_penalty is not None else 8 * self.per
+        self._excess = 0  # slots in flight to drop when released (a learnt, lower rate)
         self.calls = 0
         self.throttled = 0
+
+    @classmethod
+    def for_bulk(cls, rate: int, per: float) -> Pacer:
+        """A pacer for bulk calls: the same schedule, named for them in what it says (the
+        learnt limit's warning names the bulk calls and ``--bulk-rate``/``--bulk-per``)."""
+        return cls(rate, per, name="bulk calls", option="--bulk-rate", per_option="--bulk-per")
 
     def hold_until(self, when: float) -> None:
         """Use no slot before ``when`` (this pacer's clock): calls another process made into
@@ -206,7 +255,10 @@ class Pacer:
         self._timer = self._loop.call_later(max(0.0, opens - now), self._dispatch)
 
     def _give_back(self, grant: _Grant) -> None:
-        heapq.heappush(self._ready, grant.ready)
+        if self._excess:
+            self._excess -= 1  # one slot more than a learnt limit allows; nothing was sent
+        else:
+            heapq.heappush(self._ready, grant.ready)
         if grant.probe:
             self._probe_out = False
         self._dispatch()
@@ -214,7 +266,14 @@ class Pacer:
     def _release(self, grant: _Grant, answered_at: float | None) -> None:
         # No answer: the request may still arrive later; hold the slot one more window.
         base = answered_at if answered_at is not None else self._clock() + self.per
-        heapq.heappush(self._ready, base + self.per + self.margin)
+        reopens = base + self.per + self.margin
+        if self._excess:
+            # One slot more than a learnt limit allows: dropped, and its call must leave the
+            # server's window before another slot goes.
+            self._excess -= 1
+            self.hold_until(reopens)
+        else:
+            heapq.heappush(self._ready, reopens)
         if grant.probe and self._loop is not None:
             # The caller reports the probe's answer (penalize/recovered) right after releasing
             # the slot; judge the probe once that has run.
@@ -248,6 +307,44 @@ class Pacer:
         penalty = self.per * 2 ** max(0, self._strikes - 1)
         penalty = max(self.per, min(self._max_penalty, penalty))
         self._closed_until = now + penalty + self.margin
+
+    def learn(self, rate: int, per: float) -> bool:
+        """A refusal named the account's limit, ``rate`` calls per ``per`` seconds: go on at
+        no more than ``rate`` slots and a window of no less than ``per`` from now on.
+
+        Returns True when that changed the pace (the caller says so, once per change), False
+        when the limit is the one the pacer keeps already or looser: then the refusal was
+        another client's doing, and :meth:`penalize` is all it takes. Never raises the rate
+        nor shortens the window. Call it before :meth:`penalize`, so that the closure lasts
+        the learnt window. See the module's docstring for why it is safe."""
+        if rate < 1 or not (math.isfinite(per) and per > 0):
+            raise ValueError("rate must be >= 1 and per a positive number of seconds")
+        new_rate, new_per = min(self.rate, rate), max(self.per, float(per))
+        if new_rate == self.rate and new_per == self.per:
+            return False
+        if new_per > self.per:
+            # Each free slot reopens a (new) window after its last answer, as before; adding
+            # the same amount to every entry keeps the heap a heap.
+            longer = new_per - self.per
+            self._ready = [ready + longer for ready in self._ready]
+            self.per = new_per
+            if self._own_margin:
+                self.margin = max(0.01, 0.005 * self.per)
+            if self._own_max_penalty:
+                self._max_penalty = 8 * self.per
+        if new_rate < self.rate:
+            drop = self.rate - new_rate
+            free = sorted(self._ready)  # a sorted list is a heap
+            kept = len(free) - min(drop, len(free))
+            self._excess += drop - (len(free) - kept)  # the rest are in flight: on release
+            self._ready = free[:kept]
+            if kept < len(free):
+                # The dropped slots' last calls must leave the window before a kept one goes.
+                self.hold_until(free[-1])
+            self.rate = new_rate
+        self._interval = self.per / (2 * self.rate) if self._spread and self.rate > 1 else 0.0
+        self.learnt = (self.rate, self.per)
+        return True
 
     def recovered(self) -> None:
         """A call went through: if the pacer was probing after throttling, open every slot."""

@@ -10,6 +10,7 @@ from importer.leadsquared.classify import (
     Kind,
     classify,
     classify_read,
+    limit_in,
     transport_outcome,
 )
 
@@ -206,3 +207,52 @@ def test_classify_read(status: int, body, text: str, method: str, kind: Kind) ->
     assert (found.problem == "") is (kind is Kind.SUCCESS)
     if kind is not Kind.SUCCESS:
         assert found.problem.startswith(f"answered HTTP {status}")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("API calls exceeded the limit of 25 in 5 second(s)", (25, 5.0)),
+        ("api calls EXCEEDED THE LIMIT OF 10 IN 5 SECOND(S)", (10, 5.0)),
+        ("exceeded the limit of 2 in 5 seconds", (2, 5.0)),
+        ("exceeded the limit of 1 in 1 second", (1, 1.0)),
+        ("exceeded the limit of 10 in 1.5 second(s)", (10, 1.5)),
+        ("exceeded the limit of 10 in .5 sec", (10, 0.5)),
+        ("exceeded the limit of 1,000 in 5 second(s)", (1000, 5.0)),
+        ("exceeded the limit of 25 calls in 5 second(s)", (25, 5.0)),
+        # classify_read's problem text, as lookups and metadata calls report a refusal
+        (
+            "answered HTTP 429: MXAPIRateLimitExceededException API calls exceeded the limit "
+            "of 10 in 5 second(s)",
+            (10, 5.0),
+        ),
+    ],
+)
+def test_limit_in_reads_the_limit_a_refusal_names(text: str, limit: tuple[int, float]) -> None:
+    assert limit_in(text) == limit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "exceeded the limit",  # the sandbox's and some proxies' bare text
+        "Too Many Requests",
+        "exceeded the limit of 0 in 5 second(s)",  # no calls at all: not a limit
+        "exceeded the limit of 10 in 0 second(s)",
+        "exceeded the limit of 10 in 0.0 seconds",
+        "exceeded the limit of 10 in " + "9" * 400 + " seconds",  # overflows to infinity
+        "exceeded the limit of -3 in 5 seconds",
+        "exceeded the limit of 10 in 5 minutes",  # another unit: not guessed at
+        "exceeded the limit of ten in 5 seconds",
+    ],
+)
+def test_limit_in_finds_none_where_no_usable_limit_is_named(text: str) -> None:
+    assert limit_in(text) is None
+
+
+def test_a_refusal_keeps_the_text_that_names_the_limit() -> None:
+    # What attempt() learns from: the row call's error_message, a read's problem.
+    refused = ApiResponse(429, RATE)
+    assert limit_in(classify(refused).error_message) == (25, 5.0)
+    assert limit_in(classify_read(refused).problem) == (25, 5.0)

@@ -107,14 +107,16 @@ def one_run(
     }
 
 
-def preset(name: str, seconds: float, tmp: Path, latency: float, jitter: float) -> list[dict]:
+def preset(
+    name: str, seconds: float, tmp: Path, latency: float, jitter: float, modes: list[str]
+) -> list[dict]:
     plan = PLANS[name]
     limit = ceilings(plan.calls, plan.bulk_calls, plan.per, latency)
     found = []
     with SandboxProcess(
         rate=plan.calls, per=plan.per, latency=latency, jitter=jitter, extra=["--plan", name]
     ) as box:
-        for mode in MODES:
+        for mode in modes:
             rows = max(30, round(limit[mode] * seconds))
             result = one_run(
                 box,
@@ -149,6 +151,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds, scaled down")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of rows per run")
     parser.add_argument("--plans", default="enterprise,super,pro")
+    parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
     latency, jitter, seconds = 0.6, 0.3, args.seconds
     plans = args.plans.split(",")
@@ -156,7 +159,8 @@ def main() -> None:
         latency, jitter, seconds, plans = 0.05, 0.02, 2.0, ["super"]
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        results = [r for name in plans for r in preset(name, seconds, tmp, latency, jitter)]
+        modes = args.modes.split(",")
+        results = [r for name in plans for r in preset(name, seconds, tmp, latency, jitter, modes)]
         cpu = scaled(2_000 if args.quick else 50_000, tmp)
     headers = ["plan", "mode", "rows", "rows_per_s", "ceiling", "ratio", "steady_ratio", "429s"]
     print_table(

@@ -44,7 +44,7 @@ from ..leadsquared.bulk import (
     lost_bulk,
     search_of,
 )
-from ..leadsquared.classify import Kind, Outcome
+from ..leadsquared.classify import Kind, Outcome, classify
 from ..leadsquared.client import BULK_ACTIVITIES_PATH, BULK_LEADS_PATH, TransportError
 from ..mapping import Payload
 from ..results.journal import Journal, Result, utc_now
@@ -52,6 +52,7 @@ from ..results.status import Status
 from .attempt import attempt
 from .pacer import Pacer
 from .pool import PoolStats, Sender, WorkerPool, _NotSent, ordering_key
+from .pool import _lost as _lost_single
 from .retry import RetryPolicy
 from .stop import StopReason
 
@@ -307,18 +308,57 @@ class BulkPool(WorkerPool):
     # ---- single calls (auto mode) ---------------------------------------------------------
 
     async def _single_worker(self, feed: _Feed) -> None:
+        """Single calls next to the batches: like a batch, a row is taken once its slot is
+        there, so no row waits in a single worker while a batch could carry it (at the end of
+        a run, rows held by slow single calls made auto slower than bulk alone)."""
         while await feed.wait_for_rows():
-            taken = feed.take_now(1)
-            if not taken:
-                continue
+            if not await self._single_call(feed):
+                return
+
+    async def _single_call(self, feed: _Feed) -> bool:
+        """One row through CreateCustom, taken when its slot came; False: stop the worker."""
+        taken: list[Payload] = []
+        sent = False
+
+        async def take_row() -> None:
+            nonlocal sent
+            if self._refuse_waiting:
+                raise _NotSent
+            if not feed.ready:
+                raise _NoRows
+            if not self._take_call():
+                raise _NotSent  # the budget is spent: the pool stops
+            taken.extend(feed.take_now(1))
             payload = taken[0]
+            sent = True
+            self._calls_in_flight += 1
+            earlier = self._earlier(payload.row) if self._earlier is not None else 0
+            await self._intent(payload, earlier + 1)
+
+        try:
             try:
-                await self._send_until_settled(payload)
-            except Exception as exc:  # noqa: BLE001 - e.g. the journal failed: run() re-raises
-                self._error = self._error or exc
-                self.stop(StopReason.ERROR)
+                outcome = await attempt(
+                    lambda: self.sender.create_lead_and_activity(taken[0].body),
+                    pacer=self.pacer,
+                    judge=classify,
+                    lost=_lost_single,
+                    intent=take_row,
+                )
             finally:
+                if sent:
+                    self._calls_in_flight -= 1
+            await self._send_until_settled(taken[0], first=outcome)
+        except _NoRows:
+            return True  # a batch took it first
+        except _NotSent:
+            return False
+        except Exception as exc:  # noqa: BLE001 - e.g. the journal failed: run() re-raises
+            self._error = self._error or exc
+            self.stop(StopReason.ERROR)
+        finally:
+            for payload in taken:
                 feed.release(payload)
+        return True
 
     # ---- batches ----------------------------------------------------------------------------
 

@@ -211,11 +211,19 @@ class WorkerPool:
         self._in_flight_keys.discard(key)
         return None
 
-    async def _send_until_settled(self, payload: Payload) -> None:
+    async def _send_until_settled(self, payload: Payload, first: Outcome | None = None) -> None:
+        """Send ``payload`` until it has an outcome, and record it. ``first``: the outcome of
+        a first attempt already made (its intent journaled, its call counted in the budget),
+        as a worker that took the row once its slot came made it (auto mode)."""
         attempts = 0  # this run's: what the retry policy and the budget go by
         earlier = self._earlier(payload.row) if self._earlier is not None else 0
         outcome: Outcome | None = None
         while True:
+            if first is not None:
+                outcome, first, attempts = first, None, 1
+                if await self._judged(payload, outcome, attempts, earlier):
+                    return
+                continue
             if not self._take_call():
                 if outcome is not None:  # a retry the budget no longer allows
                     self._settle(payload, outcome, attempts, earlier)
@@ -246,27 +254,35 @@ class WorkerPool:
             finally:
                 if sent:
                     self._calls_in_flight -= 1
-            kind = outcome.kind
-            if kind is Kind.FATAL:
-                self.stats.fatal = self.stats.fatal or outcome
-                self.stop(StopReason.FATAL)
-            if not self._stopping and self.retry.should_retry(kind, attempts):
-                self.stats.retries += 1
-                delay = self.retry.delay(attempts, kind)
-                logger.debug(
-                    "row %d: attempt %d %s (HTTP %s %s), retrying in %.2f s",
-                    payload.row,
-                    attempts,
-                    kind.value,
-                    outcome.http_status,
-                    outcome.error_type or outcome.error_message[:80],
-                    delay,
-                )
-                await self._sleep(delay)
-                if not self._stopping:
-                    continue
-            self._settle(payload, outcome, attempts, earlier)
-            return
+            if await self._judged(payload, outcome, attempts, earlier):
+                return
+
+    async def _judged(
+        self, payload: Payload, outcome: Outcome, attempts: int, earlier: int
+    ) -> bool:
+        """After an attempt: True once the row is settled (recorded), False to try again
+        (after the retry policy's delay)."""
+        kind = outcome.kind
+        if kind is Kind.FATAL:
+            self.stats.fatal = self.stats.fatal or outcome
+            self.stop(StopReason.FATAL)
+        if not self._stopping and self.retry.should_retry(kind, attempts):
+            self.stats.retries += 1
+            delay = self.retry.delay(attempts, kind)
+            logger.debug(
+                "row %d: attempt %d %s (HTTP %s %s), retrying in %.2f s",
+                payload.row,
+                attempts,
+                kind.value,
+                outcome.http_status,
+                outcome.error_type or outcome.error_message[:80],
+                delay,
+            )
+            await self._sleep(delay)
+            if not self._stopping:
+                return False
+        self._settle(payload, outcome, attempts, earlier)
+        return True
 
     async def _intent(self, payload: Payload, attempts: int) -> None:
         self.journal.record(

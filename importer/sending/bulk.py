@@ -153,9 +153,13 @@ class _Feed:
         self.closed = False  # the reader has finished (or the run stopped)
         self._stopped = False
         self._changed = asyncio.Event()
+        self.on_finished: Callable[[], None] | None = None
+        """Called once nothing more will be handed out (see :attr:`finished`)."""
 
     def _notify(self) -> None:
         self._changed.set()
+        if self.on_finished is not None and self.finished:
+            self.on_finished()
 
     async def _wait(self) -> None:
         self._changed.clear()
@@ -263,6 +267,7 @@ class BulkPool(WorkerPool):
         self.batch_size = max(1, batch_size)
         self.bulk_workers = bulk_workers or bulk_pacer.rate
         self.single_workers = single_workers
+        self._idle: set[asyncio.Task[Any]] = set()
         self.batches = 0
         self.row_calls = 0
         """Rows carried by the bulk calls made, summed over the calls (each counts the call
@@ -277,6 +282,7 @@ class BulkPool(WorkerPool):
     async def run(self, payloads: Iterable[Payload]) -> PoolStats:
         capacity = self.batch_size * (self.bulk_workers + 1) + 2 * self.single_workers
         feed = self._feed = _Feed(capacity)
+        feed.on_finished = self._wake_idle
         if self._stopping:
             feed.stop()
         workers = [asyncio.create_task(self._bulk_worker(feed)) for _ in range(self.bulk_workers)]
@@ -305,6 +311,27 @@ class BulkPool(WorkerPool):
             raise self._error
         return self.stats
 
+    # ---- workers waiting for a slot, holding no row ---------------------------------------
+
+    def _idle_begin(self) -> None:
+        """This worker now waits for its slot(s) and holds no row: once the feed has nothing
+        more to hand out it is woken (cancelled) instead of waiting up to a window for a
+        slot it would give back unused."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._idle.add(task)
+
+    def _idle_end(self) -> None:
+        """Its slot came: it takes rows now, and must not be cancelled from here on."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._idle.discard(task)
+
+    def _wake_idle(self) -> None:
+        idle, self._idle = self._idle, set()
+        for task in idle:
+            task.cancel()  # safe: nothing is taken or sent before _idle_end
+
     # ---- single calls (auto mode) ---------------------------------------------------------
 
     async def _single_worker(self, feed: _Feed) -> None:
@@ -322,6 +349,7 @@ class BulkPool(WorkerPool):
 
         async def take_row() -> None:
             nonlocal sent
+            self._idle_end()
             if self._refuse_waiting:
                 raise _NotSent
             if not feed.ready:
@@ -335,6 +363,7 @@ class BulkPool(WorkerPool):
             earlier = self._earlier(payload.row) if self._earlier is not None else 0
             await self._intent(payload, earlier + 1)
 
+        self._idle_begin()
         try:
             try:
                 outcome = await attempt(
@@ -395,6 +424,7 @@ class BulkPool(WorkerPool):
         earlier: dict[int, int] = {}  # row -> calls earlier runs made for it
 
         async def take_rows() -> None:
+            self._idle_end()
             if self._refuse_waiting:
                 raise _NotSent
             if not feed.ready:
@@ -417,6 +447,7 @@ class BulkPool(WorkerPool):
             await self.journal.durable()
 
         # The lead call: the first attempt takes the rows once its slots are there.
+        self._idle_begin()
         try:
             leads, calls = await self._call(
                 lambda: [lead_record(p.body) for p in batch],

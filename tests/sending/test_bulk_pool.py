@@ -319,3 +319,26 @@ def test_a_stop_after_the_lead_call_sends_no_activity_and_fails_the_rows(tmp_pat
     assert len(got) == 25  # the rows never taken have no line: the next run sends them
     assert {r["status"] for r in got.values()} == {"failed"}
     assert {r["error_type"] for r in got.values()} == {"stopped"}
+
+
+def test_auto_mode_takes_a_row_for_a_single_call_only_once_its_slot_is_there(
+    tmp_path: Path,
+) -> None:
+    """Single calls whose limit has no room hold no rows: the batches carry them all (a row
+    taken before its slot came would wait there while batches went by)."""
+    api = FakeBulkApi()
+
+    def closed(pool: BulkPool) -> None:
+        import time
+
+        pool.pacer.hold_until(time.monotonic() + 3600)  # no ordinary slot within the test
+        pool.pair.also = None  # the batches need none here (their limits counted apart)
+
+    async def go() -> BulkPool:
+        return await asyncio.wait_for(
+            run_bulk(tmp_path, api, payloads(80), single_workers=5, pool_hook=closed), 30
+        )
+
+    pool = asyncio.run(go())
+    assert api.calls["single"] == 0 and len(api.activities) == 80
+    assert pool.stats.outcomes["success"] == 80

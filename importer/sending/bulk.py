@@ -66,32 +66,51 @@ class _NoRows(Exception):
 
 
 class PacerPair:
-    """Two limits for one call: a bulk call takes a ``bulk`` slot and, when bulk calls also
-    count against the ordinary limit, an ordinary one (``also``) too. It looks like one
-    :class:`Pacer` to :func:`importer.sending.attempt.attempt`. A refusal closes the bulk
-    pacer (the bulk window refused it, or the ordinary one: either way the bulk calls wait a
-    window); what the bulk limit's message names is learnt by the bulk pacer."""
+    """Two limits for one call, looking like one :class:`Pacer` to
+    :func:`importer.sending.attempt.attempt`: the call takes a slot of ``bulk`` (its own
+    limit) and, when ``also`` is given, one of ``also`` too.
 
-    def __init__(self, bulk: Pacer, also: Pacer | None) -> None:
+    * A bulk call: ``bulk`` is the bulk pacer, ``also`` the ordinary one when bulk calls count
+      against it (served first among its waiters: the bulk slot must not idle behind single
+      calls). A refusal closes the bulk pacer (the bulk window refused it, or the ordinary
+      one: either way the bulk calls wait a window) and teaches it the limit it names.
+    * A single call in auto mode with a shared limit: ``bulk`` is the single calls' share of
+      the ordinary limit (``rate - bulk_rate`` slots, so that the batches always find their
+      ``bulk_rate`` ordinary slots), ``also`` the ordinary pacer; a refusal (the ordinary
+      window's) closes and teaches both (``teaches``).
+    """
+
+    def __init__(
+        self,
+        bulk: Pacer,
+        also: Pacer | None,
+        *,
+        priority: bool = True,
+        teaches: tuple[Pacer, ...] = (),
+    ) -> None:
         self.bulk = bulk
         self.also = also
-        self.name = getattr(bulk, "name", "bulk calls")
-        self.option = getattr(bulk, "option", "--bulk-rate")
-        self.per_option = getattr(bulk, "per_option", "--bulk-per")
+        self.priority = priority
+        self._teaches = teaches or (bulk,)
+        said = self._teaches[0]
+        self.name = getattr(said, "name", "bulk calls")
+        self.option = getattr(said, "option", "--bulk-rate")
+        self.per_option = getattr(said, "per_option", "--bulk-per")
 
     @property
     def rate(self) -> int:
-        return self.bulk.rate
+        return self._teaches[0].rate
 
     @property
     def per(self) -> float:
-        return self.bulk.per
+        return self._teaches[0].per
 
     def slot(self) -> _PairSlot:
         return _PairSlot(self)
 
     def penalize(self) -> None:
-        self.bulk.penalize()
+        for pacer in self._teaches:
+            pacer.penalize()
 
     def recovered(self) -> None:
         self.bulk.recovered()
@@ -99,15 +118,16 @@ class PacerPair:
             self.also.recovered()
 
     def learn(self, rate: int, per: float) -> bool:
-        learn = getattr(self.bulk, "learn", None)
-        return bool(learn(rate, per)) if learn is not None else False
+        learnt = [pacer.learn(rate, per) for pacer in self._teaches]
+        return learnt[0]
 
 
 class _PairSlot:
     def __init__(self, pair: PacerPair) -> None:
         self._pair = pair
         self._bulk = pair.bulk.slot()
-        self._also = pair.also.slot(priority=True) if pair.also is not None else None
+        also = pair.also
+        self._also = also.slot(priority=pair.priority) if also is not None else None
 
     async def __aenter__(self) -> _PairSlot:
         await self._bulk.__aenter__()
@@ -263,6 +283,18 @@ class BulkPool(WorkerPool):
         )
         self.bulk_pacer = bulk_pacer
         self.pair = PacerPair(bulk_pacer, pacer if shares_limit else None)
+        if shares_limit and single_workers:
+            # The batches' bulk_rate ordinary slots are kept for them: single calls take a
+            # slot of their own share too (rate - bulk_rate), so they never hold every
+            # ordinary slot when a batch comes (at the start, they did: the batches waited a
+            # window). The ordinary pacer still bounds both together.
+            share = pacer.rate - bulk_pacer.rate
+            if share < 1:
+                single_workers = 0  # the batches need the whole limit
+            else:
+                self.row_pacer = PacerPair(
+                    Pacer(share, pacer.per), pacer, priority=False, teaches=(pacer,)
+                )
         self.shares_limit = shares_limit
         self.batch_size = max(1, batch_size)
         self.bulk_workers = bulk_workers or bulk_pacer.rate
@@ -368,7 +400,7 @@ class BulkPool(WorkerPool):
             try:
                 outcome = await attempt(
                     lambda: self.sender.create_lead_and_activity(taken[0].body),
-                    pacer=self.pacer,
+                    pacer=self.row_pacer,
                     judge=classify,
                     lost=_lost_single,
                     intent=take_row,

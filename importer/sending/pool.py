@@ -111,6 +111,9 @@ class WorkerPool:
         self._earlier = earlier_attempts
         """Row -> calls earlier runs made for it: its lines count every run's calls."""
         self.pacer = pacer
+        self.row_pacer: Any = pacer
+        """What a row's CreateCustom call takes its slot from: ``pacer``, or in auto mode with
+        a shared limit the single calls' share of it (see importer.sending.bulk)."""
         self.journal = journal
         self.retry = retry or RetryPolicy()
         self.concurrency = max(1, concurrency)
@@ -242,7 +245,7 @@ class WorkerPool:
             try:
                 outcome = await attempt(
                     functools.partial(self.sender.create_lead_and_activity, payload.body),
-                    pacer=self.pacer,
+                    pacer=self.row_pacer,  # a Pacer, or a PacerPair
                     judge=classify,
                     lost=_lost,
                     intent=intent,

@@ -288,6 +288,8 @@ def test_bulk_calls_stay_under_the_bulk_limit_and_the_shared_one(tmp_path: Path,
     assert max_in_window(api.bulk_arrivals, 0.3) <= 4
     if shares:  # the ordinary limit counts both kinds
         assert max_in_window(api.bulk_arrivals + api.single_arrivals, 0.3) <= 6
+        # and the batches' share of it is kept for them: single calls use the rest only
+        assert max_in_window(api.single_arrivals, 0.3) <= 6 - 4
     else:
         assert max_in_window(api.single_arrivals, 0.3) <= 6
     assert api.calls["single"] > 0 and api.calls["leads"] > 0  # auto: both paths carried rows

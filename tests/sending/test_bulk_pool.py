@@ -21,6 +21,8 @@ from importer.sending.pacer import Pacer
 from importer.sending.retry import RetryPolicy
 from importer.sending.stop import StopReason
 
+from .test_pool import max_in_window
+
 
 def body(row: int, key: str) -> dict[str, Any]:
     return {
@@ -189,16 +191,6 @@ async def run_bulk(
     finally:
         journal.finalize()
     return pool
-
-
-def max_in_window(times: list[float], per: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - per:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_batches_of_25_get_one_outcome_per_row_with_their_ids(tmp_path: Path) -> None:

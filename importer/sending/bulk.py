@@ -51,14 +51,12 @@ from ..results.journal import Journal, Result, utc_now
 from ..results.status import Status
 from .attempt import attempt
 from .pacer import Pacer
-from .pool import PoolStats, Sender, WorkerPool, _NotSent, ordering_key
+from .pool import _STATUS_OF, PoolStats, Sender, WorkerPool, _NotSent, ordering_key
 from .pool import _lost as _lost_single
 from .retry import RetryPolicy
 from .stop import StopReason
 
 logger = logging.getLogger("lsq_import")
-
-_STATUS_OF = {Kind.SUCCESS: Status.SUCCESS, Kind.AMBIGUOUS: Status.UNKNOWN}
 
 
 class _NoRows(Exception):
@@ -321,27 +319,11 @@ class BulkPool(WorkerPool):
         workers += [
             asyncio.create_task(self._single_worker(feed)) for _ in range(self.single_workers)
         ]
-        cancelled = False
-        try:
-            for payload in payloads:
-                if self._stopping:
-                    break
-                await feed.put(payload)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        except Exception as exc:  # the feed failed: send what was read whole, then stop
-            self._error = self._error or exc
-        finally:
+
+        async def no_more() -> None:
             feed.close()
-            if cancelled:
-                for worker in workers:
-                    worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        if self._error is not None:
-            self.stop(StopReason.ERROR)
-            raise self._error
-        return self.stats
+
+        return await self._feed_workers(payloads, feed.put, workers, no_more)
 
     # ---- workers waiting for a slot, holding no row ---------------------------------------
 
@@ -665,16 +647,9 @@ class BulkPool(WorkerPool):
             finished_at=utc_now(),
             **fields,
         )
-        self.journal.record(result)
-        self.stats.outcomes[status] += 1
         if status is not Status.SUCCESS:
             logger.debug("row %d: %s (bulk) %s", payload.row, status, result.error_message)
-        if self.on_result is not None:
-            try:
-                self.on_result(result)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by run()
-                self._error = self._error or exc
-                self.stop(StopReason.ERROR)
+        self._recorded(result)
 
 
 _STOPPED = Outcome(

@@ -154,12 +154,28 @@ class WorkerPool:
         """
         queue: asyncio.Queue[Payload] = asyncio.Queue(maxsize=self.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
+
+        async def no_more() -> None:
+            for _ in workers:
+                await queue.put(_DONE)
+
+        return await self._feed_workers(payloads, queue.put, workers, no_more)
+
+    async def _feed_workers(
+        self,
+        payloads: Iterable[Payload],
+        put: Callable[[Payload], Awaitable[Any]],
+        workers: list[asyncio.Task[None]],
+        no_more: Callable[[], Awaitable[Any]],
+    ) -> PoolStats:
+        """Hand ``payloads`` to ``workers`` through ``put`` until the pool stops, say
+        ``no_more`` and wait for them; re-raise what stopped the pool with an error."""
         cancelled = False
         try:
             for payload in payloads:
                 if self._stopping:
                     break
-                await queue.put(payload)
+                await put(payload)
         except asyncio.CancelledError:
             # A second Ctrl-C: abandon calls in flight; their intent lines make them `unknown`.
             cancelled = True
@@ -172,8 +188,7 @@ class WorkerPool:
                 for worker in workers:
                     worker.cancel()
             else:
-                for _ in workers:
-                    await queue.put(_DONE)
+                await no_more()
             await asyncio.gather(*workers, return_exceptions=True)
         if self._error is not None:
             self.stop(StopReason.ERROR)
@@ -320,8 +335,6 @@ class WorkerPool:
             attempts=earlier + attempts,
             finished_at=utc_now(),
         )
-        self.journal.record(result)
-        self.stats.outcomes[status] += 1
         if status is not Status.SUCCESS:
             logger.debug(
                 "row %d: %s after %d attempts (HTTP %s) %s: %s",
@@ -332,6 +345,13 @@ class WorkerPool:
                 outcome.error_type,
                 outcome.error_message,
             )
+        self._recorded(result)
+
+    def _recorded(self, result: Result) -> None:
+        """Journal a row's outcome, count it, and tell ``on_result`` (whose failure stops the
+        pool and is re-raised by :meth:`run`)."""
+        self.journal.record(result)
+        self.stats.outcomes[result.status] += 1
         if self.on_result is not None:
             try:
                 self.on_result(result)

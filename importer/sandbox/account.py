@@ -864,16 +864,21 @@ def _short(value: str, limit: int = 60) -> str:
     return repr(value if len(value) <= limit else value[: limit - 3] + "...")
 
 
-def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
-    """A request body that must be a JSON object (400 otherwise, like CreateCustom's)."""
+def _json_body(content_type: str, body: bytes) -> Any:
+    """A request body parsed as JSON (400 for another content type or text that is not JSON)."""
     if content_type.lower() != "application/json":
         raise invalid_input(
             f"Content-Type must be application/json, not {_short(content_type)}", 400
         )
     try:
-        payload = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise invalid_input("Request body is not valid JSON", 400) from None
+
+
+def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (400 otherwise, like CreateCustom's)."""
+    payload = _json_body(content_type, body)
     if not isinstance(payload, dict):
         raise invalid_input("Request body must be a JSON object", 400)
     return payload
@@ -881,14 +886,7 @@ def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
 
 def _json_list(content_type: str, body: bytes, what: str) -> list[Any]:
     """A bulk call's body: a JSON list of 1 to BULK_MAX_RECORDS items (400 otherwise)."""
-    if content_type.lower() != "application/json":
-        raise invalid_input(
-            f"Content-Type must be application/json, not {_short(content_type)}", 400
-        )
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise invalid_input("Request body is not valid JSON", 400) from None
+    payload = _json_body(content_type, body)
     if not isinstance(payload, list):
         raise invalid_input(f"Request body must be a JSON list of {what}", 400)
     if not payload:

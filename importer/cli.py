@@ -434,6 +434,25 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
     "of a resume and at the end of a run); the lookups are paced and count in --max-calls.",
 )
 @click.option(
+    "--ledger",
+    metavar="FILE",
+    help="The ledger of what was imported into the account (default: $LSQ_LEDGER, else one "
+    "per account in your data directory; see docs/scheduling.md): a row whose activity it "
+    "lists is skipped, whatever the file or results file.",
+)
+@click.option(
+    "--no-ledger",
+    is_flag=True,
+    help="Use no ledger: only the results file decides what is sent (and pacing is not "
+    "shared with other lsq-import processes on this account).",
+)
+@click.option(
+    "--reimport",
+    is_flag=True,
+    help="Send rows the ledger lists as already imported, for this run (their activity is "
+    "posted again).",
+)
+@click.option(
     "--settle-delay",
     type=click.FloatRange(min=0),
     default=10.0,
@@ -557,6 +576,12 @@ def run(
       lsq-import run leads.csv -m mappings/example.yaml --dry-run --limit 3   # sends nothing
     """
     options["retry_delay"] = (options.pop("retry_delay"), options.pop("retry_max_delay"))
+    if options.pop("no_ledger"):
+        if options["ledger"] is not None:
+            raise CliError(
+                "--ledger and --no-ledger: give one or the other", int(ExitStatus.BAD_INPUT)
+            )
+        options["ledger"] = False
     if is_std(input_file):
         raise CliError(
             "INPUT -: run does not read stdin: a resume matches the results file to the input "

@@ -74,6 +74,16 @@ class JournalWriteError(ResultsFileError):
     exit_status = ExitStatus.INTERRUPTED
 
 
+class LedgerError(ImporterError):
+    """The ledger (importer.ledger) cannot be opened (exit 2, before anything is sent) or
+    written mid-run (the run stops, exit 4: its claims stay, and the next run settles them
+    by lookups, never by sending blindly)."""
+
+
+class LedgerWriteError(LedgerError):
+    exit_status = ExitStatus.INTERRUPTED
+
+
 class FatalApiError(ImporterError):
     """LeadSquared refused the whole run (401 bad keys or wrong region, 404 bad host/path,
     a 3xx redirect, never followed)."""

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from .leadsquared.classify import Outcome
     from .leadsquared.connect import Endpoint
+    from .ledger.run import RunLedger
     from .mapping import Mapping, Payload
     from .reader import InputFile, Row
     from .sending.pacer import Pacer
@@ -94,6 +95,8 @@ class ImportOptions(TypedDict, total=False):
     sheet: str | int | None
     encoding: str | None
     delimiter: str | None
+    ledger: str | os.PathLike[str] | bool | None
+    reimport: bool
 
 
 def run_import(
@@ -238,6 +241,9 @@ def run_import(
                 sandbox=settings.sandbox,
                 sandbox_schema=settings.sandbox_schema,
             )
+            run_ledger = _open_ledger(settings, endpoint, the_mapping, input_path, results_file)
+            if run_ledger is not None:
+                later.callback(run_ledger.close)
             rows = source.rows()
             first = next(rows, None)
             if first is None and is_errors_file(source.columns):
@@ -308,8 +314,11 @@ def run_import(
                     settings=settings,
                     pacer=pacer,
                     bulk_pacer=bulk_pacer,
+                    ledger=run_ledger,
                 )
                 run.summary.fingerprints = fingerprints.digests()
+                if run_ledger is not None:
+                    run.summary.ledger = str(run_ledger.ledger.path)
                 run.summary.max_calls = settings.max_calls
                 started = time.monotonic()
                 observer.started(Path(input_path))
@@ -386,6 +395,49 @@ def reconcile_results(
     )
 
 
+def _open_ledger(
+    settings: ImportSettings,
+    endpoint: Endpoint,
+    mapping: Mapping,
+    input_path: str | os.PathLike[str],
+    results_file: ResultsFile,
+) -> RunLedger | None:
+    """The run's ledger (see importer.ledger), or None when it has none."""
+    from .ledger.location import resolve
+
+    host = endpoint.url
+    access_key = endpoint.credentials.access_key if endpoint.credentials else None
+    path = resolve(settings.ledger, host=host, access_key=access_key)
+    if path is None or mapping.dedupe == "off":
+        return None
+    from .ledger.run import RunLedger
+    from .ledger.store import Ledger
+
+    token_field = mapping.row_token
+    seed: list[str] = []  # the results file's, once its resume check has run (at the feed)
+
+    def token_of(row: int) -> str:
+        if token_field is None:
+            return ""
+        from .sending.token import row_token
+
+        if not seed:
+            seed.append(results_file.token_seed())
+        return row_token(seed[0], row)
+
+    return RunLedger(
+        Ledger.open(path),
+        # A file by its absolute path (a DataFrame by its description).
+        input=os.path.abspath(input_path) if os.path.exists(input_path) else str(input_path),
+        results=str(results_file.path.resolve()),
+        dedupe=mapping.dedupe,
+        token_field=token_field,
+        token_of=token_of,
+        reimport=settings.reimport,
+        hold_timeout=max(60.0, 3 * settings.settle_delay),
+    )
+
+
 def _is_dataframe(value: object) -> bool:
     """Whether ``value`` is a pandas DataFrame. (A DataFrame can only come from a process that
     imported pandas: without it, the reader package is not imported to find out.)"""
@@ -444,6 +496,8 @@ class _Run:
     _stopping: Callable[[], bool] = lambda: False  # noqa: E731 - the pool's, once it runs
     _attempts_before: dict[int, int] = dataclasses.field(default_factory=dict)
     """Rows found missing -> the calls earlier attempts made (their resend adds to them)."""
+    ledger: RunLedger | None = None
+    """The account's ledger as this run uses it (None: ``--no-ledger``)."""
 
     def settled(self, result: Result) -> None:
         """A row has its outcome for this run (sent, or found invalid)."""
@@ -455,6 +509,8 @@ class _Run:
         else:
             self.unknown_now.pop(result.row, None)
         self.summary.this_run[result.status] += 1
+        if self.ledger is not None:
+            self.ledger.settled(result)
         self.observer.settled(result)
         if self.on_result is not None:
             self.on_result(result)
@@ -550,6 +606,14 @@ class _Run:
                 refused = bulk_refusal(self.mapping)
                 if refused:
                     raise MappingError(f"{self.mapping.path}: {refused}")
+            if self.ledger is not None:
+                # One quota per account on this machine: every process that shares the ledger
+                # takes its calls' slots from one schedule (importer.ledger.pacing).
+                from .ledger.pacing import share
+
+                share(pacer, self.ledger.ledger.path, "calls")
+                if settings.bulk:
+                    share(bulk_pacer, self.ledger.ledger.path, "bulk")
             if settings.preflight_check:
                 # Before the journal exists: a mapping the account can't take costs no row.
                 found = await preflight(client, self.mapping, pacer=pacer)
@@ -614,7 +678,9 @@ class _Run:
             _handle_signals(pool, stack, self.observer)
             self.sending = True
             try:
-                await pool.run(self.rows_to_send())
+                await pool.run(self._feed())
+                if self.ledger is not None:
+                    await self._settle_stale(pool)
                 if settings.reconcile and not pool.stats.stop_reason:
                     unshared = settings.bulk and not settings.bulk_shares_limit
                     self._pool_calls = lambda: (
@@ -629,6 +695,8 @@ class _Run:
                 self.summary.error_message = str(exc)
             finally:
                 summary = self.summary
+                if self.ledger is not None:
+                    await self._finish_ledger()
                 lookups = self.lookups.calls if self.lookups is not None else 0
                 summary.lookup_calls = lookups
                 summary.calls = pool.pacer.calls - calls_before - summary.preflight_calls - lookups
@@ -654,6 +722,142 @@ class _Run:
                         fatal.error_type,
                         redirect_to=fatal.redirect_to,
                     )
+
+    # ---- the ledger (see importer.ledger.run)
+
+    def _feed(self) -> Iterator[Payload] | AsyncIterator[Payload]:
+        """The rows the pool sends: those of :meth:`rows_to_send` the ledger lets through."""
+        rows = self.rows_to_send()
+        if self.ledger is None or not self.ledger.active:
+            return rows
+        return self.ledger.claimed(rows, self._not_sent_for_ledger, self._not_sent_for_ledger)
+
+    def _not_sent_for_ledger(self, payload: Payload, error_type: str, reason: str) -> None:
+        from .ledger.run import ALREADY_IMPORTED
+
+        status = Status.SKIPPED if error_type == ALREADY_IMPORTED else Status.FAILED
+        result = Result(
+            payload.row,
+            payload.key,
+            status,
+            error_type=error_type,
+            error_message=reason,
+            attempts=self.previous.attempts(payload.row),
+            finished_at=utc_now(),
+        )
+        self.journal.record(result)
+        self.settled(result)
+
+    async def _settle_stale(self, pool: WorkerPool) -> None:
+        """Rows whose activity a process that died had claimed (from another results file):
+        look that process's attempt up; found: skipped as imported; never landed: sent now."""
+        from .ledger.run import ALREADY_IMPORTED, HELD
+        from .sending.pool import WorkerPool
+        from .sending.reconcile import Pending, Verdict, settle
+
+        assert self.ledger is not None
+        ledger = self.ledger
+        items, ledger.stale = ledger.stale, []
+        if not items:
+            return
+        if pool.stopping:
+            for item in items:  # never started: no line; the next run meets the claim again
+                ledger.keep_claim(item.payload.row)
+            return
+        if self.lookups is None:
+            for item in items:
+                ledger.keep_claim(item.payload.row)
+                self._not_sent_for_ledger(
+                    item.payload,
+                    HELD,
+                    f"the same activity was claimed by an lsq-import process that died (from "
+                    f"{item.previous.input} row {item.previous.row}): run without "
+                    "--no-reconcile to look it up and settle it",
+                )
+            return
+        token = self.mapping.row_token
+        pending = [Pending(item.payload, item.previous.token) for item in items]
+        by_row = {item.payload.row: item for item in items}
+        found = await settle(
+            pending,
+            self.lookups,
+            token_field=token,
+            concurrency=self.settings.calls_in_flight,
+        )
+        recheck = {v.row for v in found if v.verdict is Verdict.MISSING and v.lead_exists}
+        if recheck and await self._wait(self.settings.settle_delay):
+            again = await settle(
+                [p for p in pending if p.row in recheck],
+                self.lookups,
+                token_field=token,
+                concurrency=self.settings.calls_in_flight,
+            )
+            found = [v for v in found if v.row not in recheck] + again
+        elif recheck:
+            found = [v for v in found if v.row not in recheck]  # stopped: left for next run
+            for row in recheck:
+                ledger.keep_claim(row)
+        missing = []
+        for verdict in found:
+            item = by_row[verdict.row]
+            self.summary.reconciled.add(verdict.verdict)
+            if verdict.verdict is Verdict.FOUND:
+                ledger.found_stale(item, verdict.activity_id, verdict.lead_id)
+                ledger.already_imported += 1
+                self._not_sent_for_ledger(
+                    item.payload,
+                    ALREADY_IMPORTED,
+                    f"already imported from {item.previous.input} row {item.previous.row} "
+                    f"(activity {verdict.activity_id}): found in LeadSquared, sent by an "
+                    "lsq-import process that died before it recorded it",
+                )
+            elif verdict.verdict is Verdict.MISSING:
+                missing.append(item)
+            else:
+                ledger.keep_claim(item.payload.row)
+                self._not_sent_for_ledger(
+                    item.payload,
+                    HELD,
+                    f"the same activity was claimed by an lsq-import process that died (from "
+                    f"{item.previous.input} row {item.previous.row}) and the lookup could not "
+                    f"settle it ({verdict.reason}): the next run looks again",
+                )
+        if not missing or pool.stopping:
+            for item in missing:
+                ledger.keep_claim(item.payload.row)
+            return
+        await ledger.retarget(missing)
+        left = None
+        if self._max_calls is not None:
+            left = max(0, self._max_calls - self._looked_up - self._pool_calls())
+        again_pool = WorkerPool(
+            sender=pool.sender,
+            pacer=pool.pacer,
+            journal=self.journal,
+            retry=pool.retry,
+            concurrency=pool.concurrency,
+            on_result=self.settled,
+            max_calls=left,
+            earlier_attempts=self.previous.attempts,
+        )
+        stats = await again_pool.run([item.payload for item in missing])
+        pool.stats.retries += stats.retries
+        if stats.stop_reason:
+            pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+
+    async def _finish_ledger(self) -> None:
+        """Write the ledger's pending marks; release the claims of rows never sent."""
+        assert self.ledger is not None
+        try:
+            await self.ledger.finish()
+        except Exception as exc:  # noqa: BLE001 - the results file has every outcome
+            logger.warning(
+                "the ledger %s could not be brought up to date (%s): its claims on this run's "
+                "rows are settled by lookups the next time they are met",
+                self.ledger.ledger.path,
+                exc,
+            )
+        self.summary.already_imported = self.ledger.already_imported
 
     # ---- reconciliation (see importer.sending.reconcile)
 
@@ -803,6 +1007,8 @@ class _Run:
                 )
                 self.journal.record(result)
                 if verdict.verdict is Verdict.FOUND:
+                    if self.ledger is not None:
+                        self.ledger.found(payload, verdict.activity_id, verdict.lead_id)
                     if earlier:
                         self.previous.set(verdict.row, Status.SUCCESS)
                     else:

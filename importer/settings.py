@@ -319,6 +319,12 @@ class ImportSettings:
     sheet: str | int | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    ledger: str | os.PathLike[str] | bool | None = None
+    """The ledger of what was imported into the account (importer.ledger): None for the
+    default (``$LSQ_LEDGER``, else one per account in the user's data directory; none for a
+    throwaway ``sandbox``), a path, or False for none (``--no-ledger``)."""
+    reimport: bool = False
+    """Send rows the ledger lists as imported already, for this run (``--reimport``)."""
 
     def __post_init__(self) -> None:
         check_sandbox_schema(self.sandbox, self.sandbox_schema)

@@ -74,6 +74,10 @@ class Summary:
     in a batch, from the file where it was learnt on. None: nothing learnt."""
     learnt_bulk_limit: tuple[int, float] | None = None
     """The same for bulk calls (``--bulk-rate``/``--bulk-per``)."""
+    ledger: str = ""
+    """The ledger the run used (importer.ledger), "" for none."""
+    already_imported: int = 0
+    """Rows this run skipped because the ledger lists their activity as imported."""
 
     @property
     def rows(self) -> int:
@@ -129,6 +133,8 @@ class Summary:
             "reconciled": self.reconciled.to_dict(),
             "learnt_limit": _limit_dict(self.learnt_limit),
             "learnt_bulk_limit": _limit_dict(self.learnt_bulk_limit),
+            "ledger": self.ledger,
+            "already_imported": self.already_imported,
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
@@ -166,6 +172,11 @@ class Summary:
             lines.insert(1, f"the import is {progress}")
         if self.already_done:
             lines.append(f"{self.already_done} rows already succeeded earlier: not sent again")
+        if self.already_imported:
+            lines.append(
+                f"{self.already_imported} rows skipped: their activity is already imported "
+                f"(the ledger {self.ledger} says when and from where; --reimport sends them)"
+            )
         tally = self.reconciled
         if tally.found or tally.missing or tally.ambiguous or tally.failed:
             lines.append(

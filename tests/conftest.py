@@ -20,6 +20,16 @@ EXAMPLE_MAPPING = ROOT / "mappings" / "example.yaml"
 SANDBOX_KEYS = Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
 
 
+@pytest.fixture(autouse=True)
+def own_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test has its own per-user data directory (where the ledgers live by default), so
+    no test sees another's imports, nor the developer's own; subprocesses inherit it."""
+    data = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.delenv("LSQ_LEDGER", raising=False)
+    return data
+
+
 @pytest.fixture
 def sandbox_thread() -> Iterator[Callable[..., Sandbox]]:
     """Start sandboxes with the given settings; all are stopped after the test."""

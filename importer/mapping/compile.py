@@ -457,6 +457,8 @@ class Mapping:
         self.validate_dropdown_options: bool = model.options.validate_dropdown_options
         self.row_token: str | None = model.options.row_token
         """The activity field a row token goes into (``options.row_token``), or None."""
+        self.dedupe: str = model.options.dedupe
+        """What the ledger takes as the same activity (``options.dedupe``)."""
         self._normalise_key = _key_normaliser(self.search_by)
         zone = model.source.timezone
         self._warnings: list[RowWarning] = []

@@ -287,6 +287,10 @@ class _Options(_Model):
     row_token: str | None = None
     """A spare activity field (``mx_Custom_N``) into which lsq-import writes each row's token,
     so that a row whose answer was lost can be found exactly (see importer.sending.token)."""
+    dedupe: Literal["activity", "payload", "off"] = "activity"
+    """What makes a row the same as one imported before, for the ledger (see
+    importer.ledger.fingerprint): its lead key and activity; ``payload``: its lead attributes
+    too; ``off``: the ledger does not skip this mapping's rows."""
 
     @field_validator("row_token")
     @classmethod

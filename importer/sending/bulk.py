@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any
 
 from ..leadsquared.bulk import (
@@ -309,7 +309,7 @@ class BulkPool(WorkerPool):
         if self._feed is not None:
             self._feed.stop()
 
-    async def run(self, payloads: Iterable[Payload]) -> PoolStats:
+    async def run(self, payloads: Iterable[Payload] | AsyncIterable[Payload]) -> PoolStats:
         capacity = self.batch_size * (self.bulk_workers + 1) + 2 * self.single_workers
         feed = self._feed = _Feed(capacity)
         feed.on_finished = self._wake_idle

@@ -63,9 +63,20 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 # Timer lateness the spacing absorbs without falling behind its schedule (seconds).
 _SPACING_TOLERANCE = 0.01
+
+
+class SharedSchedule(Protocol):
+    """Slots shared with other processes on the same account (importer.ledger.pacing)."""
+
+    def take(self) -> tuple[int, float]: ...
+
+    def release(self, index: int, answered_at: float | None) -> None: ...
+
+    def give_back(self, index: int, reopens: float) -> None: ...
 
 
 class Pacer:
@@ -142,6 +153,9 @@ class Pacer:
         self._excess = 0  # slots in flight to drop when released (a learnt, lower rate)
         self.calls = 0
         self.throttled = 0
+        self.shared: SharedSchedule | None = None
+        """Slots shared with other processes (importer.ledger.pacing.share): each call takes
+        one of them too, after its own."""
 
     @classmethod
     def for_bulk(cls, rate: int, per: float) -> Pacer:
@@ -370,6 +384,8 @@ class _Slot:
         self._priority = priority
         self._grant: _Grant | None = None
         self._answered_at: float | None = None
+        self._shared = -1  # the shared slot held (see Pacer.shared), -1: none
+        self._shared_was = 0.0
 
     def answered(self) -> None:
         """Mark that the server's answer arrived (now): the slot reopens ``per`` after this."""
@@ -378,6 +394,10 @@ class _Slot:
     def unused(self) -> None:
         """No call left with this slot (its intent could not be journalled): give it back at
         once and do not count it as a call."""
+        shared = self._pacer.shared
+        if shared is not None and self._shared >= 0:
+            shared.give_back(self._shared, self._shared_was)
+            self._shared = -1
         if self._grant is not None:
             self._pacer.calls -= 1
             self._pacer._give_back(self._grant)
@@ -385,10 +405,26 @@ class _Slot:
 
     async def __aenter__(self) -> _Slot:
         self._grant = await self._pacer._acquire(self._priority)
+        shared = self._pacer.shared
+        if shared is not None:
+            try:
+                while True:
+                    index, when = shared.take()
+                    if index >= 0:
+                        self._shared, self._shared_was = index, when
+                        break
+                    await asyncio.sleep(max(0.0, when - time.monotonic()))
+            except BaseException:
+                self.unused()
+                raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         # Synchronous: cancelling a worker here can never lose the slot.
+        shared = self._pacer.shared
+        if shared is not None and self._shared >= 0:
+            shared.release(self._shared, self._answered_at)
+            self._shared = -1
         if self._grant is not None:
             self._pacer._release(self._grant, self._answered_at)
             self._grant = None

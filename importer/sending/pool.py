@@ -26,7 +26,7 @@ import functools
 import logging
 import re
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -146,7 +146,7 @@ class WorkerPool:
             # the budget's: the calls that took their part of it before it ran out still go.
             self._refuse_waiting = reason is not StopReason.BUDGET
 
-    async def run(self, payloads: Iterable[Payload]) -> PoolStats:
+    async def run(self, payloads: Iterable[Payload] | AsyncIterable[Payload]) -> PoolStats:
         """Send every payload; returns when all are recorded or the pool was stopped.
 
         An exception raised by ``on_result`` (or by the payload iterator) stops the pool the
@@ -163,7 +163,7 @@ class WorkerPool:
 
     async def _feed_workers(
         self,
-        payloads: Iterable[Payload],
+        payloads: Iterable[Payload] | AsyncIterable[Payload],
         put: Callable[[Payload], Awaitable[Any]],
         workers: list[asyncio.Task[None]],
         no_more: Callable[[], Awaitable[Any]],
@@ -172,10 +172,17 @@ class WorkerPool:
         ``no_more`` and wait for them; re-raise what stopped the pool with an error."""
         cancelled = False
         try:
-            for payload in payloads:
-                if self._stopping:
-                    break
-                await put(payload)
+            if isinstance(payloads, AsyncIterable):
+                # A feed that waits on something itself (the ledger's claims).
+                async for payload in payloads:
+                    if self._stopping:
+                        break
+                    await put(payload)
+            else:
+                for payload in payloads:
+                    if self._stopping:
+                        break
+                    await put(payload)
         except asyncio.CancelledError:
             # A second Ctrl-C: abandon calls in flight; their intent lines make them `unknown`.
             cancelled = True

@@ -1,0 +1,83 @@
+"""What makes two rows the same activity, as the ledger compares them.
+
+A row's **fingerprint** is a digest of its lead key (the SearchBy value, normalised as the
+worker pool compares keys: case and spaces ignored, a phone number by its digits) and of the
+activity it posts: event code, date-time (UTC, as sent), note and fields, nested custom field
+sets included. The row token (``options.row_token``) is left out: it differs per results file
+by design, while the activity is the same. What counts is the mapping's ``options.dedupe``:
+
+* ``activity`` (the default): the lead key and the activity. A row whose activity was imported
+  already is skipped even when its lead attributes changed since.
+* ``payload``: the lead attributes too. A row that changes its lead is sent again (and so posts
+  its activity again); a row identical to an imported one is skipped.
+* ``off``: no fingerprint; the ledger is not consulted for the mapping's rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from ..sending.pool import ordering_key
+
+Dedupe = Literal["activity", "payload", "off"]
+DEDUPE_CHOICES: tuple[str, ...] = ("activity", "payload", "off")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else " ".join(str(value).split())
+
+
+def _fields(fields: list[dict[str, Any]], leave_out: str | None) -> list[Any]:
+    """Fields by schema name, in a stable order; a custom field set by its own fields."""
+    out: list[Any] = []
+    for item in fields:
+        name = str(item.get("SchemaName", ""))
+        if name == leave_out:
+            continue
+        if "Fields" in item:
+            out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
+        else:
+            out.append([name, _text(item.get("Value"))])
+    return sorted(out, key=lambda entry: json.dumps(entry, ensure_ascii=False))
+
+
+def _lead_attributes(details: list[dict[str, Any]]) -> list[Any]:
+    out: list[Any] = []
+    for item in details:
+        name = str(item.get("Attribute", ""))
+        if name == "SearchBy":
+            continue
+        if "Fields" in item:
+            out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
+        else:
+            out.append([name, _text(item.get("Value"))])
+    return sorted(out, key=lambda entry: json.dumps(entry, ensure_ascii=False))
+
+
+def lead_key(key: str) -> str:
+    """The lead key the ledger files a row under (and ``ledger show KEY`` looks up)."""
+    return ordering_key(key)
+
+
+def fingerprint(
+    key: str, body: dict[str, Any], *, dedupe: Dedupe = "activity", token_field: str | None = None
+) -> bytes | None:
+    """The row's fingerprint (16 bytes), or None with ``dedupe="off"``. ``key`` is the
+    payload's SearchBy value, ``body`` its request body, ``token_field`` the mapping's row
+    token field (left out)."""
+    if dedupe == "off":
+        return None
+    activity = body.get("Activity") or {}
+    parts: list[Any] = [
+        lead_key(key),
+        _text(activity.get("ActivityEvent")),
+        _text(activity.get("ActivityDateTime")),
+        _text(activity.get("ActivityNote")),
+        _fields(activity.get("Fields") or [], token_field),
+    ]
+    if dedupe == "payload":
+        parts.append(_lead_attributes(body.get("LeadDetails") or []))
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()

@@ -8,8 +8,10 @@ by design, while the activity is the same. What counts is the mapping's ``option
 
 * ``activity`` (the default): the lead key and the activity. A row whose activity was imported
   already is skipped even when its lead attributes changed since.
-* ``payload``: the lead attributes too. A row that changes its lead is sent again (and so posts
-  its activity again); a row identical to an imported one is skipped.
+* ``payload``: the lead attributes too. A row whose activity was imported but whose lead
+  attributes differ from those of that import is sent again (it updates the lead, and posts its
+  activity again); a row identical to the imported one is skipped. The ledger keeps the
+  activity fingerprint as its key in every mode, and the lead attributes' digest beside it.
 * ``off``: no fingerprint; the ledger is not consulted for the mapping's rows.
 """
 
@@ -63,10 +65,12 @@ def lead_key(key: str) -> str:
 
 def fingerprint(
     key: str, body: dict[str, Any], *, dedupe: Dedupe = "activity", token_field: str | None = None
-) -> bytes | None:
-    """The row's fingerprint (16 bytes), or None with ``dedupe="off"``. ``key`` is the
-    payload's SearchBy value, ``body`` its request body, ``token_field`` the mapping's row
-    token field (left out)."""
+) -> tuple[bytes, bytes | None] | None:
+    """The row's activity fingerprint (16 bytes) and, with ``dedupe="payload"``, the digest
+    of its lead attributes (else None); None with ``dedupe="off"``. ``key`` is the payload's
+    SearchBy value, ``body`` its request body, ``token_field`` the mapping's row token field
+    (left out). The activity fingerprint is the ledger's key whatever the mode, so a mapping
+    that changes its mode still finds what was imported before."""
     if dedupe == "off":
         return None
     activity = body.get("Activity") or {}
@@ -77,7 +81,12 @@ def fingerprint(
         _text(activity.get("ActivityNote")),
         _fields(activity.get("Fields") or [], token_field),
     ]
+    lead = None
     if dedupe == "payload":
-        parts.append(_lead_attributes(body.get("LeadDetails") or []))
+        lead = _digest(_lead_attributes(body.get("LeadDetails") or []))
+    return _digest(parts), lead
+
+
+def _digest(parts: list[Any]) -> bytes:
     text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=16).digest()

@@ -119,12 +119,13 @@ class RunLedger:
         if fp is None:
             return None
         return Intent(
-            fp,
+            fp[0],
             lead_key(payload.key),
             self.input,
             payload.row,
             self.results,
             self._token_of(payload.row) if token is None else token,
+            fp[1],
         )
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

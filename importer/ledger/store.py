@@ -10,9 +10,12 @@ One row per activity, keyed by its fingerprint (:mod:`importer.ledger.fingerprin
 * **imported**: it exists in LeadSquared, with its activity and lead ids, when, and the input
   file and row it came from. A row with the same fingerprint is skipped as already imported.
 
-A claim is **held** while its process lives (same host: the process id and start time; another
-host: a heartbeat younger than the lease), **stale** once it died. Whoever meets a stale claim
-takes it over (the source is kept) and settles it: looked up, then marked imported or sent.
+A row is also held back while another live process has a claim on the same lead (its lead
+key): rows of one lead are never in flight in two processes at once, as the worker pool keeps
+them apart within one. A claim is **held** while its process lives (same host: the process id
+and start time; another host: a heartbeat younger than the lease), **stale** once it died.
+Whoever meets a stale claim takes it over (the source is kept) and settles it: looked up, then
+marked imported or sent.
 
 Every method is synchronous and may wait on the disk: the import calls them from a thread.
 A kill -9 at any point leaves the database consistent: each change is one transaction.
@@ -61,7 +64,9 @@ CREATE TABLE IF NOT EXISTS activities(
     claim_input INTEGER,
     claim_row INTEGER,
     claim_results INTEGER,
-    claim_token TEXT
+    claim_token TEXT,
+    lead_digest BLOB,
+    claim_lead_digest BLOB
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activities_lead ON activities(lead_key);
 CREATE INDEX IF NOT EXISTS activities_input ON activities(input);
@@ -97,6 +102,9 @@ class Intent:
     row: int
     results: str
     token: str = ""
+    lead_digest: bytes | None = None
+    """``options.dedupe: payload``: the lead attributes' digest; an imported activity whose
+    import had other lead attributes is claimed again (sent), not skipped."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +278,8 @@ class Ledger:
     ) -> Claim:
         found = db.execute(
             "SELECT claimant, imported_at, activity_id, lead_id, input, row, claim_input, "
-            "claim_row, claim_results, claim_token FROM activities WHERE fingerprint=?",
+            "claim_row, claim_results, claim_token, lead_digest FROM activities "
+            "WHERE fingerprint=?",
             (intent.fingerprint,),
         ).fetchone()
         mine = (
@@ -278,17 +287,34 @@ class Ledger:
             intent.row,
             self._source(db, intent.results),
             intent.token,
+            intent.lead_digest,
         )
+        if found is None or found[0] is None or found[0] != self._me:
+            busy = self._lead_busy(db, intent, alive)
+            imported_skip = (
+                found is not None
+                and found[0] is None
+                and not reimport
+                and not (intent.lead_digest is not None and intent.lead_digest != found[10])
+            )
+            if busy and not imported_skip:
+                return Claim(
+                    ClaimState.HELD,
+                    intent,
+                    Entry(intent.fingerprint, intent.lead_key, "claimed", holder=busy),
+                )
         if found is None:
             db.execute(
                 "INSERT INTO activities(fingerprint, lead_key, claimant, claim_input, "
-                "claim_row, claim_results, claim_token) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "claim_row, claim_results, claim_token, claim_lead_digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (intent.fingerprint, intent.lead_key, self._me, *mine),
             )
             return Claim(ClaimState.CLAIMED, intent)
         claimant, imported_at, activity_id, lead_id, source, row = found[:6]
         if claimant is None:
-            if not reimport:
+            changed = intent.lead_digest is not None and intent.lead_digest != found[10]
+            if not (reimport or changed):
                 entry = Entry(
                     intent.fingerprint,
                     intent.lead_key,
@@ -334,10 +360,23 @@ class Ledger:
         )
         return Claim(ClaimState.STALE, intent, previous=previous)
 
+    def _lead_busy(self, db: sqlite3.Connection, intent: Intent, alive: dict[int, str]) -> str:
+        """Who else (alive) has a claim on the same lead, '' if nobody: rows of one lead are
+        never in flight in two processes at once (two upserts of a new lead can make two)."""
+        for (claimant,) in db.execute(
+            "SELECT DISTINCT claimant FROM activities WHERE lead_key=? AND claimant IS NOT NULL "
+            "AND claimant != ?",
+            (intent.lead_key, self._me),
+        ):
+            holder = self._holder(db, int(claimant), alive)
+            if holder:
+                return f"{holder} (a row of the same lead)"
+        return ""
+
     def _take(self, db: sqlite3.Connection, intent: Intent, mine: tuple[Any, ...]) -> None:
         db.execute(
             "UPDATE activities SET claimant=?, claim_input=?, claim_row=?, claim_results=?, "
-            "claim_token=? WHERE fingerprint=?",
+            "claim_token=?, claim_lead_digest=? WHERE fingerprint=?",
             (self._me, *mine, intent.fingerprint),
         )
 
@@ -351,6 +390,7 @@ class Ledger:
                     intent.row,
                     self._source(db, intent.results),
                     intent.token,
+                    intent.lead_digest,
                 )
                 self._take(db, intent, mine)
 
@@ -366,17 +406,19 @@ class Ledger:
                     now,
                     self._source(db, intent.input),
                     intent.row,
+                    intent.lead_digest,
                 )
                 cursor = db.execute(
                     "UPDATE activities SET activity_id=?, lead_id=?, imported_at=?, input=?, "
-                    "row=?, claimant=NULL, claim_input=NULL, claim_row=NULL, "
-                    "claim_results=NULL, claim_token=NULL WHERE fingerprint=?",
+                    "row=?, lead_digest=coalesce(?, lead_digest), claimant=NULL, "
+                    "claim_input=NULL, claim_row=NULL, claim_results=NULL, claim_token=NULL, "
+                    "claim_lead_digest=NULL WHERE fingerprint=?",
                     (*values, intent.fingerprint),
                 )
                 if cursor.rowcount == 0:
                     db.execute(
                         "INSERT INTO activities(fingerprint, lead_key, activity_id, lead_id, "
-                        "imported_at, input, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "imported_at, input, row, lead_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (intent.fingerprint, intent.lead_key, *values),
                     )
 
@@ -392,7 +434,8 @@ class Ledger:
                 )
                 db.execute(
                     "UPDATE activities SET claimant=NULL, claim_input=NULL, claim_row=NULL, "
-                    "claim_results=NULL, claim_token=NULL WHERE fingerprint=? AND claimant=?",
+                    "claim_results=NULL, claim_token=NULL, claim_lead_digest=NULL "
+                    "WHERE fingerprint=? AND claimant=?",
                     (fp, self._me),
                 )
 

@@ -292,6 +292,12 @@ class _Options(_Model):
     importer.ledger.fingerprint): its lead key and activity; ``payload``: its lead attributes
     too; ``off``: the ledger does not skip this mapping's rows."""
 
+    @field_validator("dedupe", mode="before")
+    @classmethod
+    def _dedupe_off(cls, value: object) -> object:
+        # YAML reads a bare ``off`` as false.
+        return "off" if value is False else value
+
     @field_validator("row_token")
     @classmethod
     def _check_row_token(cls, name: str | None) -> str | None:

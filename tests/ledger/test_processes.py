@@ -29,7 +29,6 @@ from ..test_faults import (
     RATE,
     _command,
     _env,
-    faulty_sandbox,  # noqa: F401 - the fixture
     final_lines,
     wait_until,
 )

@@ -134,7 +134,7 @@ class SharedSlots:
         if pid == self._pid and start == self._start:
             return True
         known = self._alive.get((pid, start))
-        if known is not None and now - known[1] < 1.0:
+        if known is not None and now - known[1] < 0.1:
             return known[0]
         found = process_start(pid)
         alive = found >= 0 and (found == 0 or start == 0 or found == start)
@@ -152,11 +152,12 @@ class SharedSlots:
                 self.rate = self._init(self.rate)
                 found = self._read()
                 assert found is not None
-            # A slot held now reopens no earlier than a window from now: the soonest any can.
-            best, best_at, soonest = -1, 0.0, now + self.per + self.margin
+            best, best_at, soonest = -1, 0.0, float("inf")
             for index, (reopens, pid, start) in enumerate(found[2]):
                 if pid:
                     if self._holder_alive(int(pid), int(start), now):
+                        # Held now: it reopens no earlier than a window from now.
+                        soonest = min(soonest, now + self.per + self.margin)
                         continue
                     reopens = bound  # its holder died with the call out: as if unanswered
                     self._write(index, reopens)

@@ -1,0 +1,240 @@
+"""The ledger's store: claims, imports, stale claims of dead processes, kill -9, commands."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from importer.exceptions import LedgerError
+from importer.ledger.fingerprint import fingerprint
+from importer.ledger.store import ClaimState, Imported, Intent, Ledger
+
+from ..conftest import ROOT
+
+
+def intent(n: int, *, row: int | None = None, results: str = "/r.csv", key: str = "") -> Intent:
+    return Intent(
+        n.to_bytes(16, "big"), key or f"lead{n}@example.com", "/in.csv", row or n, results, f"t{n}"
+    )
+
+
+def holder_process(path: Path, *intents: int, lead: str = "") -> subprocess.Popen[str]:
+    """Another process that claims ``intents`` in the ledger at ``path``, says so, and waits."""
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from importer.ledger.store import Intent, Ledger
+        ledger = Ledger.open({str(path)!r})
+        claims = ledger.claim([
+            Intent(n.to_bytes(16, "big"), {lead!r} or f"lead{{n}}@example.com", "/other.csv",
+                   n, "/other.results.csv", f"other{{n}}")
+            for n in {list(intents)!r}
+        ])
+        print(",".join(c.state.value for c in claims), flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == ",".join(["claimed"] * len(intents))
+    return proc
+
+
+def test_a_claim_is_the_rows_until_imported_then_every_other_row_skips(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        first = ledger.claim([intent(1), intent(2)])
+        assert [c.state for c in first] == [ClaimState.CLAIMED] * 2
+        # The same row again (a resend): still its own; another row of the run: held.
+        again = ledger.claim([intent(1), intent(1, row=9)])
+        assert [c.state for c in again] == [ClaimState.CLAIMED, ClaimState.HELD]
+        ledger.mark_imported([Imported(intent(1), "A-1", "L-1")])
+        ledger.release([intent(2).fingerprint])
+        later = ledger.claim([intent(1, row=7, results="/other.csv"), intent(2, row=8)])
+        assert later[0].state is ClaimState.IMPORTED
+        assert later[0].entry is not None and later[0].entry.activity_id == "A-1"
+        assert later[0].entry.reason().endswith("from /in.csv row 1 (activity A-1)")
+        assert later[1].state is ClaimState.CLAIMED  # released: sendable again
+        stats = ledger.stats()
+        assert (stats["imported"], stats["claimed"]) == (1, 1)
+
+
+def test_reimport_claims_an_imported_activity_and_a_failed_reimport_keeps_the_import(
+    tmp_path: Path,
+) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        ledger.claim([intent(1)])
+        ledger.mark_imported([Imported(intent(1), "A-1", "L-1")])
+        assert ledger.claim([intent(1, row=5)], reimport=True)[0].state is ClaimState.CLAIMED
+        ledger.release([intent(1).fingerprint])
+        entry = ledger.lookup(intent(1).fingerprint)
+        assert entry is not None and (entry.state, entry.activity_id) == ("imported", "A-1")
+
+
+def test_another_live_process_holds_its_claims_and_its_leads_until_it_dies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite"
+    other = holder_process(path, 1, 2)
+    try:
+        with Ledger.open(path) as ledger:
+            held = ledger.claim([intent(1), intent(50, key="lead2@example.com")])
+            assert [c.state for c in held] == [ClaimState.HELD, ClaimState.HELD]
+            assert held[0].entry is not None and f"pid {other.pid}" in held[0].entry.holder
+            assert "same lead" in held[1].entry.holder  # type: ignore[union-attr]
+            other.send_signal(signal.SIGKILL)
+            other.wait(timeout=10)
+            stale = ledger.claim([intent(1)])[0]
+            # Taken over, with what the dead process sent: the run looks that up.
+            assert stale.state is ClaimState.STALE and stale.previous is not None
+            assert (stale.previous.input, stale.previous.row, stale.previous.token) == (
+                "/other.csv",
+                1,
+                "other1",
+            )
+            # The lead of the dead process's other claim is free again.
+            assert ledger.claim([intent(50, key="lead2@example.com")])[0].state is (
+                ClaimState.CLAIMED
+            )
+    finally:
+        other.kill()
+        other.wait()
+
+
+WRITER = """
+import sys
+from importer.ledger.store import Imported, Intent, Ledger
+ledger = Ledger.open(sys.argv[1])
+n = 0
+while True:
+    group = [Intent(i.to_bytes(16, "big"), f"k{i % 97}", "/in.csv", i, "/r.csv")
+             for i in range(n, n + 20)]
+    ledger.claim(group)
+    print(n, flush=True)
+    ledger.mark_imported([Imported(i, f"A{i.row}", "L") for i in group[:15]])
+    ledger.release([i.fingerprint for i in group[15:18]])
+    n += 20
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
+@pytest.mark.parametrize("after", [3, 17, 40])
+def test_kill_9_mid_write_leaves_the_ledger_consistent(tmp_path: Path, after: int) -> None:
+    path = tmp_path / "l.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    for _ in range(after):
+        proc.stdout.readline()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = db.execute("SELECT claimant, imported_at, activity_id FROM activities").fetchall()
+    db.close()
+    # Every activity is imported (with its id) or claimed (by the dead process: stale).
+    assert rows and all((c is None) == bool(at and a) for c, at, a in rows)
+    with Ledger.open(path) as ledger:
+        stats = ledger.stats()
+        assert stats["imported"] >= 15 * (after - 1)
+        claimed = [
+            i for i in range(20 * (after + 2)) if ledger.lookup(i.to_bytes(16, "big")) is not None
+        ]
+        states = ledger.claim(
+            [Intent(i.to_bytes(16, "big"), "k", "/x.csv", i, "/x.csv") for i in claimed]
+        )
+        assert {s.state for s in states} <= {ClaimState.IMPORTED, ClaimState.STALE}
+
+
+def test_forget_by_input_or_date_and_export(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        a = [Intent(bytes([n]) * 16, f"k{n}", "/a.csv", n, "/r.csv") for n in range(1, 4)]
+        b = [Intent(bytes([n]) * 16, f"k{n}", "/b.csv", n, "/r.csv") for n in range(4, 6)]
+        ledger.claim(a + b)
+        ledger.mark_imported([Imported(i, f"A{i.row}", "L") for i in a + b])
+        out = io.StringIO()
+        assert ledger.export(out) == 5 and out.getvalue().count("\n") == 6
+        assert sorted(ledger.inputs()) == ["/a.csv", "/b.csv"]
+        assert ledger.forget(input="/a.csv") == 3
+        assert ledger.claim(a[:1])[0].state is ClaimState.CLAIMED
+        assert ledger.forget(before="2000-01-01") == 0
+        assert ledger.forget(before="2999-01-01") == 2  # the claim of a[0] is never forgotten
+        assert ledger.stats()["claimed"] == 1
+
+
+def test_not_a_ledger_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "l.sqlite"
+    bad.write_bytes(b"PK\x03\x04 a zip someone named so" * 200)
+    with pytest.raises(LedgerError, match=r"l\.sqlite: cannot be opened as an lsq-import"):
+        Ledger.open(bad)
+
+
+def test_the_fingerprint_is_the_activity_not_the_token_nor_the_lead_attributes() -> None:
+    body = {
+        "LeadDetails": [
+            {"Attribute": "EmailAddress", "Value": "A@x.com"},
+            {"Attribute": "City", "Value": "Pune"},
+            {"Attribute": "SearchBy", "Value": "EmailAddress"},
+        ],
+        "Activity": {
+            "ActivityEvent": 105,
+            "ActivityNote": "note",
+            "ActivityDateTime": "2024-05-01 10:00:00",
+            "Fields": [
+                {"SchemaName": "mx_Custom_1", "Value": "1"},
+                {"SchemaName": "mx_Custom_5", "Value": "token-a"},
+            ],
+        },
+    }
+    other = {
+        **body,
+        "LeadDetails": [
+            {**d, "Value": "Nagpur"} if d["Attribute"] == "City" else d for d in body["LeadDetails"]
+        ],  # fmt: skip
+    }
+    other["Activity"] = {
+        **body["Activity"],
+        "Fields": [{"SchemaName": "mx_Custom_5", "Value": "token-b"},
+                   {"SchemaName": "mx_Custom_1", "Value": "1"}],
+    }  # fmt: skip
+    one = fingerprint(" a@x.com", body, token_field="mx_Custom_5")
+    two = fingerprint("a@X.com", other, token_field="mx_Custom_5")
+    assert one is not None and two is not None and one[0] == two[0]
+    payload_one = fingerprint("a@x.com", body, dedupe="payload", token_field="mx_Custom_5")
+    payload_two = fingerprint("a@x.com", other, dedupe="payload", token_field="mx_Custom_5")
+    assert payload_one and payload_two and payload_one[0] == payload_two[0]
+    assert payload_one[1] != payload_two[1]
+    changed = {**body, "Activity": {**body["Activity"], "ActivityNote": "note 2"}}
+    three = fingerprint("a@x.com", changed, token_field="mx_Custom_5")
+    assert three is not None and three[0] != one[0]
+    assert fingerprint("a@x.com", body, dedupe="off") is None
+
+
+def test_a_lookup_in_a_large_ledger_is_indexed(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        plan = ledger._db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM activities WHERE fingerprint=?", (b"x",)
+        ).fetchall()
+        assert any("PRIMARY KEY" in str(step) or "USING" in str(step) for step in plan), plan
+        plan = ledger._db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM activities WHERE lead_key=?", ("k",)
+        ).fetchall()
+        assert any("activities_lead" in str(step) for step in plan), plan
+        assert time.monotonic() > 0

@@ -22,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Each benchmark process has a data directory of its own, so the ledgers its imports keep (one
+# per account, in the data directory: importer.ledger) are neither the user's nor remember the
+# rows of the previous run; its subprocesses inherit it.
+_DATA = tempfile.TemporaryDirectory(prefix="bench-data-")
+os.environ["XDG_DATA_HOME"] = _DATA.name
+os.environ.pop("LSQ_LEDGER", None)
+
 EXAMPLE_MAPPING = ROOT / "mappings" / "example.yaml"
 
 # The ten columns mappings/example.yaml maps (visited_at is a local Asia/Kolkata date-time).

@@ -45,6 +45,10 @@ EXPECTED = {
         "": {"runs", "latency"},
         "scaled": {"rows_per_s", "cpu_ms_per_row", "http_429"},
     },
+    "bench_ledger.py": {
+        "import": {"cpu_ms_per_row", "bytes_per_row"},
+        "ledger": {"lookup_ms_median", "mb_per_million", "show_ms_median"},
+    },
     "bench_memory.py": {
         "run": {"peak_rss_mb", "seconds", "exit_code"},
         "noop": {"peak_rss_mb", "seconds", "exit_code"},

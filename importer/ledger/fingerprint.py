@@ -42,7 +42,7 @@ def _fields(fields: list[dict[str, Any]], leave_out: str | None) -> list[Any]:
             out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
         else:
             out.append([name, _text(item.get("Value"))])
-    return sorted(out, key=lambda entry: json.dumps(entry, ensure_ascii=False))
+    return sorted(out)  # [name, value] or [name, value, [fields]]: comparable as lists
 
 
 def _lead_attributes(details: list[dict[str, Any]]) -> list[Any]:
@@ -55,7 +55,7 @@ def _lead_attributes(details: list[dict[str, Any]]) -> list[Any]:
             out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
         else:
             out.append([name, _text(item.get("Value"))])
-    return sorted(out, key=lambda entry: json.dumps(entry, ensure_ascii=False))
+    return sorted(out)  # [name, value] or [name, value, [fields]]: comparable as lists
 
 
 def lead_key(key: str) -> str:

@@ -32,6 +32,7 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, MAX_BATCH, MODES, ImportSe
 
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
+    from .ledger.store import Ledger
     from .progress import terminal_observer
     from .results.errors_csv import write_errors_csv
     from .results.live import read_status
@@ -46,6 +47,7 @@ _LAZY = {
     "expand_inputs": ".batch",
     "is_many": ".batch",
     "run_batch": ".batch",
+    "Ledger": ".ledger.store",
     "terminal_observer": ".progress",
     "read_status": ".results.live",
     "read_report": ".results.report",
@@ -1492,6 +1494,313 @@ def _write_examples(folder: Path, force: bool) -> None:
         f"{sample} (the 200 rows it maps)"
     )
     echo(f"try: lsq-import run {sample} --mapping {mapping} --sandbox")
+
+
+_LEDGER_OPTIONS = (
+    click.option(
+        "--ledger",
+        "ledger_file",
+        metavar="FILE",
+        help="The ledger file (default: $LSQ_LEDGER, else the account's, as a run finds it).",
+    ),
+    click.option(
+        "--host",
+        help="Without --ledger: the account whose default ledger to read, by its regional host "
+        "(default: $LSQ_HOST, else api.leadsquared.com), or a full https:// URL.",
+    ),
+    click.option(
+        "--env-file",
+        type=click.Path(path_type=Path),
+        help="Without --ledger: file with LSQ_ACCESS_KEY=..., LSQ_SECRET_KEY=..., LSQ_HOST=... "
+        "lines (the access key picks the account's ledger).",
+    ),
+)
+ledger_options = _all(*_LEDGER_OPTIONS)
+
+
+@cli.group(
+    "ledger",
+    cls=_Group,
+    invoke_without_command=True,
+    short_help="Read the ledger of what was imported; forget activities to send them again.",
+)
+@click.pass_context
+def ledger_group(ctx: click.Context) -> None:
+    """The ledger of what was imported into an account (one per account, shared by every
+    run; see docs/scheduling.md): its size, what it holds for a lead, all of it as CSV; and
+    forgetting activities, so that the next run sends their rows again.
+
+    \b
+    Examples:
+      lsq-import ledger stats
+      lsq-import ledger show jane@example.com --host api-in21.leadsquared.com
+      lsq-import ledger forget --input /srv/lsq/drop/leads-1130.csv
+      lsq-import ledger export --output ledger.csv --ledger /srv/lsq/ledger.sqlite
+    """
+    if ctx.invoked_subcommand is None:  # a bare `lsq-import ledger`: the help, and no error
+        echo(ctx.get_help())
+        ctx.exit(int(ExitStatus.SUCCESS))
+
+
+def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | None) -> Path:
+    """The ledger a run would use (``--ledger``, else ``$LSQ_LEDGER``, else the account's
+    default, keyed on the base URL and access key as the runner keys it), which must exist:
+    reading one must not create it."""
+    from .ledger.location import ENV_LEDGER, from_environment, resolve
+
+    if ledger_file is not None and (host or env_file):
+        raise CliError(
+            "--ledger names the file; --host and --env-file only find an account's default "
+            "one: give one or the other",
+            int(ExitStatus.BAD_INPUT),
+        )
+    url = access_key = None
+    if ledger_file is None and from_environment() is None:
+        from .leadsquared.connect import resolve_endpoint
+
+        try:
+            endpoint = resolve_endpoint(host=host, env_file=env_file)
+        except ImporterError as exc:
+            raise CliError(
+                f"{exc} (the account's host and access key find its ledger; or name the file "
+                "with --ledger FILE)",
+                int(exc.exit_status),
+            ) from None
+        url = endpoint.url
+        access_key = endpoint.credentials.access_key if endpoint.credentials else None
+    path = resolve(ledger_file, host=url, access_key=access_key)
+    if path is None:
+        where = "--ledger" if ledger_file is not None else f"${ENV_LEDGER}"
+        raise CliError(
+            f"{where} is off: runs use no ledger; name one with --ledger FILE",
+            int(ExitStatus.BAD_INPUT),
+        )
+    if not path.exists():
+        raise CliError(
+            f"ledger {path}: does not exist (no import has used it yet)",
+            int(ExitStatus.BAD_INPUT),
+        )
+    return path
+
+
+def _ledger_files(path: Path) -> list[Path]:
+    """The ledger and the SQLite files beside it: what an output option must not name."""
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _LedgerStats:
+    """``Ledger.stats()`` (and the inputs), as ``summary_out`` shows a summary."""
+
+    stats: dict[str, Any]
+    inputs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.stats, "input_files": self.inputs}
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def to_text(self) -> str:
+        found = self.stats
+        lines = [
+            f"ledger: {found['path']}",
+            f"imported activities: {found['imported']}",
+            f"claims in flight (or left by a run that stopped): {found['claimed']}",
+            f"leads: {found['leads']}",
+            f"inputs: {found['inputs']}",
+            *(f"  {path}" for path in self.inputs),
+            f"first import: {found['first_import'] + ' UTC' if found['first_import'] else '-'}",
+            f"last import: {found['last_import'] + ' UTC' if found['last_import'] else '-'}",
+            f"size: {found['bytes'] / 1e6:.2f} MB",
+        ]
+        return "\n".join(lines)
+
+
+@ledger_group.command("stats", short_help="Say where the ledger is, what it holds, how big.")
+@ledger_options
+@json_option("--json", what="the statistics")
+@reports_errors
+def ledger_stats(
+    ledger_file: str | None, host: str | None, env_file: Path | None, json_file: Path | None
+) -> None:
+    """Say where the ledger is and what it holds: imported activities, claims in flight,
+    leads, input files, the first and last import (UTC) and its size.
+
+    \b
+    Examples:
+      lsq-import ledger stats --host api-in21.leadsquared.com
+      lsq-import ledger stats --ledger /srv/lsq/ledger.sqlite --json - | jq .imported
+    """
+    _load("Ledger")
+    path = _ledger_path(ledger_file, host, env_file)
+    to_file = None if is_std(json_file) else json_file
+    check_output_path("--json", to_file, _ledger_files(path))
+    with Ledger.open(path) as ledger:
+        found = _LedgerStats(ledger.stats(), sorted(ledger.inputs()))
+    summary_out(json_file, found)
+
+
+@ledger_group.command("show", short_help="List what was imported for the lead with KEY.")
+@click.argument("key")
+@ledger_options
+@reports_errors
+def ledger_show(key: str, ledger_file: str | None, host: str | None, env_file: Path | None) -> None:
+    """List what the ledger holds for the lead whose SearchBy value (email, phone) is KEY,
+    one activity a line: when it was imported (UTC), its activity and lead ids, the input
+    file and row it came from, and its state. Case and spaces in KEY do not matter, nor a
+    phone number's punctuation.
+
+    \b
+    Example:
+      lsq-import ledger show jane@example.com
+    """
+    _load("Ledger")
+    path = _ledger_path(ledger_file, host, env_file)
+    with Ledger.open(path) as ledger:
+        entries = ledger.show(key)
+    if not entries:
+        echo(f"no activity in the ledger for {key}")
+        return
+    for entry in entries:
+        state = f"{entry.state} by {entry.holder}" if entry.holder else entry.state
+        line = (
+            f"{entry.imported_at + ' UTC' if entry.imported_at else 'not imported yet'}  "
+            f"activity {entry.activity_id or '-'}  lead {entry.lead_id or '-'}  "
+            f"{entry.input or '-'} row {entry.row}  {state}"
+        )
+        if not echo(line):
+            break
+
+
+_UTC_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
+
+
+def _utc_moment(text: str) -> str:
+    """``--before``: a UTC date or date-time, as the ledger writes its times."""
+    from datetime import datetime
+
+    for form in _UTC_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), form).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            continue
+    raise CliError(
+        f"--before {text!r}: not a UTC date YYYY-MM-DD or date-time 'YYYY-MM-DD HH:MM:SS'",
+        int(ExitStatus.BAD_INPUT),
+    )
+
+
+@ledger_group.command("forget", short_help="Forget activities, so the next run sends them again.")
+@click.option(
+    "--input",
+    "input_file",
+    metavar="FILE",
+    help="Forget the activities imported from this input file (matched by its absolute path, "
+    "as the ledger recorded it; 'ledger stats' lists them).",
+)
+@click.option(
+    "--before",
+    metavar="DATE",
+    help="Forget the activities imported before this UTC date (YYYY-MM-DD) or date-time "
+    "('YYYY-MM-DD HH:MM:SS'); with --input, only that file's.",
+)
+@ledger_options
+@reports_errors
+def ledger_forget(
+    input_file: str | None,
+    before: str | None,
+    ledger_file: str | None,
+    host: str | None,
+    env_file: Path | None,
+) -> None:
+    """Forget imported activities: those of an input file, those imported before a date, or
+    (both given) those of the file imported before the date. The next run of a file that
+    holds their rows sends them again, posting the activities once more; claims in flight
+    are never forgotten. Asks for no confirmation: 'ledger export' first keeps a copy.
+
+    \b
+    Examples:
+      lsq-import ledger forget --input /srv/lsq/drop/leads-1130.csv
+      lsq-import ledger forget --before 2026-01-01
+    """
+    if input_file is None and before is None:
+        raise CliError(
+            "ledger forget: give --input FILE, --before DATE, or both", int(ExitStatus.BAD_INPUT)
+        )
+    moment = None if before is None else _utc_moment(before)
+    _load("Ledger")
+    path = _ledger_path(ledger_file, host, env_file)
+    with Ledger.open(path) as ledger:
+        recorded = None
+        if input_file is not None:
+            # Recorded by its absolute path (a DataFrame by its description, taken as given).
+            known = ledger.inputs()
+            recorded = os.path.abspath(input_file)
+            if recorded not in known and input_file in known:
+                recorded = input_file
+        forgotten = ledger.forget(input=recorded, before=moment)
+        known = ledger.inputs() if forgotten == 0 and recorded is not None else []
+    what = (f" from {recorded}" if recorded is not None else "") + (
+        f" imported before {before} UTC" if before is not None else ""
+    )
+    if forgotten == 0:
+        echo(f"nothing forgotten: no activity{what} in {path}")
+        if recorded is not None:
+            echo(f"the inputs it knows ({len(known)}):" if known else "it knows no input")
+            for known_input in sorted(known):
+                if not echo(f"  {known_input}"):
+                    break
+        return
+    echo(
+        f"forgot {forgotten} activit{'y' if forgotten == 1 else 'ies'}{what} in {path}: the "
+        "next run sends their rows again (a resumed results file still skips the rows it "
+        "lists as done)"
+    )
+
+
+@ledger_group.command("export", short_help="Write every activity in the ledger as CSV.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the CSV to this file (default, or '-': stdout).",
+)
+@ledger_options
+@reports_errors
+def ledger_export(
+    output: Path | None, ledger_file: str | None, host: str | None, env_file: Path | None
+) -> None:
+    """Write every activity in the ledger as CSV (fingerprint, lead_key, state, activity_id,
+    lead_id, imported_at, input, row), for an audit or a spreadsheet; the count goes to
+    stderr.
+
+    \b
+    Examples:
+      lsq-import ledger export --output ledger.csv
+      lsq-import ledger export | grep jane@example.com
+    """
+    _load("Ledger")
+    path = _ledger_path(ledger_file, host, env_file)
+    to_file = None if output is None or is_std(output) else output
+    check_output_path("--output", to_file, _ledger_files(path))
+    with Ledger.open(path) as ledger:
+        if to_file is None:
+            count = ledger.export(PipeStdout())  # type: ignore[arg-type]
+        else:
+            # Written beside it and moved into place: an export cut short leaves no half file.
+            partial = to_file.with_name(f".{to_file.name}.partial")
+            try:
+                with open(partial, "w", newline="", encoding="utf-8") as out:
+                    count = ledger.export(out)
+                os.replace(partial, to_file)
+            finally:
+                with contextlib.suppress(OSError):
+                    partial.unlink()
+    where = f" to {to_file}" if to_file is not None else ""
+    click.echo(
+        f"exported {count} activit{'y' if count == 1 else 'ies'} from {path}{where}", err=True
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -163,7 +163,7 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, lease: float = 600.0) -> Ledger:
-        """Open (or create) the ledger; raises ConfigError (one line) if it cannot be."""
+        """Open (or create) the ledger; raises LedgerError (one line) if it cannot be."""
         where = Path(path)
         try:
             where.parent.mkdir(parents=True, exist_ok=True)

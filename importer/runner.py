@@ -637,6 +637,8 @@ class _Run:
                 )
                 if settings.reconcile_only:
                     self._record_not_landed(missing)
+                    if self.ledger is not None:  # what was found is imported
+                        await self._finish_ledger()
                     self.summary.calls = 0
                     self.summary.lookup_calls = self.lookups.calls
                     self.summary.learnt_limit = pacer.learnt

@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from importer.exitcodes import ExitStatus
 
 from ..conftest import EXAMPLE_MAPPING, SAMPLE_CSV, import_into, read_results
@@ -195,3 +197,42 @@ def test_an_unopenable_ledger_stops_before_sending_with_exit_2(
     assert done.stderr.count("\n") == 1 and str(bad) in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and len(box.activities) == 0
     assert bad.read_text().startswith("not a database")
+
+
+@pytest.mark.parametrize("token", [True, False], ids=["token", "content"])
+def test_another_files_run_settles_a_finished_runs_lost_answers_by_lookup(
+    tmp_path: Path, sample_rows, sandbox_thread, token: bool
+) -> None:
+    """Every answer of a first run is lost (half its calls landed): its rows stay unknown and
+    keep their claims. A copy of the file under another name, with its own results file, meets
+    those claims (stale: that run is over), looks up what the first run sent (by its row token,
+    or by content) and skips what landed, sends what did not: each activity once."""
+    from importer.sandbox import FaultConfig
+    from importer.sandbox.faults import FaultDraws
+
+    from ..reconcile.test_row_token import token_mapping
+
+    faults = FaultConfig.from_spec("drop_before=0.5,drop_after=0.5,seed=3")
+    box = sandbox_thread(rate=100, per=1.0, faults=faults)
+    mapping = token_mapping(tmp_path) if token else EXAMPLE_MAPPING
+    source = sample_rows(12)
+    import_into(box, source, tmp_path / "one.csv", mapping=mapping, reconcile=False)
+    assert {line["status"] for line in read_results(tmp_path / "one.csv")} == {"unknown"}
+    landed = len(box.activities)
+    assert 0 < landed < 12
+    box.faults = FaultConfig()
+    box.draws = FaultDraws(box.faults)  # the rest of the night goes well
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(source.read_bytes())
+    summary = import_into(box, copy, tmp_path / "two.csv", mapping=mapping, settle_delay=0)
+    assert len(box.activities) == 12 and box.duplicate_leads() == 0
+    notes = Counter(a["ActivityNote"] + a["ActivityDateTime"] for a in box.activities)
+    assert max(notes.values()) == 1
+    assert summary.already_imported == landed
+    assert by_status(tmp_path / "two.csv") == {
+        ("skipped", "already imported"): landed,
+        ("success", ""): 12 - landed,
+    }
+    # And the first results file's own rerun finds them all (its lookups, the ledger agrees).
+    again = import_into(box, source, tmp_path / "one.csv", mapping=mapping, settle_delay=0)
+    assert len(box.activities) == 12 and again.calls == 0

@@ -238,3 +238,15 @@ def test_a_lookup_in_a_large_ledger_is_indexed(tmp_path: Path) -> None:
         ).fetchall()
         assert any("activities_lead" in str(step) for step in plan), plan
         assert time.monotonic() > 0
+
+
+def test_a_new_process_never_takes_a_finished_ones_claims_for_its_own(tmp_path: Path) -> None:
+    """Claimant ids are never reused: a ledger opened after the last one closed (its claimant
+    row gone, its unknown rows still claimed) finds those claims stale, not its own."""
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as first:
+        first.claim([intent(1)])
+    with Ledger.open(path) as second:
+        claim = second.claim([intent(1)])[0]  # the same row of the same results file, even
+        assert claim.state is ClaimState.STALE and claim.previous is not None
+        assert claim.previous.token == "t1"

@@ -403,7 +403,7 @@ def _open_ledger(
     results_file: ResultsFile,
 ) -> RunLedger | None:
     """The run's ledger (see importer.ledger), or None when it has none."""
-    from .ledger.location import resolve
+    from .ledger.location import from_environment, resolve
 
     host = endpoint.url
     access_key = endpoint.credentials.access_key if endpoint.credentials else None
@@ -425,8 +425,19 @@ def _open_ledger(
             seed.append(results_file.token_seed())
         return row_token(seed[0], row)
 
+    ledger = Ledger.open(path)
+    if ledger.created:
+        # A new ledger knows nothing imported before: say so, and loudly when it was named
+        # (a typo in --ledger or LSQ_LEDGER would otherwise pass unseen).
+        named = settings.ledger not in (None, True) or from_environment() is not None
+        (logger.warning if named else logger.info)(
+            "ledger %s: new, empty: it knows of no activity imported into this account "
+            "before%s",
+            path,
+            " (check the name, if this account had imports through a ledger)" if named else "",
+        )
     return RunLedger(
-        Ledger.open(path),
+        ledger,
         # A file by its absolute path (a DataFrame by its description).
         input=os.path.abspath(input_path) if os.path.exists(input_path) else str(input_path),
         results=str(results_file.path.resolve()),
@@ -755,7 +766,7 @@ class _Run:
         look that process's attempt up; found: skipped as imported; never landed: sent now."""
         from .ledger.run import ALREADY_IMPORTED, HELD
         from .sending.pool import WorkerPool
-        from .sending.reconcile import Pending, Verdict, settle
+        from .sending.reconcile import Verdict
 
         assert self.ledger is not None
         ledger = self.ledger
@@ -766,6 +777,11 @@ class _Run:
             for item in items:  # never started: no line; the next run meets the claim again
                 ledger.keep_claim(item.payload.row)
             return
+        # What the dead process's own results file says first: a row it has no line for (its
+        # intent is journaled before its call leaves) or a refused one never landed; only
+        # the others (sent, answer not recorded) need a lookup.
+        never, items = _never_sent(items)
+        missing_now = list(never)
         if self.lookups is None:
             for item in items:
                 ledger.keep_claim(item.payload.row)
@@ -776,30 +792,12 @@ class _Run:
                     f"{item.previous.input} row {item.previous.row}): run without "
                     "--no-reconcile to look it up and settle it",
                 )
-            return
-        token = self.mapping.row_token
-        pending = [Pending(item.payload, item.previous.token) for item in items]
+            items = []
+        found = []
+        if items:
+            found = await self._look_up_stale(items)
+        missing = missing_now
         by_row = {item.payload.row: item for item in items}
-        found = await settle(
-            pending,
-            self.lookups,
-            token_field=token,
-            concurrency=self.settings.calls_in_flight,
-        )
-        recheck = {v.row for v in found if v.verdict is Verdict.MISSING and v.lead_exists}
-        if recheck and await self._wait(self.settings.settle_delay):
-            again = await settle(
-                [p for p in pending if p.row in recheck],
-                self.lookups,
-                token_field=token,
-                concurrency=self.settings.calls_in_flight,
-            )
-            found = [v for v in found if v.row not in recheck] + again
-        elif recheck:
-            found = [v for v in found if v.row not in recheck]  # stopped: left for next run
-            for row in recheck:
-                ledger.keep_claim(row)
-        missing = []
         for verdict in found:
             item = by_row[verdict.row]
             self.summary.reconciled.add(verdict.verdict)
@@ -846,6 +844,36 @@ class _Run:
         pool.stats.retries += stats.retries
         if stats.stop_reason:
             pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+
+    async def _look_up_stale(self, items: list[Any]) -> list[Any]:
+        """Look up what the dead processes sent for these stale claims (their row tokens, or
+        by content); looked at once more a settle delay later when the lead is there."""
+        from .sending.reconcile import Pending, Verdict, settle
+
+        assert self.ledger is not None and self.lookups is not None
+        ledger = self.ledger
+        token = self.mapping.row_token
+        pending = [Pending(item.payload, item.previous.token) for item in items]
+        found = await settle(
+            pending,
+            self.lookups,
+            token_field=token,
+            concurrency=self.settings.calls_in_flight,
+        )
+        recheck = {v.row for v in found if v.verdict is Verdict.MISSING and v.lead_exists}
+        if recheck and await self._wait(self.settings.settle_delay):
+            again = await settle(
+                [p for p in pending if p.row in recheck],
+                self.lookups,
+                token_field=token,
+                concurrency=self.settings.calls_in_flight,
+            )
+            found = [v for v in found if v.row not in recheck] + again
+        elif recheck:
+            found = [v for v in found if v.row not in recheck]  # stopped: left for next run
+            for row in recheck:
+                ledger.keep_claim(row)
+        return found
 
     async def _finish_ledger(self) -> None:
         """Write the ledger's pending marks; release the claims of rows never sent."""
@@ -1057,6 +1085,32 @@ class _Run:
         from .sending.token import row_token
 
         return row_token(self.token_seed, row)
+
+
+def _never_sent(items: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Of stale claims (:class:`importer.ledger.run.Stale`), those whose call never left or
+    never landed by their own results file (no line for the row, or ``failed``, ``invalid``,
+    ``skipped``), and the rest. A results file that is gone tells nothing: its rows are
+    looked up."""
+    from .results.journal import read_outcomes
+
+    never: list[Any] = []
+    rest: list[Any] = []
+    by_file: dict[str, list[Any]] = {}
+    for item in items:
+        by_file.setdefault(item.previous.results, []).append(item)
+    for path, group in by_file.items():
+        try:
+            outcomes = read_outcomes(Path(path)) if path and Path(path).is_file() else None
+        except (OSError, ImporterError):
+            outcomes = None
+        for item in group:
+            status = outcomes.get(item.previous.row) if outcomes is not None else Status.UNKNOWN
+            if status is None or status in (Status.FAILED, Status.INVALID, Status.SKIPPED):
+                never.append(item)
+            else:
+                rest.append(item)
+    return never, rest
 
 
 def _batches(rows: list[int], size: int) -> Iterator[list[int]]:

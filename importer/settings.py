@@ -339,6 +339,11 @@ class ImportSettings:
             object.__setattr__(self, "bulk_rate", plan.bulk_calls if plan else DEFAULT_BULK_RATE)
         if self.bulk_per is None:
             object.__setattr__(self, "bulk_per", self.per)
+        if self.reimport and self.ledger is False:
+            raise ConfigError(
+                "--reimport sends rows the ledger lists as imported; with --no-ledger there is "
+                "none: give one or the other"
+            )
         if self.mode not in MODES:
             raise ConfigError(f"--mode {self.mode}: one of {', '.join(MODES)}")
         if not 1 <= self.batch_size <= MAX_BATCH:

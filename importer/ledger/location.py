@@ -26,6 +26,7 @@ def data_dir() -> Path:
 
 def default_path(host: str, access_key: str) -> Path:
     """The ledger of the account at ``host`` reached with ``access_key``."""
+    host = host.strip().rstrip("/").lower()  # host names ignore case
     digest = hashlib.sha256(f"{host}\0{access_key}".encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9.-]+", "_", host).strip("_") or "account"
     return data_dir() / "ledgers" / f"{name}-{digest}.sqlite"

@@ -81,6 +81,28 @@ def utc_text(when: float | None = None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+class _Foreign(sqlite3.DatabaseError):
+    """Not a ledger this lsq-import can use (said as it is)."""
+
+
+def _why(exc: BaseException) -> str:
+    """What to do about an SQLite error, in a few words."""
+    if isinstance(exc, _Foreign):
+        return str(exc)
+    text = str(exc)
+    lower = text.lower()
+    if "not a database" in lower or "malformed" in lower:
+        return (
+            f"not an lsq-import ledger, or damaged ({text}): restore it from its backup or "
+            "name another file"
+        )
+    if "readonly" in lower or "unable to open" in lower or "permission" in lower:
+        return f"cannot be written ({text}): check the file's and its folder's permissions"
+    if "disk" in lower or "full" in lower or "i/o" in lower:
+        return f"cannot be written ({text}): free disk space, then run again"
+    return f"cannot be used ({text})"
+
+
 class ClaimState(enum.Enum):
     CLAIMED = "claimed"
     """Ours now: send it."""
@@ -160,38 +182,51 @@ class Ledger:
         self._paths: dict[int, str] = {}
         self.claimant = Claimant.this_process()
         self._me = 0
+        self._durable = True
+        self._others = True
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, lease: float = 600.0) -> Ledger:
-        """Open (or create) the ledger; raises LedgerError (one line) if it cannot be."""
+        """Open (or create) the ledger; raises LedgerError (one line) if it cannot be.
+        :attr:`created` says whether this call created it."""
         where = Path(path)
+        if where.is_dir():
+            raise LedgerError(f"ledger {where}: is a folder; name a file in it (ledger.sqlite)")
+        existed = where.exists() and where.stat().st_size > 0
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(where, timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"ledger {where}: cannot be opened ({exc})") from None
+            raise LedgerError(f"ledger {where}: cannot be opened ({_why(exc)})") from None
         ledger = cls(db, where, lease)
+        ledger.created = not existed
         try:
             ledger._setup()
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise LedgerError(
-                f"ledger {where}: cannot be opened as an lsq-import ledger ({exc}); free disk "
-                "space, pass another --ledger, or restore it from its backup"
-            ) from None
+            raise LedgerError(f"ledger {where}: {_why(exc)}") from None
         return ledger
+
+    created: bool = False
+    """Whether :meth:`open` made a new, empty ledger (nothing imported is known to it)."""
 
     def _setup(self) -> None:
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise _Foreign(
+                "is a SQLite database of something else (it has no lsq-import tables): "
+                "name another file"
+            )
         db.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS throughout
         with self._transaction():
             found = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if found is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(found[0]) > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
+                raise _Foreign(
                     f"schema version {found[0]} is newer than this lsq-import's "
                     f"({SCHEMA_VERSION}): upgrade lsq-import"
                 )
@@ -204,8 +239,14 @@ class Ledger:
             self._me = int(cursor.lastrowid or 0)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``durable``: on disk when it returns (claims); otherwise
+        (marks, releases, heartbeats) it may wait for the next durable commit or checkpoint:
+        lost to a power cut, such a change leaves a claim, which is settled by lookup."""
         with self._lock:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -269,6 +310,13 @@ class Ledger:
         out: list[Claim] = []
         alive: dict[int, str] = {}
         with self._transaction() as db:
+            # Rows of a lead another process holds are held back; with no other claims at all
+            # (one process at a time, the usual case) no row needs that check.
+            others = db.execute(
+                "SELECT 1 FROM activities WHERE claimant IS NOT NULL AND claimant != ? LIMIT 1",
+                (self._me,),
+            ).fetchone()
+            self._others = others is not None
             for intent in intents:
                 out.append(self._claim_one(db, intent, reimport, alive))
         return out
@@ -295,7 +343,11 @@ class Ledger:
                 found is not None
                 and found[0] is None
                 and not reimport
-                and not (intent.lead_digest is not None and intent.lead_digest != found[10])
+                and not (
+                    intent.lead_digest is not None
+                    and found[10] is not None
+                    and intent.lead_digest != found[10]
+                )
             )
             if busy and not imported_skip:
                 return Claim(
@@ -313,7 +365,13 @@ class Ledger:
             return Claim(ClaimState.CLAIMED, intent)
         claimant, imported_at, activity_id, lead_id, source, row = found[:6]
         if claimant is None:
-            changed = intent.lead_digest is not None and intent.lead_digest != found[10]
+            # An import made in another mode kept no lead digest: taken as unchanged (sending
+            # it again would post its activity twice).
+            changed = (
+                intent.lead_digest is not None
+                and found[10] is not None
+                and intent.lead_digest != found[10]
+            )
             if not (reimport or changed):
                 entry = Entry(
                     intent.fingerprint,
@@ -363,6 +421,8 @@ class Ledger:
     def _lead_busy(self, db: sqlite3.Connection, intent: Intent, alive: dict[int, str]) -> str:
         """Who else (alive) has a claim on the same lead, '' if nobody: rows of one lead are
         never in flight in two processes at once (two upserts of a new lead can make two)."""
+        if not self._others:
+            return ""
         for (claimant,) in db.execute(
             "SELECT DISTINCT claimant FROM activities WHERE lead_key=? AND claimant IS NOT NULL "
             "AND claimant != ?",
@@ -397,35 +457,36 @@ class Ledger:
     def mark_imported(self, items: Sequence[Imported]) -> None:
         """These activities exist in LeadSquared: imported, whoever claimed them."""
         now = utc_text()
-        with self._transaction() as db:
-            for item in items:
-                intent = item.intent
-                values = (
+        with self._transaction(durable=False) as db:
+            rows = [
+                (
+                    item.intent.fingerprint,
+                    item.intent.lead_key,
                     item.activity_id,
                     item.lead_id,
                     now,
-                    self._source(db, intent.input),
-                    intent.row,
-                    intent.lead_digest,
+                    self._source(db, item.intent.input),
+                    item.intent.row,
+                    item.intent.lead_digest,
                 )
-                cursor = db.execute(
-                    "UPDATE activities SET activity_id=?, lead_id=?, imported_at=?, input=?, "
-                    "row=?, lead_digest=coalesce(?, lead_digest), claimant=NULL, "
-                    "claim_input=NULL, claim_row=NULL, claim_results=NULL, claim_token=NULL, "
-                    "claim_lead_digest=NULL WHERE fingerprint=?",
-                    (*values, intent.fingerprint),
-                )
-                if cursor.rowcount == 0:
-                    db.execute(
-                        "INSERT INTO activities(fingerprint, lead_key, activity_id, lead_id, "
-                        "imported_at, input, row, lead_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (intent.fingerprint, intent.lead_key, *values),
-                    )
+                for item in items
+            ]
+            db.executemany(
+                "INSERT INTO activities(fingerprint, lead_key, activity_id, lead_id, "
+                "imported_at, input, row, lead_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(fingerprint) DO UPDATE SET activity_id=excluded.activity_id, "
+                "lead_id=excluded.lead_id, imported_at=excluded.imported_at, "
+                "input=excluded.input, row=excluded.row, "
+                "lead_digest=coalesce(excluded.lead_digest, lead_digest), claimant=NULL, "
+                "claim_input=NULL, claim_row=NULL, claim_results=NULL, claim_token=NULL, "
+                "claim_lead_digest=NULL",
+                rows,
+            )
 
     def release(self, fingerprints: Sequence[bytes]) -> None:
         """This process's claims on rows that did not land (refused, invalid, never sent): an
         activity imported before (a --reimport) stays imported."""
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             for fp in fingerprints:
                 db.execute(
                     "DELETE FROM activities WHERE fingerprint=? AND claimant=? "
@@ -441,7 +502,7 @@ class Ledger:
 
     def heartbeat(self) -> None:
         """This process is alive (for claims seen from other hosts)."""
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute("UPDATE claimants SET heartbeat=? WHERE id=?", (time.time(), self._me))
 
     # ---- what is in it --------------------------------------------------------------------

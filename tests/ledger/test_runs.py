@@ -154,8 +154,16 @@ def test_dedupe_payload_sends_a_row_whose_lead_changed_and_off_sends_everything(
     # The default (activity) would have skipped it: the activity is the same.
     default = import_into(box, second, tmp_path / "c.results.csv")
     assert default.calls == 0
+    # Activities imported in the default mode, then a mapping switched to payload: what that
+    # import's lead looked like is not known, so nothing is sent twice.
+    header2, more = sample_records(8)
+    later = write(tmp_path / "later.csv", header2, more[4:])
+    import_into(box, later, tmp_path / "e.results.csv")
+    before = len(box.activities)
+    switched = import_into(box, later, tmp_path / "f.results.csv", mapping=payload)
+    assert switched.calls == 0 and len(box.activities) == before
     everything = import_into(box, first, tmp_path / "d.results.csv", mapping=off)
-    assert everything.by_status == {"success": 4} and len(box.activities) == 9
+    assert everything.by_status == {"success": 4} and len(box.activities) == before + 4
 
 
 def test_runs_from_two_directories_with_default_results_files_send_once(

@@ -182,8 +182,20 @@ def test_forget_by_input_or_date_and_export(tmp_path: Path) -> None:
 def test_not_a_ledger_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "l.sqlite"
     bad.write_bytes(b"PK\x03\x04 a zip someone named so" * 200)
-    with pytest.raises(LedgerError, match=r"l\.sqlite: cannot be opened as an lsq-import"):
+    with pytest.raises(LedgerError, match=r"l\.sqlite: not an lsq-import ledger, or damaged"):
         Ledger.open(bad)
+    other = tmp_path / "app.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t(x)")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match="a SQLite database of something else"):
+        Ledger.open(other)
+    db = sqlite3.connect(other)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["t"]  # left as it was
+    with pytest.raises(LedgerError, match="is a folder"):
+        Ledger.open(tmp_path)
 
 
 def test_the_fingerprint_is_the_activity_not_the_token_nor_the_lead_attributes() -> None:

@@ -431,8 +431,7 @@ def _open_ledger(
         # (a typo in --ledger or LSQ_LEDGER would otherwise pass unseen).
         named = settings.ledger not in (None, True) or from_environment() is not None
         (logger.warning if named else logger.info)(
-            "ledger %s: new, empty: it knows of no activity imported into this account "
-            "before%s",
+            "ledger %s: new, empty: it knows of no activity imported into this account before%s",
             path,
             " (check the name, if this account had imports through a ledger)" if named else "",
         )

@@ -764,7 +764,6 @@ class _Run:
         """Rows whose activity a process that died had claimed (from another results file):
         look that process's attempt up; found: skipped as imported; never landed: sent now."""
         from .ledger.run import ALREADY_IMPORTED, HELD
-        from .sending.pool import WorkerPool
         from .sending.reconcile import Verdict
 
         assert self.ledger is not None
@@ -826,23 +825,7 @@ class _Run:
                 ledger.keep_claim(item.payload.row)
             return
         await ledger.retarget(missing)
-        left = None
-        if self._max_calls is not None:
-            left = max(0, self._max_calls - self._looked_up - self._pool_calls())
-        again_pool = WorkerPool(
-            sender=pool.sender,
-            pacer=pool.pacer,
-            journal=self.journal,
-            retry=pool.retry,
-            concurrency=pool.concurrency,
-            on_result=self.settled,
-            max_calls=left,
-            earlier_attempts=self.previous.attempts,
-        )
-        stats = await again_pool.run([item.payload for item in missing])
-        pool.stats.retries += stats.retries
-        if stats.stop_reason:
-            pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+        await self._send_again(pool, [item.payload for item in missing], self.previous.attempts)
 
     async def _look_up_stale(self, items: list[Any]) -> list[Any]:
         """Look up what the dead processes sent for these stale claims (their row tokens, or
@@ -901,7 +884,6 @@ class _Run:
         """This run's own lost answers: look them up once the read side had time; send again
         (once) the rows that never landed, and look up what that leaves unknown, up to three
         rounds."""
-        from .sending.pool import WorkerPool
 
         self._stopping = lambda: pool.stopping  # a first Ctrl-C/SIGTERM ends the lookups too
         for _ in range(3):
@@ -913,24 +895,40 @@ class _Run:
             if not missing or pool.stopping:
                 return
             payloads = list(self._payloads(missing))
-            left = None
-            if self._max_calls is not None:
-                left = max(0, self._max_calls - self._looked_up - self._pool_calls())
-            again = WorkerPool(
-                sender=pool.sender,
-                pacer=pool.pacer,
-                journal=self.journal,
-                retry=pool.retry,
-                concurrency=pool.concurrency,
-                on_result=self.settled,
-                max_calls=left,
-                earlier_attempts=lambda row: self._attempts_before.get(row, 0),
-            )
-            stats = await again.run(payloads)
-            pool.stats.retries += stats.retries
-            if stats.stop_reason:
-                pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+            if not await self._send_again(pool, payloads, self._attempts_found_missing):
                 return
+
+    def _attempts_found_missing(self, row: int) -> int:
+        """The calls earlier attempts made for a row found missing (its resend adds to them)."""
+        return self._attempts_before.get(row, 0)
+
+    async def _send_again(
+        self, pool: WorkerPool, payloads: list[Payload], earlier: Callable[[int], int]
+    ) -> bool:
+        """Send ``payloads`` once more (rows found never landed) through ``pool``'s sender and
+        pacer, within what is left of the budget; their outcomes count in ``pool``'s stats.
+        False when that round stopped (its reason is then ``pool``'s)."""
+        from .sending.pool import WorkerPool
+
+        left = None
+        if self._max_calls is not None:
+            left = max(0, self._max_calls - self._looked_up - self._pool_calls())
+        again = WorkerPool(
+            sender=pool.sender,
+            pacer=pool.pacer,
+            journal=self.journal,
+            retry=pool.retry,
+            concurrency=pool.concurrency,
+            on_result=self.settled,
+            max_calls=left,
+            earlier_attempts=earlier,
+        )
+        stats = await again.run(payloads)
+        pool.stats.retries += stats.retries
+        if stats.stop_reason:
+            pool.stats.stop_reason, pool.stats.fatal = stats.stop_reason, stats.fatal
+            return False
+        return True
 
     def _payloads(self, rows: list[int]) -> Iterator[Payload]:
         """The payloads of ``rows`` (ascending), read again from the input."""

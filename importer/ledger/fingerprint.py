@@ -31,28 +31,17 @@ def _text(value: Any) -> str:
     return "" if value is None else " ".join(str(value).split())
 
 
-def _fields(fields: list[dict[str, Any]], leave_out: str | None) -> list[Any]:
-    """Fields by schema name, in a stable order; a custom field set by its own fields."""
+def _entries(items: list[dict[str, Any]], name_key: str, leave_out: str | None) -> list[Any]:
+    """``items`` (activity fields by ``SchemaName``, or lead attributes by ``Attribute``) by
+    name, in a stable order, without ``leave_out``; a custom field set by its own fields."""
     out: list[Any] = []
-    for item in fields:
-        name = str(item.get("SchemaName", ""))
+    for item in items:
+        name = str(item.get(name_key, ""))
         if name == leave_out:
             continue
         if "Fields" in item:
-            out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
-        else:
-            out.append([name, _text(item.get("Value"))])
-    return sorted(out)  # [name, value] or [name, value, [fields]]: comparable as lists
-
-
-def _lead_attributes(details: list[dict[str, Any]]) -> list[Any]:
-    out: list[Any] = []
-    for item in details:
-        name = str(item.get("Attribute", ""))
-        if name == "SearchBy":
-            continue
-        if "Fields" in item:
-            out.append([name, _text(item.get("Value")), _fields(item["Fields"], None)])
+            nested = _entries(item["Fields"], "SchemaName", None)
+            out.append([name, _text(item.get("Value")), nested])
         else:
             out.append([name, _text(item.get("Value"))])
     return sorted(out)  # [name, value] or [name, value, [fields]]: comparable as lists
@@ -79,11 +68,11 @@ def fingerprint(
         _text(activity.get("ActivityEvent")),
         _text(activity.get("ActivityDateTime")),
         _text(activity.get("ActivityNote")),
-        _fields(activity.get("Fields") or [], token_field),
+        _entries(activity.get("Fields") or [], "SchemaName", token_field),
     ]
     lead = None
     if dedupe == "payload":
-        lead = _digest(_lead_attributes(body.get("LeadDetails") or []))
+        lead = _digest(_entries(body.get("LeadDetails") or [], "Attribute", "SearchBy"))
     return _digest(parts), lead
 
 

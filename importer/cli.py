@@ -32,7 +32,7 @@ from .settings import ENV_ACCESS_KEY, ENV_SECRET_KEY, MAX_BATCH, MODES, ImportSe
 
 if TYPE_CHECKING:
     from .batch import expand_inputs, is_many, run_batch
-    from .ledger.store import Ledger
+    from .ledger.store import open_ledger
     from .progress import terminal_observer
     from .results.errors_csv import write_errors_csv
     from .results.live import read_status
@@ -47,7 +47,7 @@ _LAZY = {
     "expand_inputs": ".batch",
     "is_many": ".batch",
     "run_batch": ".batch",
-    "Ledger": ".ledger.store",
+    "open_ledger": ".ledger.store",
     "terminal_observer": ".progress",
     "read_status": ".results.live",
     "read_report": ".results.report",
@@ -437,10 +437,12 @@ def sigterm_as_ctrl_c(ctx: click.Context) -> None:
 )
 @click.option(
     "--ledger",
-    metavar="FILE",
+    metavar="FILE|URL",
     help="The ledger of what was imported into the account (default: $LSQ_LEDGER, else one "
     "per account in your data directory; see docs/scheduling.md): a row whose activity it "
-    "lists is skipped, whatever the file or results file.",
+    "lists is skipped, whatever the file or results file. A postgresql:// URL: one ledger "
+    "and one quota for several hosts (docs/team.md; the password from PGPASSWORD or "
+    "~/.pgpass, not here).",
 )
 @click.option(
     "--no-ledger",
@@ -1501,7 +1503,8 @@ _LEDGER_OPTIONS = (
         "--ledger",
         "ledger_file",
         metavar="FILE",
-        help="The ledger file (default: $LSQ_LEDGER, else the account's, as a run finds it).",
+        help="The ledger file, or a postgresql:// URL (default: $LSQ_LEDGER, else the account's, "
+        "as a run finds it).",
     ),
     click.option(
         "--host",
@@ -1542,7 +1545,7 @@ def ledger_group(ctx: click.Context) -> None:
         ctx.exit(int(ExitStatus.SUCCESS))
 
 
-def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | None) -> Path:
+def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | None) -> Path | str:
     """The ledger a run would use (``--ledger``, else ``$LSQ_LEDGER``, else the account's
     default, keyed on the base URL and access key as the runner keys it), which must exist:
     reading one must not create it."""
@@ -1575,7 +1578,7 @@ def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | Non
             f"{where} is off: runs use no ledger; name one with --ledger FILE",
             int(ExitStatus.BAD_INPUT),
         )
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():  # a database: open_ledger(create=False)
         raise CliError(
             f"ledger {path}: does not exist (no import has used it yet)",
             int(ExitStatus.BAD_INPUT),
@@ -1583,8 +1586,10 @@ def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | Non
     return path
 
 
-def _ledger_files(path: Path) -> list[Path]:
+def _ledger_files(path: Path | str) -> list[Path]:
     """The ledger and the SQLite files beside it: what an output option must not name."""
+    if not isinstance(path, Path):
+        return []  # in a database
     return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
 
 
@@ -1632,11 +1637,11 @@ def ledger_stats(
       lsq-import ledger stats --host api-in21.leadsquared.com
       lsq-import ledger stats --ledger /srv/lsq/ledger.sqlite --json - | jq .imported
     """
-    _load("Ledger")
+    _load("open_ledger")
     path = _ledger_path(ledger_file, host, env_file)
     to_file = None if is_std(json_file) else json_file
     check_output_path("--json", to_file, _ledger_files(path))
-    with Ledger.open(path) as ledger:
+    with open_ledger(path, create=False) as ledger:
         found = _LedgerStats(ledger.stats(), sorted(ledger.inputs()))
     summary_out(json_file, found)
 
@@ -1655,9 +1660,9 @@ def ledger_show(key: str, ledger_file: str | None, host: str | None, env_file: P
     Example:
       lsq-import ledger show jane@example.com
     """
-    _load("Ledger")
+    _load("open_ledger")
     path = _ledger_path(ledger_file, host, env_file)
-    with Ledger.open(path) as ledger:
+    with open_ledger(path, create=False) as ledger:
         entries = ledger.show(key)
     if not entries:
         echo(f"no activity in the ledger for {key}")
@@ -1729,9 +1734,9 @@ def ledger_forget(
             "ledger forget: give --input FILE, --before DATE, or both", int(ExitStatus.BAD_INPUT)
         )
     moment = None if before is None else _utc_moment(before)
-    _load("Ledger")
+    _load("open_ledger")
     path = _ledger_path(ledger_file, host, env_file)
-    with Ledger.open(path) as ledger:
+    with open_ledger(path, create=False) as ledger:
         recorded = None
         if input_file is not None:
             # Recorded by its absolute path (a DataFrame by its description, taken as given).
@@ -1740,12 +1745,13 @@ def ledger_forget(
             if recorded not in known and input_file in known:
                 recorded = input_file
         forgotten = ledger.forget(input=recorded, before=moment)
+        shown = ledger.path
         known = ledger.inputs() if forgotten == 0 and recorded is not None else []
     what = (f" from {recorded}" if recorded is not None else "") + (
         f" imported before {before} UTC" if before is not None else ""
     )
     if forgotten == 0:
-        echo(f"nothing forgotten: no activity{what} in {path}")
+        echo(f"nothing forgotten: no activity{what} in {shown}")
         if recorded is not None:
             echo(f"the inputs it knows ({len(known)}):" if known else "it knows no input")
             for known_input in sorted(known):
@@ -1753,7 +1759,7 @@ def ledger_forget(
                     break
         return
     echo(
-        f"forgot {forgotten} activit{'y' if forgotten == 1 else 'ies'}{what} in {path}: the "
+        f"forgot {forgotten} activit{'y' if forgotten == 1 else 'ies'}{what} in {shown}: the "
         "next run sends their rows again (a resumed results file still skips the rows it "
         "lists as done)"
     )
@@ -1780,11 +1786,11 @@ def ledger_export(
       lsq-import ledger export --output ledger.csv
       lsq-import ledger export | grep jane@example.com
     """
-    _load("Ledger")
+    _load("open_ledger")
     path = _ledger_path(ledger_file, host, env_file)
     to_file = None if output is None or is_std(output) else output
     check_output_path("--output", to_file, _ledger_files(path))
-    with Ledger.open(path) as ledger:
+    with open_ledger(path, create=False) as ledger:
         if to_file is None:
             count = ledger.export(PipeStdout())  # type: ignore[arg-type]
         else:

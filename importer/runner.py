@@ -411,7 +411,7 @@ def _open_ledger(
     if path is None or mapping.dedupe == "off":
         return None
     from .ledger.run import RunLedger
-    from .ledger.store import Ledger
+    from .ledger.store import open_ledger
 
     token_field = mapping.row_token
     seed: list[str] = []  # the results file's, once its resume check has run (at the feed)
@@ -425,14 +425,14 @@ def _open_ledger(
             seed.append(results_file.token_seed())
         return row_token(seed[0], row)
 
-    ledger = Ledger.open(path)
+    ledger = open_ledger(path)
     if ledger.created:
         # A new ledger knows nothing imported before: say so, and loudly when it was named
         # (a typo in --ledger or LSQ_LEDGER would otherwise pass unseen).
         named = settings.ledger not in (None, True) or from_environment() is not None
         (logger.warning if named else logger.info)(
             "ledger %s: new, empty: it knows of no activity imported into this account before%s",
-            path,
+            ledger.path,
             " (check the name, if this account had imports through a ledger)" if named else "",
         )
     return RunLedger(
@@ -621,9 +621,9 @@ class _Run:
                 # takes its calls' slots from one schedule (importer.ledger.pacing).
                 from .ledger.pacing import share
 
-                share(pacer, self.ledger.ledger.path, "calls")
+                share(pacer, self.ledger.ledger, "calls")
                 if settings.bulk:
-                    share(bulk_pacer, self.ledger.ledger.path, "bulk")
+                    share(bulk_pacer, self.ledger.ledger, "bulk")
             if settings.preflight_check:
                 # Before the journal exists: a mapping the account can't take costs no row.
                 found = await preflight(client, self.mapping, pacer=pacer)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +76,38 @@ def import_into(sandbox: Sandbox, source: Path, results: Path, **kwargs: Any) ->
 def read_results(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+# ---- PostgreSQL (team mode): one throwaway server per test session ----------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server on loopback (tests/postgres_server.py): skipped where
+    none can be started, failed instead under ``$LSQ_TEST_REQUIRE_POSTGRES`` (.ci/run)."""
+    from . import postgres_server as server
+
+    try:
+        with server.start() as url:
+            yield url
+    except server.Unavailable as exc:
+        if os.environ.get(server.ENV_REQUIRED):
+            pytest.fail(f"PostgreSQL required (${server.ENV_REQUIRED}) but: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+
+
+_schemas = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_ledger(postgres_server: str) -> str:
+    """A new, empty PostgreSQL ledger: its URL (a schema of its own on the session's server)."""
+    return f"{postgres_server}?schema=t{os.getpid()}_{next(_schemas)}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger of each backend: an SQLite file's path, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    return str(request.getfixturevalue("postgres_ledger"))

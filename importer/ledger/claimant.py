@@ -56,15 +56,21 @@ class Claimant:
         pid = os.getpid()
         return cls(socket.gethostname(), pid, max(0, process_start(pid)))
 
-    def alive(self, heartbeat: float | None = None, lease: float = 600.0) -> bool:
+    def alive(
+        self, heartbeat: float | None = None, lease: float = 600.0, *, now: float | None = None
+    ) -> bool:
         """Whether the process still runs: checked directly on this host; elsewhere, by a
-        heartbeat (wall clock) younger than ``lease`` seconds."""
+        heartbeat younger than ``lease`` seconds at ``now`` (default: this host's wall clock;
+        the PostgreSQL ledger passes the database's, the clock its heartbeats are written
+        on, so that the hosts' clocks need not agree)."""
         if self.host == socket.gethostname():
             start = process_start(self.pid)
             if start < 0:
                 return False
             return start == 0 or self.start == 0 or start == self.start
-        return heartbeat is not None and time.time() - heartbeat < lease
+        if heartbeat is None:
+            return False
+        return (time.time() if now is None else now) - heartbeat < lease
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"

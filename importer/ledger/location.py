@@ -1,8 +1,8 @@
 """Where the ledger lives: one SQLite file per account, in the user's data directory.
 
 The account is its host and access key: the file name holds the host and a digest of the
-two, never the key. ``$LSQ_LEDGER`` (a path, or ``off``) and ``--ledger``/``--no-ledger``
-override the default.
+two, never the key. ``$LSQ_LEDGER`` (a path, a ``postgresql://`` URL for team mode, or
+``off``) and ``--ledger``/``--no-ledger`` override the default.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def resolve(
     *,
     host: str | None,
     access_key: str | None,
-) -> Path | None:
-    """The ledger a run uses: ``setting`` (a path; False or ``off``: none), else
-    ``$LSQ_LEDGER``, else the account's default; none for a throwaway sandbox (``host``
-    None), whose account is new every run."""
+) -> Path | str | None:
+    """The ledger a run uses: ``setting`` (a path or a ``postgresql://`` URL; False or
+    ``off``: none), else ``$LSQ_LEDGER``, else the account's default; none for a throwaway
+    sandbox (``host`` None), whose account is new every run."""
     if setting is False:
         return None
     if setting is None or setting is True:
@@ -58,4 +58,6 @@ def resolve(
     text = os.fspath(setting)
     if text.strip().lower() == OFF:
         return None
+    if text.strip().lower().startswith(("postgresql://", "postgres://")):
+        return text.strip()  # team mode: importer.ledger.postgres
     return Path(text).expanduser()

@@ -32,6 +32,32 @@ The first process to open the file sets its ``rate``; a later one with another `
 the file's while any slot is in use (and says so), else rewrites it with its own.
 :func:`share` attaches the slots to a :class:`importer.sending.pacer.Pacer`, whose slots then
 take a shared one each.
+
+**Across hosts** (team mode, the PostgreSQL ledger): :class:`DatabaseSlots` keeps the same
+``rate`` slots as rows of ``pacing_slots`` in the ledger's schema, one row per slot: its
+reopening time, and while held, when it was taken and by whom (host, pid, start). A slot is
+taken by one ``UPDATE`` of a free row whose reopening time has passed, picked with ``SELECT …
+FOR UPDATE SKIP LOCKED`` (two processes never take the same row; neither waits for the
+other), released by one ``UPDATE`` that sets it free to reopen ``per`` (plus the margin) after
+the release, or ``2 * per`` after when the call had no answer.
+
+Why it holds across hosts: every time in those rows is the database server's clock
+(``clock_timestamp()``), never a host's, so the hosts' clocks need not agree. Take a call
+through a slot and the next call through it. The first call reached LeadSquared before its
+answer came back, which was before its host sent the release, which the database executed at
+``r`` on its clock: the slot reopens at ``r + per``. The next call was taken by an ``UPDATE``
+the database executed at ``t >= r + per`` on the same clock, before that call was sent, so it
+reached LeadSquared after ``t``. Between the two arrivals lie more than ``per`` seconds
+(causality orders the events; one clock measures them), so no window of ``per`` seconds at the
+server holds two arrivals of one slot, and none more than ``rate`` in all. What it assumes: the
+database server's clock does not step backwards (NTP slews it); the margin covers the rest.
+
+A slot held by a process that died is reopened ``2 * per`` after it is found so: on the holder's
+own host, when its pid no longer runs with that start time; from anywhere, once it was taken
+more than :data:`HOLD_LIMIT` seconds ago (a call gives up after 60 s: no call is still on its
+way by then). The database unreachable: taking a slot raises
+:class:`importer.exceptions.LedgerWriteError` (the run stops before the call leaves, exit 4);
+a release that fails leaves the slot held, reopened after the hold limit.
 """
 
 from __future__ import annotations
@@ -42,11 +68,13 @@ import fcntl
 import logging
 import math
 import os
+import socket
 import struct
 import time
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import LedgerWriteError
 from ..sending.pacer import Pacer
 from .claimant import process_start
 
@@ -227,8 +255,206 @@ class SharedSlots:
         return list(zip(found[2], pids, strict=True))
 
 
-def share(pacer: Pacer, ledger_path: str | os.PathLike[str], kind: str) -> None:
+HOLD_LIMIT = 300.0
+"""Seconds after which a slot still held is taken for abandoned (its call long given up)."""
+
+
+class DatabaseSlots:
+    """``rate`` slots of ``kind`` in the ``pacing_slots`` table of the PostgreSQL ledger in
+    ``schema`` (created by its migrations), over a connection of their own."""
+
+    def __init__(
+        self, conninfo: str, schema: str, kind: str, rate: int, per: float, *, shown: str = ""
+    ) -> None:
+        from .postgres import connect, why
+
+        self.kind = kind
+        self.per = float(per)
+        self.margin = max(0.01, 0.005 * self.per)
+        self._shown = shown or "the PostgreSQL ledger"
+        self._conninfo, self._schema = conninfo, schema
+        self._host = socket.gethostname()
+        self._pid = os.getpid()
+        self._start = max(0, process_start(self._pid))
+        self._looked = 0.0
+        self._warned = False
+        try:
+            self._conn = connect(conninfo, schema)
+            self.rate = self._init(rate)
+        except self._errors() as exc:
+            raise LedgerWriteError(
+                f"ledger {self._shown}: the shared pacing {why(exc)}; nothing was sent"
+            ) from None
+
+    @staticmethod
+    def _errors() -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.Error,)
+
+    def _init(self, rate: int) -> int:
+        conn = self._conn
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                (_PACING_LOCK, f"{self._schema}.{self.kind}"),
+            )
+            found = conn.execute(
+                "SELECT rate, per, extract(epoch FROM clock_timestamp())::float8 FROM pacing "
+                "WHERE kind = %s",
+                (self.kind,),
+            ).fetchone()
+            if found is not None and found[0] == rate:
+                return rate
+            if found is not None:
+                counted = conn.execute(
+                    "SELECT count(*) FROM pacing_slots WHERE kind = %s "
+                    "AND (taken_at IS NOT NULL OR reopens > %s)",
+                    (self.kind, found[2]),
+                ).fetchone()
+                busy = counted[0] if counted else 0
+                if busy:
+                    logger.warning(
+                        "%s: other lsq-import processes share this account's pacing at %d "
+                        "calls per window (this one was given %d): going by theirs",
+                        self._shown,
+                        found[0],
+                        rate,
+                    )
+                    self.per = max(self.per, float(found[1]))
+                    return int(found[0])
+                conn.execute("DELETE FROM pacing_slots WHERE kind = %s", (self.kind,))
+            conn.execute(
+                "INSERT INTO pacing(kind, rate, per) VALUES (%s, %s, %s) ON CONFLICT (kind) "
+                "DO UPDATE SET rate = excluded.rate, per = excluded.per",
+                (self.kind, rate, self.per),
+            )
+            conn.execute(
+                "INSERT INTO pacing_slots(kind, slot, reopens) "
+                "SELECT %s, n, 0 FROM generate_series(0, %s - 1) AS n",
+                (self.kind, rate),
+            )
+        return rate
+
+    def take(self) -> tuple[int, float]:
+        """``(index, reopens)`` of a slot now held by this process, or ``(-1, when)``: none
+        is free before ``when`` (this host's monotonic clock)."""
+        try:
+            return self._take()
+        except self._errors() as exc:
+            from .postgres import why
+
+            raise LedgerWriteError(
+                f"ledger {self._shown}: the shared pacing {why(exc)}; the run stops before "
+                "its next call (nothing is lost: the results file and the ledger hold every "
+                "row sent)"
+            ) from None
+
+    def _take(self) -> tuple[int, float]:
+        conn = self._conn
+        taken = conn.execute(
+            "UPDATE pacing_slots s SET taken_at = extract(epoch FROM clock_timestamp()), "
+            "host = %s, pid = %s, start = %s "
+            "FROM (SELECT slot, reopens FROM pacing_slots WHERE kind = %s AND taken_at IS NULL "
+            "AND reopens <= extract(epoch FROM clock_timestamp()) ORDER BY reopens LIMIT 1 "
+            "FOR UPDATE SKIP LOCKED) pick "
+            "WHERE s.kind = %s AND s.slot = pick.slot RETURNING s.slot, pick.reopens",
+            (self._host, self._pid, self._start, self.kind, self.kind),
+        ).fetchone()
+        if taken is not None:
+            return int(taken[0]), float(taken[1])
+        local = time.monotonic()
+        state = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp())::float8, "
+            "min(reopens) FILTER (WHERE taken_at IS NULL), "
+            "count(*) FILTER (WHERE taken_at IS NOT NULL) FROM pacing_slots WHERE kind = %s",
+            (self.kind,),
+        ).fetchone()
+        assert state is not None  # an aggregate has a row
+        now, soonest, held = state
+        if held and local - self._looked >= 1.0:
+            self._looked = local
+            if self._reopen_abandoned(float(now)):
+                return self._take()
+        wait = self.per + self.margin if soonest is None else max(0.0, soonest - now)
+        if held:
+            wait = min(wait, self.per + self.margin)
+        return -1, local + wait
+
+    def _reopen_abandoned(self, now: float) -> int:
+        """Reopen (``2 * per`` from now) the slots held by processes that died; how many."""
+        reopened = 0
+        rows = self._conn.execute(
+            "SELECT slot, taken_at, host, pid, start FROM pacing_slots "
+            "WHERE kind = %s AND taken_at IS NOT NULL",
+            (self.kind,),
+        ).fetchall()
+        for slot, taken_at, host, pid, start in rows:
+            dead = now - float(taken_at) > HOLD_LIMIT
+            if not dead and host == self._host and (pid, start) != (self._pid, self._start):
+                found = process_start(int(pid))
+                dead = found < 0 or (found != 0 and start != 0 and found != start)
+            if dead:
+                cursor = self._conn.execute(
+                    "UPDATE pacing_slots SET taken_at = NULL, host = NULL, pid = NULL, "
+                    "start = NULL, reopens = %s WHERE kind = %s AND slot = %s AND taken_at = %s",
+                    (now + 2 * self.per + self.margin, self.kind, slot, taken_at),
+                )
+                reopened += cursor.rowcount
+        return reopened
+
+    def _free(self, index: int, reopens_sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            self._conn.execute(
+                "UPDATE pacing_slots SET taken_at = NULL, host = NULL, pid = NULL, start = NULL, "
+                f"reopens = {reopens_sql} WHERE kind = %s AND slot = %s AND pid = %s",
+                (*args, self.kind, index, self._pid),
+            )
+        except self._errors() as exc:
+            # Left held: others reopen it after HOLD_LIMIT (the safe side); the run goes on
+            # until its next take, which says what is wrong.
+            if not self._warned:
+                self._warned = True
+                from .postgres import why
+
+                logger.warning(
+                    "ledger %s: a shared pacing slot could not be released (%s): it reopens "
+                    "after %d s",
+                    self._shown,
+                    why(exc),
+                    HOLD_LIMIT,
+                )
+
+    def release(self, index: int, answered_at: float | None) -> None:
+        """The call through slot ``index`` is over: it reopens ``per`` after now (on the
+        database's clock, which is after the answer), or ``2 * per`` after with no answer."""
+        after = self.per + self.margin if answered_at is not None else 2 * self.per + self.margin
+        self._free(index, "extract(epoch FROM clock_timestamp()) + %s", (after,))
+
+    def give_back(self, index: int, reopens: float) -> None:
+        """Slot ``index`` was taken but no call left: as it was."""
+        self._free(index, "%s", (reopens,))
+
+    def snapshot(self) -> list[tuple[float, int]]:
+        """``(reopens, holder pid)`` of each slot (for tests); ``inf`` while held."""
+        rows = self._conn.execute(
+            "SELECT reopens, taken_at, pid FROM pacing_slots WHERE kind = %s ORDER BY slot",
+            (self.kind,),
+        ).fetchall()
+        return [(math.inf if t is not None else float(r), int(p or 0)) for r, t, p in rows]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+
+_PACING_LOCK = 0x4C5352
+"""The first key of the advisory lock under which a kind's slots are (re)made."""
+
+
+def share(pacer: Pacer, ledger: Any, kind: str) -> None:
     """Make ``pacer``'s calls also take one of the account's shared slots of ``kind``
-    ("calls" or "bulk"), kept beside the ledger (once: a batch's pacer keeps them)."""
+    ("calls" or "bulk"), kept with the ``ledger`` (:meth:`Ledger.shared_schedule`: a file
+    beside an SQLite ledger, a table of a PostgreSQL one); once: a batch's pacer keeps them."""
     if pacer.shared is None:
-        pacer.shared = SharedSlots(f"{ledger_path}.pacing-{kind}", pacer.rate, pacer.per)
+        pacer.shared = ledger.shared_schedule(kind, pacer.rate, pacer.per)

@@ -29,7 +29,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -135,7 +134,7 @@ class RunLedger:
     def _sync(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except (sqlite3.Error, OSError) as exc:
+        except self.ledger.errors as exc:
             raise LedgerWriteError(
                 f"ledger {self.ledger.path}: cannot be written ({exc}); the rows it had "
                 "claimed are settled by lookups when the next run meets them"

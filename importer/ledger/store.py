@@ -34,10 +34,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import LedgerError
 from .claimant import Claimant
+
+if TYPE_CHECKING:
+    from ..sending.pacer import SharedSchedule
 
 SCHEMA_VERSION = 1
 
@@ -258,9 +261,27 @@ class Ledger:
     def close(self) -> None:
         """Leave the ledger: this process's claimant entry goes (claims it still holds are
         then stale, and settled by the next process that meets them)."""
-        with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+        with contextlib.suppress(*self.errors), self._transaction() as db:
             db.execute("DELETE FROM claimants WHERE id=?", (self._me,))
         self._db.close()
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+    """What this backend raises when it cannot be read or written."""
+
+    def _now(self, db: Any) -> float:
+        """The time claimants' heartbeats are measured on (wall clock, seconds)."""
+        return time.time()
+
+    def _size(self) -> int:
+        files = (self.path, Path(f"{self.path}-wal"))
+        return sum(p.stat().st_size for p in files if p.exists())
+
+    def shared_schedule(self, kind: str, rate: int, per: float) -> SharedSchedule:
+        """The account's slot schedule for calls of ``kind`` ("calls" or "bulk"), shared
+        with the other processes on this ledger (see :mod:`importer.ledger.pacing`)."""
+        from .pacing import SharedSlots
+
+        return SharedSlots(f"{self.path}.pacing-{kind}", rate, per)
 
     def __enter__(self) -> Ledger:
         return self
@@ -273,7 +294,7 @@ class Ledger:
     def _source(self, db: sqlite3.Connection, path: str) -> int:
         found = self._sources.get(path)
         if found is None:
-            db.execute("INSERT OR IGNORE INTO sources(path) VALUES (?)", (path,))
+            db.execute("INSERT INTO sources(path) VALUES (?) ON CONFLICT DO NOTHING", (path,))
             found = int(db.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()[0])
             self._sources[path] = found
         return found
@@ -300,7 +321,7 @@ class Ledger:
         name = ""
         if row is not None:
             who = Claimant(row[0], int(row[1]), int(row[2]))
-            if who.alive(float(row[3]), self.lease):
+            if who.alive(float(row[3]), self.lease, now=self._now(db)):
                 name = str(who)
         cache[claimant] = name
         return name
@@ -477,7 +498,8 @@ class Ledger:
                 "ON CONFLICT(fingerprint) DO UPDATE SET activity_id=excluded.activity_id, "
                 "lead_id=excluded.lead_id, imported_at=excluded.imported_at, "
                 "input=excluded.input, row=excluded.row, "
-                "lead_digest=coalesce(excluded.lead_digest, lead_digest), claimant=NULL, "
+                "lead_digest=coalesce(excluded.lead_digest, activities.lead_digest), "
+                "claimant=NULL, "
                 "claim_input=NULL, claim_row=NULL, claim_results=NULL, claim_token=NULL, "
                 "claim_lead_digest=NULL",
                 rows,
@@ -503,7 +525,7 @@ class Ledger:
     def heartbeat(self) -> None:
         """This process is alive (for claims seen from other hosts)."""
         with self._transaction(durable=False) as db:
-            db.execute("UPDATE claimants SET heartbeat=? WHERE id=?", (time.time(), self._me))
+            db.execute("UPDATE claimants SET heartbeat=? WHERE id=?", (self._now(db), self._me))
 
     # ---- what is in it --------------------------------------------------------------------
 
@@ -564,7 +586,7 @@ class Ledger:
             inputs = db.execute(
                 "SELECT count(DISTINCT input) FROM activities WHERE input IS NOT NULL"
             ).fetchone()[0]
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        size = self._size()
         return {
             "path": str(self.path),
             "imported": imported,
@@ -626,3 +648,18 @@ class Ledger:
                 writer.writerow([fp.hex(), key, state, activity, lead, at, path, row])
                 count += 1
         return count
+
+
+def open_ledger(
+    location: str | os.PathLike[str], *, lease: float = 600.0, create: bool = True
+) -> Ledger:
+    """The ledger at ``location``: a ``postgresql://`` URL (team mode, see
+    :mod:`importer.ledger.postgres`; ``create``: make its schema if missing, else
+    LedgerError) or an SQLite file."""
+    from .postgres import is_url
+
+    if is_url(location):
+        from .postgres import PostgresLedger
+
+        return PostgresLedger.open(os.fspath(location), lease=lease, create=create)
+    return Ledger.open(location, lease=lease)

@@ -23,11 +23,12 @@ CALLER = textwrap.dedent(
     """
     import asyncio, json, sys, time
     from importer.ledger.pacing import share
+    from importer.ledger.store import open_ledger
     from importer.sending.pacer import Pacer
 
     async def main(path, calls, out):
         pacer = Pacer(int(sys.argv[4]), float(sys.argv[5]))
-        share(pacer, path, "calls")
+        share(pacer, open_ledger(path), "calls")
         events = []
 
         async def one():

@@ -5,7 +5,8 @@ is in two of them), each with its own results file. Together they must post ever
 most once (exactly once once reruns have settled what faults left), create no lead twice, and
 stay, together, under the account's limit: each is given the whole limit, and only the pacing
 they share through the ledger keeps the three under it. Then the same with one of them killed
-with SIGKILL mid-run and run again.
+with SIGKILL mid-run and run again. Each on both ledgers: an SQLite file (one machine) and
+PostgreSQL (team mode: the claims and the shared slot schedule in the database).
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ def start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def commands(paths: dict[str, Path], results: dict[str, Path], host: str, ledger: Path) -> dict:
+def commands(paths: dict[str, Path], results: dict[str, Path], host: str, ledger: str) -> dict:
     return {
-        name: [*_command(paths[name], results[name], host), "--ledger", str(ledger)]
+        name: [*_command(paths[name], results[name], host), "--ledger", ledger]
         for name in paths
     }
 
@@ -142,14 +143,19 @@ def completeness(runner: Any) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
-@pytest.mark.parametrize("seed", [31, 32])
+@pytest.mark.parametrize(
+    ("ledger_at", "seed"),
+    # Three seeds through PostgreSQL (team mode's acceptance), two through SQLite.
+    [("sqlite", 31), ("sqlite", 32), ("postgres", 31), ("postgres", 32), ("postgres", 33)],
+    indirect=["ledger_at"],
+)
 def test_three_processes_on_one_ledger_post_each_activity_once(
-    faulty_sandbox, tmp_path: Path, seed: int
+    faulty_sandbox, tmp_path: Path, seed: int, ledger_at: str
 ) -> None:
     paths = write_inputs(tmp_path)
     runner = faulty_sandbox(f"{MIXED},seed={seed}")
     results = {name: tmp_path / f"{name}.results.csv" for name in paths}
-    cmds = commands(paths, results, runner.sandbox.base_url, tmp_path / "ledger.sqlite")
+    cmds = commands(paths, results, runner.sandbox.base_url, ledger_at)
     procs = {name: start(command, tmp_path) for name, command in cmds.items()}
     outputs = {name: proc.communicate(timeout=180) for name, proc in procs.items()}
     for name, proc in procs.items():
@@ -165,12 +171,12 @@ def test_three_processes_on_one_ledger_post_each_activity_once(
 @pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
 @pytest.mark.parametrize("seed", [41])
 def test_one_of_three_killed_mid_run_then_rerun_posts_each_activity_once(
-    faulty_sandbox, tmp_path: Path, seed: int
+    faulty_sandbox, tmp_path: Path, seed: int, ledger_at: str
 ) -> None:
     paths = write_inputs(tmp_path)
     runner = faulty_sandbox(f"{MIXED},seed={seed}")
     results = {name: tmp_path / f"{name}.results.csv" for name in paths}
-    cmds = commands(paths, results, runner.sandbox.base_url, tmp_path / "ledger.sqlite")
+    cmds = commands(paths, results, runner.sandbox.base_url, ledger_at)
     procs = {name: start(command, tmp_path) for name, command in cmds.items()}
     victim = procs["b"]
     wait_until(

@@ -14,6 +14,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -60,64 +61,95 @@ def _ready(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
         time.sleep(0.05)  # polling a starting server, not covering a race
 
 
-@contextlib.contextmanager
-def start() -> Iterator[str]:
-    """A running server (its ``postgresql://`` URL, database ``postgres``, user ``lsq``, no
-    password), stopped and deleted on exit."""
-    given = os.environ.get(ENV_URL, "").strip()
-    if given:
-        yield given
-        return
-    initdb, postgres = _programs()
-    user: str | None = None
-    if os.geteuid() == 0:
-        try:
-            import pwd
+class Cluster:
+    """A server's cluster in a temporary folder, stopped and started at will (a test of the
+    database going away mid-run); :attr:`url` stays the same."""
 
-            pwd.getpwnam("postgres")
-        except KeyError:
-            raise Unavailable("running as root and there is no 'postgres' user") from None
-        user = "postgres"
-    folder = Path(tempfile.mkdtemp(prefix="lsq-pg-"))
-    data = folder / "data"
-    try:
-        if user is not None:
-            shutil.chown(folder, user)
-        subprocess.run(
-            [initdb, "-D", str(data), "-U", "lsq", "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True,
-            capture_output=True,
-            user=user,
-        )
-        port = _free_port()
-        process = subprocess.Popen(
+    def __init__(self) -> None:
+        initdb, self._postgres = _programs()
+        self._user: str | None = None
+        if os.geteuid() == 0:
+            try:
+                import pwd
+
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise Unavailable("running as root and there is no 'postgres' user") from None
+            self._user = "postgres"
+        self.folder = Path(tempfile.mkdtemp(prefix="lsq-pg-"))
+        self._data = self.folder / "data"
+        self._process: subprocess.Popen[bytes] | None = None
+        try:
+            if self._user is not None:
+                shutil.chown(self.folder, self._user)
+            subprocess.run(
+                [initdb, "-D", str(self._data), "-U", "lsq", "--auth=trust", "-E", "UTF8",
+                 "--no-sync"],
+                check=True,
+                capture_output=True,
+                user=self._user,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            self.remove()
+            raise Unavailable(
+                f"initdb failed: {exc.stderr.decode(errors='replace')[-300:]}"
+            ) from None
+        self.port = _free_port()
+        self.url = f"postgresql://lsq@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
             [
-                postgres,
-                "-D", str(data),
+                self._postgres,
+                "-D", str(self._data),
                 "-h", "127.0.0.1",
-                "-p", str(port),
-                "-k", str(folder),
+                "-p", str(self.port),
+                "-k", str(self.folder),
                 "-c", "fsync=off",
                 "-c", "synchronous_commit=off",
                 "-c", "full_page_writes=off",
                 "-c", "max_connections=300",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(folder / "server.log", "wb"),  # noqa: SIM115 (the server keeps it)
-            user=user,
+            stderr=open(self.folder / "server.log", "ab"),  # noqa: SIM115 (the server keeps it)
+            user=self._user,
         )  # fmt: skip
-        url = f"postgresql://lsq@127.0.0.1:{port}/postgres"
-        try:
-            _ready(url, process, time.monotonic() + 60)
-            yield url
-        finally:
-            process.terminate()
+        _ready(self.url, self._process, time.monotonic() + 60)
+
+    def stop(self) -> None:
+        """A fast shutdown: connections are cut, as when the database host goes away."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGINT)  # "fast" (SIGTERM waits for clients)
             try:
-                process.wait(30)
+                self._process.wait(30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    except subprocess.CalledProcessError as exc:
-        raise Unavailable(f"initdb failed: {exc.stderr.decode(errors='replace')[-300:]}") from None
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster() -> Iterator[Cluster]:
+    """A new cluster, started; stopped and deleted on exit."""
+    made = Cluster()
+    try:
+        made.start()
+        yield made
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        made.remove()
+
+
+@contextlib.contextmanager
+def start() -> Iterator[str]:
+    """A running server (its ``postgresql://`` URL, database ``postgres``, user ``lsq``, no
+    password), stopped and deleted on exit; ``$LSQ_TEST_POSTGRES`` when set."""
+    given = os.environ.get(ENV_URL, "").strip()
+    if given:
+        yield given
+        return
+    with cluster() as made:
+        yield made.url

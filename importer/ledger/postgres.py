@@ -257,6 +257,11 @@ class PostgresLedger(Ledger):
             version_table = db.execute(
                 "SELECT to_regclass(?)", (f"{self.schema}.schema_version",)
             ).fetchone()[0]
+            if version_table is None and not create:
+                raise LedgerError(
+                    f"ledger {self.path}: does not exist (no import has used it yet: schema "
+                    f"{self.schema} has no lsq-import tables)"
+                )
             if version_table is None:
                 tables = db.execute(
                     "SELECT count(*) FROM pg_tables WHERE schemaname = ?", (self.schema,)

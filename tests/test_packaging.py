@@ -112,3 +112,38 @@ def test_the_runtime_install_never_caps_aiohttp() -> None:
     (runtime,) = [dep for dep in project["dependencies"] if dep.startswith("aiohttp")]
     assert "<" not in runtime and "!=" not in runtime and "~=" not in runtime
     assert "aiohttp<3.14" in project["optional-dependencies"]["test"]
+
+
+def test_postgresql_is_an_extra_and_a_run_without_it_never_imports_it(tmp_path: Path) -> None:
+    """Team mode's driver is the [postgres] extra, not the base install: an SQLite run never
+    imports it, and a postgresql:// ledger without it says what to install, in one line."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not any(dep.startswith("psycopg") for dep in project["dependencies"])
+    assert any(dep.startswith("psycopg") for dep in project["optional-dependencies"]["postgres"])
+    code = f"""
+import sys
+sys.modules["psycopg"] = None  # as if the extra were not installed
+from importer.exceptions import LedgerError
+from importer.ledger.store import open_ledger
+from importer.ledger.pacing import share
+from importer.sending.pacer import Pacer
+ledger = open_ledger({str(tmp_path / "l.sqlite")!r})
+share(Pacer(5, 1.0), ledger, "calls")
+ledger.close()
+try:
+    open_ledger("postgresql://lsq:s3cret@127.0.0.1:1/db")
+except LedgerError as exc:
+    print(exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "ledger postgresql://lsq@127.0.0.1:1/db: a PostgreSQL ledger needs psycopg 3: "
+        "pip install 'lsq-import[postgres]'"
+    )

@@ -211,8 +211,11 @@ class PostgresLedger(Ledger):
     ) -> PostgresLedger:
         """Open the ledger, creating (``create``) or migrating its schema; raises
         LedgerError (one line, no password) if it cannot be."""
-        psycopg = _psycopg()
         conninfo, schema, shown = parse(url)
+        try:
+            psycopg = _psycopg()
+        except LedgerError as exc:
+            raise LedgerError(f"ledger {shown}: {exc}") from None
         try:
             conn = connect(conninfo, schema)
         except psycopg.Error as exc:

@@ -1791,6 +1791,7 @@ def ledger_export(
     to_file = None if output is None or is_std(output) else output
     check_output_path("--output", to_file, _ledger_files(path))
     with open_ledger(path, create=False) as ledger:
+        shown = ledger.path
         if to_file is None:
             count = ledger.export(PipeStdout())  # type: ignore[arg-type]
         else:
@@ -1805,7 +1806,7 @@ def ledger_export(
                     partial.unlink()
     where = f" to {to_file}" if to_file is not None else ""
     click.echo(
-        f"exported {count} activit{'y' if count == 1 else 'ies'} from {path}{where}", err=True
+        f"exported {count} activit{'y' if count == 1 else 'ies'} from {shown}{where}", err=True
     )
 
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from importer.cli import cli
 from importer.ledger.location import default_path
+from importer.ledger.postgres import is_url, parse
 
 from .conftest import SANDBOX_KEYS, import_into, read_results
 
@@ -34,19 +35,30 @@ def assert_one_line_error(result, code: int, *needles: str) -> str:
     return message
 
 
-@pytest.fixture
-def imported(tmp_path: Path, sandbox_thread, sample_rows):
-    """A sandbox, and 5 sample rows imported into it with the ledger ``tmp_path/l.sqlite``."""
+def import_five(tmp_path: Path, sandbox_thread, sample_rows, ledger: str | Path):
     box = sandbox_thread(rate=100, per=1.0)
     source = sample_rows(5)
-    ledger = tmp_path / "l.sqlite"
     summary = import_into(box, source, tmp_path / "r.csv", ledger=ledger)
     assert summary.by_status == {"success": 5}
     assert len(box.activities) == 5
     return box, source, ledger
 
 
-def stats_of(ledger: Path) -> dict:
+@pytest.fixture
+def imported(tmp_path: Path, sandbox_thread, sample_rows, ledger_at: str):
+    """A sandbox, and 5 sample rows imported into it with a new ledger of each backend (an
+    SQLite file's path, a PostgreSQL URL: a str, as ``--ledger`` takes it)."""
+    return import_five(tmp_path, sandbox_thread, sample_rows, ledger_at)
+
+
+@pytest.fixture
+def imported_sqlite(tmp_path: Path, sandbox_thread, sample_rows):
+    """As ``imported``, with the SQLite ledger ``tmp_path/l.sqlite`` (a Path): for what only
+    a file can be (named as an output)."""
+    return import_five(tmp_path, sandbox_thread, sample_rows, tmp_path / "l.sqlite")
+
+
+def stats_of(ledger: str | Path) -> dict:
     result = invoke("ledger", "stats", "--ledger", ledger, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -94,8 +106,8 @@ def test_stats_json_to_a_file_keeps_the_text(imported, tmp_path: Path) -> None:
     assert "imported activities: 5" in result.stdout
 
 
-def test_stats_json_refuses_to_overwrite_the_ledger(imported) -> None:
-    _, _, ledger = imported
+def test_stats_json_refuses_to_overwrite_the_ledger(imported_sqlite) -> None:
+    _, _, ledger = imported_sqlite
     before = ledger.read_bytes()
     result = invoke("ledger", "stats", "--ledger", ledger, "--json", ledger)
     assert_one_line_error(result, 2, "--json", "choose another file")
@@ -232,8 +244,8 @@ def test_export_to_stdout(imported, extra: list[str]) -> None:
     assert result.stderr == f"exported 5 activities from {ledger}\n"
 
 
-def test_export_refuses_to_overwrite_the_ledger(imported) -> None:
-    _, _, ledger = imported
+def test_export_refuses_to_overwrite_the_ledger(imported_sqlite) -> None:
+    _, _, ledger = imported_sqlite
     before = ledger.read_bytes()
     result = invoke("ledger", "export", "--output", ledger, "--ledger", ledger)
     assert_one_line_error(result, 2, "--output", "choose another file")
@@ -245,14 +257,57 @@ def test_export_refuses_to_overwrite_the_ledger(imported) -> None:
     [["stats"], ["stats", "--json"], ["show", "a@example.com"], ["export"],
      ["forget", "--before", "2026-01-01"], ["forget", "--input", "x.csv"]],
 )  # fmt: skip
-def test_a_missing_ledger_is_said_and_not_created(tmp_path: Path, command: list[str]) -> None:
-    missing = tmp_path / "sub" / "none.sqlite"
+def test_a_missing_ledger_is_said_and_not_created(
+    tmp_path: Path, command: list[str], ledger_at: str
+) -> None:
+    """SQLite: a file (and folder) not there; PostgreSQL: a schema not in the database."""
+    missing = ledger_at if is_url(ledger_at) else str(tmp_path / "sub" / "none.sqlite")
     result = invoke("ledger", *command, "--ledger", missing)
-    assert_one_line_error(
-        result, 2, f"ledger {missing}: does not exist (no import has used it yet)"
-    )
+    assert_one_line_error(result, 2, f"ledger {missing}: does not exist (no import has used it yet")
     assert result.stdout == ""
-    assert not missing.exists() and not missing.parent.exists()
+    if is_url(missing):
+        assert not schema_exists(missing)
+    else:
+        assert not Path(missing).exists() and not Path(missing).parent.exists()
+
+
+def schema_exists(url: str) -> bool:
+    import psycopg
+
+    conninfo, schema, _ = parse(url)
+    with psycopg.connect(conninfo) as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        return found.fetchone() is not None
+
+
+def test_a_url_with_a_password_never_shows_it(
+    tmp_path: Path, sandbox_thread, sample_rows, postgres_ledger: str
+) -> None:
+    """``stats`` says where the ledger is, its path the URL without the password; no other
+    command's output names it either."""
+    assert postgres_ledger.startswith("postgresql://lsq@")
+    secret = postgres_ledger.replace("postgresql://lsq@", "postgresql://lsq:s3cret@", 1)
+    shown = postgres_ledger  # the server trusts loopback: the password is never asked for
+    _, source, _ = import_five(tmp_path, sandbox_thread, sample_rows, secret)
+    text = invoke("ledger", "stats", "--ledger", secret)
+    assert text.exit_code == 0, text.output
+    assert text.stdout.splitlines()[0] == f"ledger: {shown}"
+    found = stats_of(secret)
+    assert found["path"] == shown and found["imported"] == 5
+    outputs = {"stats": text.output, "stats --json": json.dumps(found)}
+    for command in (
+        ["show", emails_of(source)[0]],
+        ["export"],
+        ["export", "--output", tmp_path / "out.csv"],
+        ["forget", "--input", tmp_path / "other.csv"],
+        ["forget", "--before", "2000-01-01"],
+    ):
+        result = invoke("ledger", *command, "--ledger", secret)
+        assert result.exit_code == 0, result.output
+        outputs[" ".join(str(c) for c in command)] = result.output
+    assert f"in {shown}" in outputs["forget --before 2000-01-01"]
+    leaks = {command: out for command, out in outputs.items() if "s3cret" in out}
+    assert not leaks, f"the password shown by: {sorted(leaks)}"
 
 
 def test_the_default_ledger_is_the_one_a_run_used(

@@ -127,13 +127,17 @@ def parse(url: str) -> tuple[str, str, str]:
 def shown_url(url: str) -> str:
     """``url`` without a password (for messages, summaries and logs)."""
     parts = urllib.parse.urlsplit(url.strip())
-    if parts.password is None:
-        return url.strip()
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    # By string: libpq's netloc may be a host list (h1:5432,h2:5432) urllib cannot parse.
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}@{hosts}" if at else hosts
+    query = [
+        (key, value)
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if key not in ("password", "sslpassword")
+    ]
+    return urllib.parse.urlunsplit(
+        parts._replace(netloc=netloc, query=urllib.parse.urlencode(query, safe=":/,"))
+    )
 
 
 def _psycopg() -> Any:
@@ -243,22 +247,23 @@ class PostgresLedger(Ledger):
     def _prepare(self, create: bool) -> None:
         from psycopg import sql
 
-        conn = self._db.conn  # type: ignore[attr-defined]
-        exists = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-        ).fetchone()
-        if exists is None:
-            if not create:
-                raise LedgerError(
-                    f"ledger {self.path}: does not exist (no import has used it yet: schema "
-                    f"{self.schema} is not in the database)"
-                )
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
         with self._transaction() as db:
+            # Under the schema's advisory lock (its key is the name: it exists before the
+            # schema does), so that two hosts opening a new ledger at once create it once.
+            exists = db.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = ?", (self.schema,)
+            ).fetchone()
+            if exists is None:
+                if not create:
+                    raise LedgerError(
+                        f"ledger {self.path}: does not exist (no import has used it yet: "
+                        f"schema {self.schema} is not in the database)"
+                    )
+                db.conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
             version_table = db.execute(
-                "SELECT to_regclass(?)", (f"{self.schema}.schema_version",)
+                "SELECT to_regclass(quote_ident(?) || '.schema_version')", (self.schema,)
             ).fetchone()[0]
             if version_table is None and not create:
                 raise LedgerError(

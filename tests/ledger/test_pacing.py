@@ -59,14 +59,14 @@ def most_starts_in_window(starts: list[float], per: float) -> int:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_three_processes_together_never_start_more_than_rate_calls_in_a_window(
-    tmp_path: Path,
+    tmp_path: Path, ledger_at: str
 ) -> None:
-    """Each process is given the whole limit; the shared slots keep the three under it."""
-    ledger = tmp_path / "l.sqlite"
+    """Each process is given the whole limit; the shared slots (a file beside an SQLite
+    ledger, rows of a PostgreSQL one) keep the three under it."""
     outs = [tmp_path / f"events{i}.json" for i in range(3)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CALLER, str(ledger), "12", str(out), str(RATE), str(PER)],
+            [sys.executable, "-c", CALLER, ledger_at, "12", str(out), str(RATE), str(PER)],
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         for out in outs

@@ -119,8 +119,7 @@ def start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 def commands(paths: dict[str, Path], results: dict[str, Path], host: str, ledger: str) -> dict:
     return {
-        name: [*_command(paths[name], results[name], host), "--ledger", ledger]
-        for name in paths
+        name: [*_command(paths[name], results[name], host), "--ledger", ledger] for name in paths
     }
 
 

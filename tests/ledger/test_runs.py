@@ -1,7 +1,8 @@
 """The ledger end to end: what a second file, results file, directory or night sends.
 
-Every run here is a real import against the sandbox over loopback; the ledger is the per-user
-default one (each test has its own data directory, see tests/conftest.py) unless named."""
+Every run here is a real import against the sandbox over loopback, into a new ledger of each
+backend (``ledger_at``: an SQLite file, a PostgreSQL schema); a test whose point is the
+per-user default ledger (each test has its own data directory, see tests/conftest.py) says so."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from importer.exitcodes import ExitStatus
+from importer.ledger.postgres import is_url
 
 from ..conftest import EXAMPLE_MAPPING, SAMPLE_CSV, import_into, read_results
 from ..test_faults import _env
@@ -36,13 +38,14 @@ def by_status(results: Path) -> Counter[tuple[str, str]]:
 
 
 def test_the_same_file_twice_with_two_results_files_sends_each_activity_once(
-    tmp_path: Path, sample_rows, sandbox_thread
+    tmp_path: Path, sample_rows, sandbox_thread, ledger_at: str
 ) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     source = sample_rows(20)
-    first = import_into(box, source, tmp_path / "one.csv")
+    first = import_into(box, source, tmp_path / "one.csv", ledger=ledger_at)
     assert first.by_status == {"success": 20} and len(box.activities) == 20
-    second = import_into(box, source, tmp_path / "two.csv")
+    assert first.ledger == ledger_at  # this backend's, not the default one
+    second = import_into(box, source, tmp_path / "two.csv", ledger=ledger_at)
     assert len(box.activities) == 20 and second.calls == 0
     assert second.exit_status is ExitStatus.SUCCESS
     assert second.already_imported == 20
@@ -59,13 +62,15 @@ def test_the_same_file_twice_with_two_results_files_sends_each_activity_once(
     assert second.to_dict()["already_imported"] == 20
 
 
-def test_an_overlapping_second_file_sends_only_its_new_half(tmp_path: Path, sandbox_thread) -> None:
+def test_an_overlapping_second_file_sends_only_its_new_half(
+    tmp_path: Path, sandbox_thread, ledger_at: str
+) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     header, records = sample_records(30)
     monday = write(tmp_path / "monday.csv", header, records[:20])
     tuesday = write(tmp_path / "tuesday.csv", header, records[10:30])  # "the last 48 hours"
-    import_into(box, monday, tmp_path / "monday.results.csv")
-    summary = import_into(box, tuesday, tmp_path / "tuesday.results.csv")
+    import_into(box, monday, tmp_path / "monday.results.csv", ledger=ledger_at)
+    summary = import_into(box, tuesday, tmp_path / "tuesday.results.csv", ledger=ledger_at)
     assert len(box.activities) == 30 and box.duplicate_leads() == 0
     assert summary.already_imported == 10
     assert by_status(tmp_path / "tuesday.results.csv") == {
@@ -81,22 +86,22 @@ def test_an_overlapping_second_file_sends_only_its_new_half(tmp_path: Path, sand
 
 
 def test_a_renamed_copy_sends_nothing_and_a_corrected_row_is_sent(
-    tmp_path: Path, sandbox_thread
+    tmp_path: Path, sandbox_thread, ledger_at: str
 ) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     header, records = sample_records(12)
     original = write(tmp_path / "export.csv", header, records)
-    import_into(box, original, tmp_path / "export.results.csv")
+    import_into(box, original, tmp_path / "export.results.csv", ledger=ledger_at)
     copy = tmp_path / "export (1).csv"
     copy.write_bytes(original.read_bytes())
-    renamed = import_into(box, copy, tmp_path / "copy.results.csv")
+    renamed = import_into(box, copy, tmp_path / "copy.results.csv", ledger=ledger_at)
     assert renamed.calls == 0 and len(box.activities) == 12
     # A re-export with one row corrected (its note): that row is a different activity.
     fixed = [list(r) for r in records]
     notes = header.index("notes")
     fixed[4][notes] = fixed[4][notes] + " (corrected)"
     reexport = write(tmp_path / "export-fixed.csv", header, fixed)
-    summary = import_into(box, reexport, tmp_path / "fixed.results.csv")
+    summary = import_into(box, reexport, tmp_path / "fixed.results.csv", ledger=ledger_at)
     assert len(box.activities) == 13
     lines = {int(line["row"]): line for line in read_results(tmp_path / "fixed.results.csv")}
     assert lines[6]["status"] == "success"
@@ -106,15 +111,15 @@ def test_a_renamed_copy_sends_nothing_and_a_corrected_row_is_sent(
 
 
 def test_reimport_sends_again_once_and_no_ledger_ignores_it(
-    tmp_path: Path, sample_rows, sandbox_thread
+    tmp_path: Path, sample_rows, sandbox_thread, ledger_at: str
 ) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     source = sample_rows(5)
-    import_into(box, source, tmp_path / "one.csv")
-    again = import_into(box, source, tmp_path / "two.csv", reimport=True)
+    import_into(box, source, tmp_path / "one.csv", ledger=ledger_at)
+    again = import_into(box, source, tmp_path / "two.csv", reimport=True, ledger=ledger_at)
     assert again.by_status == {"success": 5} and len(box.activities) == 10
     # The ledger now names the re-import: a third run skips, pointing at two.csv's ids.
-    third = import_into(box, source, tmp_path / "three.csv")
+    third = import_into(box, source, tmp_path / "three.csv", ledger=ledger_at)
     ids = {line["activity_id"] for line in read_results(tmp_path / "two.csv")}
     reasons = [line["error_message"] for line in read_results(tmp_path / "three.csv")]
     assert third.calls == 0 and all(any(i in r for i in ids) for r in reasons)
@@ -122,11 +127,13 @@ def test_reimport_sends_again_once_and_no_ledger_ignores_it(
     assert off.by_status == {"success": 5} and len(box.activities) == 15
 
 
-def test_identical_rows_in_one_file_post_one_activity(tmp_path: Path, sandbox_thread) -> None:
+def test_identical_rows_in_one_file_post_one_activity(
+    tmp_path: Path, sandbox_thread, ledger_at: str
+) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     header, records = sample_records(3)
     source = write(tmp_path / "twice.csv", header, [records[0], records[1], records[0]])
-    summary = import_into(box, source, tmp_path / "r.csv")
+    summary = import_into(box, source, tmp_path / "r.csv", ledger=ledger_at)
     assert len(box.activities) == 2
     lines = {int(line["row"]): line for line in read_results(tmp_path / "r.csv")}
     assert lines[4]["status"] == "skipped" and "row 2 (activity" in lines[4]["error_message"]
@@ -134,7 +141,7 @@ def test_identical_rows_in_one_file_post_one_activity(tmp_path: Path, sandbox_th
 
 
 def test_dedupe_payload_sends_a_row_whose_lead_changed_and_off_sends_everything(
-    tmp_path: Path, sandbox_thread
+    tmp_path: Path, sandbox_thread, ledger_at: str
 ) -> None:
     box = sandbox_thread(rate=100, per=1.0)
     header, records = sample_records(4)
@@ -145,37 +152,43 @@ def test_dedupe_payload_sends_a_row_whose_lead_changed_and_off_sends_everything(
     off = tmp_path / "off.yaml"
     off.write_text(text.replace("\noptions:\n", "\noptions:\n  dedupe: off\n"))
     first = write(tmp_path / "a.csv", header, records)
-    import_into(box, first, tmp_path / "a.results.csv", mapping=payload)
+    import_into(box, first, tmp_path / "a.results.csv", mapping=payload, ledger=ledger_at)
     moved = [list(r) for r in records]
     moved[0][header.index("city")] = "Nagpur"  # a lead attribute, not the activity
     second = write(tmp_path / "b.csv", header, moved)
-    summary = import_into(box, second, tmp_path / "b.results.csv", mapping=payload)
+    summary = import_into(
+        box, second, tmp_path / "b.results.csv", mapping=payload, ledger=ledger_at
+    )
     assert summary.already_imported == 3 and len(box.activities) == 5
     # The default (activity) would have skipped it: the activity is the same.
-    default = import_into(box, second, tmp_path / "c.results.csv")
+    default = import_into(box, second, tmp_path / "c.results.csv", ledger=ledger_at)
     assert default.calls == 0
     # Activities imported in the default mode, then a mapping switched to payload: what that
     # import's lead looked like is not known, so nothing is sent twice.
     header2, more = sample_records(8)
     later = write(tmp_path / "later.csv", header2, more[4:])
-    import_into(box, later, tmp_path / "e.results.csv")
+    import_into(box, later, tmp_path / "e.results.csv", ledger=ledger_at)
     before = len(box.activities)
-    switched = import_into(box, later, tmp_path / "f.results.csv", mapping=payload)
+    switched = import_into(
+        box, later, tmp_path / "f.results.csv", mapping=payload, ledger=ledger_at
+    )
     assert switched.calls == 0 and len(box.activities) == before
-    everything = import_into(box, first, tmp_path / "d.results.csv", mapping=off)
+    everything = import_into(box, first, tmp_path / "d.results.csv", mapping=off, ledger=ledger_at)
     assert everything.by_status == {"success": 4} and len(box.activities) == before + 4
 
 
 def test_runs_from_two_directories_with_default_results_files_send_once(
-    tmp_path: Path, sample_rows, sandbox_thread
+    tmp_path: Path, sample_rows, sandbox_thread, ledger_at: str
 ) -> None:
     """The case that made 40 activities of 20 rows: the default results file lives in the
-    current directory, so a second directory's run had no results to resume from."""
+    current directory, so a second directory's run had no results to resume from. SQLite: the
+    account's default ledger, the one cron and a run by hand share; PostgreSQL: named."""
     box = sandbox_thread(rate=100, per=1.0)
     source = sample_rows(20)
+    named = ["--ledger", ledger_at] if is_url(ledger_at) else []
     command = [
         sys.executable, "-m", "importer", "run", str(source), "-m", str(EXAMPLE_MAPPING),
-        "--host", box.base_url, "--rate", "100", "--per", "1", "--quiet",
+        "--host", box.base_url, "--rate", "100", "--per", "1", "--quiet", *named,
     ]  # fmt: skip
     for folder in ("cron", "by-hand"):
         (tmp_path / folder).mkdir()
@@ -209,7 +222,7 @@ def test_an_unopenable_ledger_stops_before_sending_with_exit_2(
 
 @pytest.mark.parametrize("token", [True, False], ids=["token", "content"])
 def test_another_files_run_settles_a_finished_runs_lost_answers_by_lookup(
-    tmp_path: Path, sample_rows, sandbox_thread, token: bool
+    tmp_path: Path, sample_rows, sandbox_thread, token: bool, ledger_at: str
 ) -> None:
     """Every answer of a first run is lost (half its calls landed): its rows stay unknown and
     keep their claims. A copy of the file under another name, with its own results file, meets
@@ -224,7 +237,9 @@ def test_another_files_run_settles_a_finished_runs_lost_answers_by_lookup(
     box = sandbox_thread(rate=100, per=1.0, faults=faults)
     mapping = token_mapping(tmp_path) if token else EXAMPLE_MAPPING
     source = sample_rows(12)
-    import_into(box, source, tmp_path / "one.csv", mapping=mapping, reconcile=False)
+    import_into(
+        box, source, tmp_path / "one.csv", mapping=mapping, reconcile=False, ledger=ledger_at
+    )
     assert {line["status"] for line in read_results(tmp_path / "one.csv")} == {"unknown"}
     landed = len(box.activities)
     assert 0 < landed < 12
@@ -232,7 +247,9 @@ def test_another_files_run_settles_a_finished_runs_lost_answers_by_lookup(
     box.draws = FaultDraws(box.faults)  # the rest of the night goes well
     copy = tmp_path / "copy.csv"
     copy.write_bytes(source.read_bytes())
-    summary = import_into(box, copy, tmp_path / "two.csv", mapping=mapping, settle_delay=0)
+    summary = import_into(
+        box, copy, tmp_path / "two.csv", mapping=mapping, settle_delay=0, ledger=ledger_at
+    )
     assert len(box.activities) == 12 and box.duplicate_leads() == 0
     notes = Counter(a["ActivityNote"] + a["ActivityDateTime"] for a in box.activities)
     assert max(notes.values()) == 1
@@ -242,5 +259,7 @@ def test_another_files_run_settles_a_finished_runs_lost_answers_by_lookup(
         ("success", ""): 12 - landed,
     }
     # And the first results file's own rerun finds them all (its lookups, the ledger agrees).
-    again = import_into(box, source, tmp_path / "one.csv", mapping=mapping, settle_delay=0)
+    again = import_into(
+        box, source, tmp_path / "one.csv", mapping=mapping, settle_delay=0, ledger=ledger_at
+    )
     assert len(box.activities) == 12 and again.calls == 0

@@ -1,4 +1,5 @@
-"""The ledger's store: claims, imports, stale claims of dead processes, kill -9, commands."""
+"""The ledger's store: claims, imports, stale claims of dead processes, kill -9, commands;
+on both backends (``ledger_at``: SQLite, PostgreSQL) but for what only an SQLite file has."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 
 from importer.exceptions import LedgerError
 from importer.ledger.fingerprint import fingerprint
-from importer.ledger.store import ClaimState, Imported, Intent, Ledger
+from importer.ledger.postgres import is_url
+from importer.ledger.store import ClaimState, Imported, Intent, Ledger, open_ledger
 
 from ..conftest import ROOT
 
@@ -27,13 +29,14 @@ def intent(n: int, *, row: int | None = None, results: str = "/r.csv", key: str 
     )
 
 
-def holder_process(path: Path, *intents: int, lead: str = "") -> subprocess.Popen[str]:
-    """Another process that claims ``intents`` in the ledger at ``path``, says so, and waits."""
+def holder_process(location: str, *intents: int, lead: str = "") -> subprocess.Popen[str]:
+    """Another process that claims ``intents`` in the ledger at ``location`` (a file or a
+    PostgreSQL URL), says so, and waits."""
     code = textwrap.dedent(
         f"""
         import sys, time
-        from importer.ledger.store import Intent, Ledger
-        ledger = Ledger.open({str(path)!r})
+        from importer.ledger.store import Intent, open_ledger
+        ledger = open_ledger({location!r})
         claims = ledger.claim([
             Intent(n.to_bytes(16, "big"), {lead!r} or f"lead{{n}}@example.com", "/other.csv",
                    n, "/other.results.csv", f"other{{n}}")
@@ -54,8 +57,8 @@ def holder_process(path: Path, *intents: int, lead: str = "") -> subprocess.Pope
     return proc
 
 
-def test_a_claim_is_the_rows_until_imported_then_every_other_row_skips(tmp_path: Path) -> None:
-    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+def test_a_claim_is_the_rows_until_imported_then_every_other_row_skips(ledger_at: str) -> None:
+    with open_ledger(ledger_at) as ledger:
         first = ledger.claim([intent(1), intent(2)])
         assert [c.state for c in first] == [ClaimState.CLAIMED] * 2
         # The same row again (a resend): still its own; another row of the run: held.
@@ -73,9 +76,9 @@ def test_a_claim_is_the_rows_until_imported_then_every_other_row_skips(tmp_path:
 
 
 def test_reimport_claims_an_imported_activity_and_a_failed_reimport_keeps_the_import(
-    tmp_path: Path,
+    ledger_at: str,
 ) -> None:
-    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+    with open_ledger(ledger_at) as ledger:
         ledger.claim([intent(1)])
         ledger.mark_imported([Imported(intent(1), "A-1", "L-1")])
         assert ledger.claim([intent(1, row=5)], reimport=True)[0].state is ClaimState.CLAIMED
@@ -85,12 +88,11 @@ def test_reimport_claims_an_imported_activity_and_a_failed_reimport_keeps_the_im
 
 
 def test_another_live_process_holds_its_claims_and_its_leads_until_it_dies(
-    tmp_path: Path,
+    ledger_at: str,
 ) -> None:
-    path = tmp_path / "l.sqlite"
-    other = holder_process(path, 1, 2)
+    other = holder_process(ledger_at, 1, 2)
     try:
-        with Ledger.open(path) as ledger:
+        with open_ledger(ledger_at) as ledger:
             held = ledger.claim([intent(1), intent(50, key="lead2@example.com")])
             assert [c.state for c in held] == [ClaimState.HELD, ClaimState.HELD]
             assert held[0].entry is not None and f"pid {other.pid}" in held[0].entry.holder
@@ -116,8 +118,8 @@ def test_another_live_process_holds_its_claims_and_its_leads_until_it_dies(
 
 WRITER = """
 import sys
-from importer.ledger.store import Imported, Intent, Ledger
-ledger = Ledger.open(sys.argv[1])
+from importer.ledger.store import Imported, Intent, open_ledger
+ledger = open_ledger(sys.argv[1])
 n = 0
 while True:
     group = [Intent(i.to_bytes(16, "big"), f"k{i % 97}", "/in.csv", i, "/r.csv")
@@ -130,12 +132,34 @@ while True:
 """
 
 
+def activity_rows(location: str) -> list[tuple[object, object, object]]:
+    """``(claimant, imported_at, activity_id)`` of every activity, read past the Ledger:
+    straight from the SQLite file (after its integrity check) or the PostgreSQL schema."""
+    if is_url(location):
+        import psycopg
+        from psycopg import sql
+
+        from importer.ledger.postgres import parse
+
+        conninfo, schema, _ = parse(location)
+        with psycopg.connect(conninfo) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            return conn.execute(
+                "SELECT claimant, imported_at, activity_id FROM activities"
+            ).fetchall()
+    db = sqlite3.connect(location)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return db.execute("SELECT claimant, imported_at, activity_id FROM activities").fetchall()
+    finally:
+        db.close()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
 @pytest.mark.parametrize("after", [3, 17, 40])
-def test_kill_9_mid_write_leaves_the_ledger_consistent(tmp_path: Path, after: int) -> None:
-    path = tmp_path / "l.sqlite"
+def test_kill_9_mid_write_leaves_the_ledger_consistent(ledger_at: str, after: int) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)],
+        [sys.executable, "-c", WRITER, ledger_at],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -145,26 +169,25 @@ def test_kill_9_mid_write_leaves_the_ledger_consistent(tmp_path: Path, after: in
         proc.stdout.readline()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    rows = db.execute("SELECT claimant, imported_at, activity_id FROM activities").fetchall()
-    db.close()
+    rows = activity_rows(ledger_at)
     # Every activity is imported (with its id) or claimed (by the dead process: stale).
     assert rows and all((c is None) == bool(at and a) for c, at, a in rows)
-    with Ledger.open(path) as ledger:
+    with open_ledger(ledger_at) as ledger:
         stats = ledger.stats()
         assert stats["imported"] >= 15 * (after - 1)
         claimed = [
             i for i in range(20 * (after + 2)) if ledger.lookup(i.to_bytes(16, "big")) is not None
         ]
+        assert len(claimed) == len(rows)
         states = ledger.claim(
             [Intent(i.to_bytes(16, "big"), "k", "/x.csv", i, "/x.csv") for i in claimed]
         )
         assert {s.state for s in states} <= {ClaimState.IMPORTED, ClaimState.STALE}
+        assert sum(s.state is ClaimState.IMPORTED for s in states) == stats["imported"]
 
 
-def test_forget_by_input_or_date_and_export(tmp_path: Path) -> None:
-    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+def test_forget_by_input_or_date_and_export(ledger_at: str) -> None:
+    with open_ledger(ledger_at) as ledger:
         a = [Intent(bytes([n]) * 16, f"k{n}", "/a.csv", n, "/r.csv") for n in range(1, 4)]
         b = [Intent(bytes([n]) * 16, f"k{n}", "/b.csv", n, "/r.csv") for n in range(4, 6)]
         ledger.claim(a + b)
@@ -252,13 +275,12 @@ def test_a_lookup_in_a_large_ledger_is_indexed(tmp_path: Path) -> None:
         assert time.monotonic() > 0
 
 
-def test_a_new_process_never_takes_a_finished_ones_claims_for_its_own(tmp_path: Path) -> None:
+def test_a_new_process_never_takes_a_finished_ones_claims_for_its_own(ledger_at: str) -> None:
     """Claimant ids are never reused: a ledger opened after the last one closed (its claimant
     row gone, its unknown rows still claimed) finds those claims stale, not its own."""
-    path = tmp_path / "l.sqlite"
-    with Ledger.open(path) as first:
+    with open_ledger(ledger_at) as first:
         first.claim([intent(1)])
-    with Ledger.open(path) as second:
+    with open_ledger(ledger_at) as second:
         claim = second.claim([intent(1)])[0]  # the same row of the same results file, even
         assert claim.state is ClaimState.STALE and claim.previous is not None
         assert claim.previous.token == "t1"

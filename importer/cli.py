@@ -586,6 +586,7 @@ def run(
                 "--ledger and --no-ledger: give one or the other", int(ExitStatus.BAD_INPUT)
             )
         options["ledger"] = False
+    _warn_password_in(options["ledger"])
     if is_std(input_file):
         raise CliError(
             "INPUT -: run does not read stdin: a resume matches the results file to the input "
@@ -1545,12 +1546,29 @@ def ledger_group(ctx: click.Context) -> None:
         ctx.exit(int(ExitStatus.SUCCESS))
 
 
+def _warn_password_in(ledger: object) -> None:
+    """A ``--ledger`` URL holding a password: other users of the machine can read a command
+    line (``ps``); said once, without the password."""
+    if not isinstance(ledger, str) or "://" not in ledger:
+        return
+    from .ledger.postgres import is_url, shown_url
+
+    if is_url(ledger) and shown_url(ledger) != ledger.strip():
+        click.echo(
+            "lsq-import: WARNING: --ledger holds a password, which other users of this "
+            "machine can read on the command line (ps): give it in PGPASSWORD, ~/.pgpass or "
+            "LSQ_LEDGER instead",
+            err=True,
+        )
+
+
 def _ledger_path(ledger_file: str | None, host: str | None, env_file: Path | None) -> Path | str:
     """The ledger a run would use (``--ledger``, else ``$LSQ_LEDGER``, else the account's
     default, keyed on the base URL and access key as the runner keys it), which must exist:
     reading one must not create it."""
     from .ledger.location import ENV_LEDGER, from_environment, resolve
 
+    _warn_password_in(ledger_file)
     if ledger_file is not None and (host or env_file):
         raise CliError(
             "--ledger names the file; --host and --env-file only find an account's default "

@@ -407,7 +407,7 @@ def _open_ledger(
 
     host = endpoint.url
     access_key = endpoint.credentials.access_key if endpoint.credentials else None
-    path = resolve(settings.ledger, host=host, access_key=access_key)
+    path = resolve(settings.ledger, host=host, access_key=access_key, throwaway=settings.sandbox)
     if path is None or mapping.dedupe == "off":
         return None
     from .ledger.run import RunLedger
@@ -864,9 +864,7 @@ class _Run:
             await self.ledger.finish()
         except Exception as exc:  # noqa: BLE001 - the results file has every outcome
             logger.warning(
-                "the ledger %s could not be brought up to date (%s): its claims on this run's "
-                "rows are settled by lookups the next time they are met",
-                self.ledger.ledger.path,
+                "%s (at the end of the run, marking what it imported)",
                 exc,
             )
         self.summary.already_imported = self.ledger.already_imported

@@ -43,13 +43,18 @@ def resolve(
     *,
     host: str | None,
     access_key: str | None,
+    throwaway: bool = False,
 ) -> Path | str | None:
     """The ledger a run uses: ``setting`` (a path or a ``postgresql://`` URL; False or
     ``off``: none), else ``$LSQ_LEDGER``, else the account's default; none for a throwaway
-    sandbox (``host`` None), whose account is new every run."""
+    sandbox (``throwaway``), whose account is new every run, unless ``setting`` names one."""
     if setting is False:
         return None
     if setting is None or setting is True:
+        if throwaway:
+            # A throwaway sandbox: never the job's ledger of $LSQ_LEDGER (a rehearsal would
+            # mark real rows imported); only a ledger named for the run itself.
+            return None
         setting = from_environment()
         if setting is None:
             if host is None or access_key is None:

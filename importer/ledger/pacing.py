@@ -163,10 +163,14 @@ class SharedSlots:
             # Torn or foreign: every slot closed for two windows (a call may be out).
             self._write_all(rate, self.per, now + 2 * self.per if size else 0.0)
             return rate
-        old_rate, old_per, times, _ = found
+        old_rate, old_per, times, holders = found
         if old_rate == rate:
             return rate
-        if any(t > now for t in times):  # held, or used within the last window
+        live = any(
+            t == _HELD and self._holder_alive(pid, start, now)
+            for t, (pid, start) in zip(times, _HOLDER.iter_unpack(holders), strict=True)
+        )
+        if live:  # another process is sending under the old rate
             logger.warning(
                 "%s: other lsq-import processes share this account's pacing at %d calls per "
                 "window (this one was given %d): going by theirs",
@@ -176,7 +180,11 @@ class SharedSlots:
             )
             self.per = max(self.per, old_per)
             return old_rate
-        self._write_all(rate, self.per, 0.0)
+        # Nobody alive holds a slot: the new rate's slots open once the last of the old ones
+        # would have (a dead holder's call may still be on its way: 2 * per from now).
+        bound = now + 2 * max(self.per, old_per) + self.margin
+        latest = max((bound if t == _HELD else t) for t in times)
+        self._write_all(rate, self.per, latest if latest > now else 0.0)
         return rate
 
     def _holder_alive(self, pid: int, start: int, now: float) -> bool:
@@ -306,14 +314,18 @@ class DatabaseSlots:
             ).fetchone()
             if found is not None and found[0] == rate:
                 return rate
+            opens = 0.0
             if found is not None:
-                counted = conn.execute(
-                    "SELECT count(*) FROM pacing_slots WHERE kind = %s "
-                    "AND (taken_at IS NOT NULL OR reopens > %s)",
-                    (self.kind, found[2]),
-                ).fetchone()
-                busy = counted[0] if counted else 0
-                if busy:
+                now = float(found[2])
+                slots = conn.execute(
+                    "SELECT reopens, taken_at, host, pid, start FROM pacing_slots WHERE kind = %s",
+                    (self.kind,),
+                ).fetchall()
+                busy = any(
+                    taken is not None and not self._abandoned(now, taken, host, pid, start)
+                    for _, taken, host, pid, start in slots
+                )
+                if busy:  # another process is sending under the old rate
                     logger.warning(
                         "%s: other lsq-import processes share this account's pacing at %d "
                         "calls per window (this one was given %d): going by theirs",
@@ -323,6 +335,17 @@ class DatabaseSlots:
                     )
                     self.per = max(self.per, float(found[1]))
                     return int(found[0])
+                # Nobody alive holds a slot: the new rate's slots open once the last of the
+                # old ones would have (a dead holder's call may be on its way: 2 * per).
+                bound = now + 2 * max(self.per, float(found[1])) + self.margin
+                latest = max(
+                    (
+                        bound if taken is not None else float(reopens)
+                        for reopens, taken, *_ in slots
+                    ),
+                    default=0.0,
+                )
+                opens = latest if latest > now else 0.0
                 conn.execute("DELETE FROM pacing_slots WHERE kind = %s", (self.kind,))
             conn.execute(
                 "INSERT INTO pacing(kind, rate, per) VALUES (%s, %s, %s) ON CONFLICT (kind) "
@@ -331,8 +354,8 @@ class DatabaseSlots:
             )
             conn.execute(
                 "INSERT INTO pacing_slots(kind, slot, reopens) "
-                "SELECT %s, n, 0 FROM generate_series(0, %s - 1) AS n",
-                (self.kind, rate),
+                "SELECT %s, n, %s FROM generate_series(0, %s - 1) AS n",
+                (self.kind, opens, rate),
             )
         return rate
 
@@ -346,8 +369,9 @@ class DatabaseSlots:
 
             raise LedgerWriteError(
                 f"ledger {self._shown}: the shared pacing {why(exc)}; the run stops before "
-                "its next call (nothing is lost: the results file and the ledger hold every "
-                "row sent)"
+                "its next call (nothing is lost: the results file holds every row sent; the "
+                "ledger's claims on rows in flight are settled by lookups when the next run "
+                "meets them)"
             ) from None
 
     def _take(self) -> tuple[int, float]:
@@ -381,6 +405,17 @@ class DatabaseSlots:
             wait = min(wait, self.per + self.margin)
         return -1, local + wait
 
+    def _abandoned(self, now: float, taken_at: float, host: str, pid: int, start: int) -> bool:
+        """Whether a slot taken at ``taken_at`` (database clock) by ``pid`` on ``host`` is
+        held by nobody alive: held longer than HOLD_LIMIT, or its process gone from this
+        host."""
+        if now - float(taken_at) > HOLD_LIMIT:
+            return True
+        if host != self._host or (pid, start) == (self._pid, self._start):
+            return False
+        found = process_start(int(pid))
+        return found < 0 or (found != 0 and start != 0 and found != start)
+
     def _reopen_abandoned(self, now: float) -> int:
         """Reopen (``2 * per`` from now) the slots held by processes that died; how many."""
         reopened = 0
@@ -390,11 +425,7 @@ class DatabaseSlots:
             (self.kind,),
         ).fetchall()
         for slot, taken_at, host, pid, start in rows:
-            dead = now - float(taken_at) > HOLD_LIMIT
-            if not dead and host == self._host and (pid, start) != (self._pid, self._start):
-                found = process_start(int(pid))
-                dead = found < 0 or (found != 0 and start != 0 and found != start)
-            if dead:
+            if self._abandoned(now, taken_at, host, pid, start):
                 cursor = self._conn.execute(
                     "UPDATE pacing_slots SET taken_at = NULL, host = NULL, pid = NULL, "
                     "start = NULL, reopens = %s WHERE kind = %s AND slot = %s AND taken_at = %s",

@@ -99,45 +99,53 @@ def is_url(location: str | os.PathLike[str]) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(SCHEMES)
 
 
+def _split(url: str) -> tuple[str, str, list[str]]:
+    """``(scheme://, the rest before the query, the query's items as written)``, by string:
+    urllib would turn libpq's ``postgresql:///db`` into ``postgresql:/db`` and cannot parse
+    a host list (``h1:5432,h2:5432``)."""
+    text = url.strip()
+    scheme, _, rest = text.partition("://")
+    rest, _, query = rest.partition("?")
+    return f"{scheme}://", rest, [item for item in query.split("&") if item]
+
+
+def _key(item: str) -> str:
+    return urllib.parse.unquote_plus(item.partition("=")[0])
+
+
 def parse(url: str) -> tuple[str, str, str]:
     """``(conninfo for libpq, schema, the URL as shown: without its password)``."""
-    parts = urllib.parse.urlsplit(url.strip())
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    scheme, rest, query = _split(url)
     schema = DEFAULT_SCHEMA
     kept = []
-    for key, value in query:
-        if key == "schema":
-            schema = value
+    for item in query:
+        if _key(item) == "schema":
+            schema = urllib.parse.unquote_plus(item.partition("=")[2])
         else:
-            kept.append((key, value))
-    if not schema or len(schema) > 63 or not (schema[0].isalpha() or schema[0] == "_"):
+            kept.append(item)
+    if (
+        not schema
+        or len(schema) > 63
+        or not (schema[0].isalpha() or schema[0] == "_")
+        or not all(c.isalnum() or c == "_" for c in schema)
+    ):
         raise LedgerError(
             f"ledger {shown_url(url)}: schema {schema!r} is not a schema name (letters, digits, "
             "underscores, up to 63)"
         )
-    if not all(c.isalnum() or c == "_" for c in schema):
-        raise LedgerError(
-            f"ledger {shown_url(url)}: schema {schema!r} is not a schema name (letters, digits, "
-            "underscores, up to 63)"
-        )
-    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+    conninfo = scheme + rest + ("?" + "&".join(kept) if kept else "")
     return conninfo, schema, shown_url(url)
 
 
 def shown_url(url: str) -> str:
-    """``url`` without a password (for messages, summaries and logs)."""
-    parts = urllib.parse.urlsplit(url.strip())
-    # By string: libpq's netloc may be a host list (h1:5432,h2:5432) urllib cannot parse.
-    userinfo, at, hosts = parts.netloc.rpartition("@")
+    """``url`` without a password (for messages, summaries and logs): neither the one of
+    ``user:password@`` nor a ``password``/``sslpassword`` query parameter."""
+    scheme, rest, query = _split(url)
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
     netloc = f"{userinfo.partition(':')[0]}@{hosts}" if at else hosts
-    query = [
-        (key, value)
-        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        if key not in ("password", "sslpassword")
-    ]
-    return urllib.parse.urlunsplit(
-        parts._replace(netloc=netloc, query=urllib.parse.urlencode(query, safe=":/,"))
-    )
+    kept = [item for item in query if _key(item) not in ("password", "sslpassword")]
+    return scheme + netloc + slash + path + ("?" + "&".join(kept) if kept else "")
 
 
 def _psycopg() -> Any:
@@ -160,6 +168,9 @@ def why(exc: BaseException) -> str:
     psycopg = _psycopg()
     text = first_line(exc)
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        if "for database" in text:
+            text += "; CREATE on the database is needed to create the schema: or create it for "
+            text += "this user (CREATE SCHEMA <schema> AUTHORIZATION <user>)"
         return f"the database user lacks a privilege ({text}): see docs/team.md, privileges"
     if isinstance(exc, psycopg.OperationalError):
         return f"cannot be reached ({text})"
@@ -265,11 +276,6 @@ class PostgresLedger(Ledger):
             version_table = db.execute(
                 "SELECT to_regclass(quote_ident(?) || '.schema_version')", (self.schema,)
             ).fetchone()[0]
-            if version_table is None and not create:
-                raise LedgerError(
-                    f"ledger {self.path}: does not exist (no import has used it yet: schema "
-                    f"{self.schema} has no lsq-import tables)"
-                )
             if version_table is None:
                 tables = db.execute(
                     "SELECT count(*) FROM pg_tables WHERE schemaname = ?", (self.schema,)
@@ -278,6 +284,11 @@ class PostgresLedger(Ledger):
                     raise LedgerError(
                         f"ledger {self.path}: schema {self.schema} holds tables of something "
                         "else (no schema_version): name another with ?schema=NAME"
+                    )
+                if not create:
+                    raise LedgerError(
+                        f"ledger {self.path}: does not exist (no import has used it yet: "
+                        f"schema {self.schema} has no lsq-import tables)"
                     )
                 db.execute(
                     "CREATE TABLE schema_version(version INTEGER PRIMARY KEY, "
@@ -295,6 +306,8 @@ class PostgresLedger(Ledger):
                 db.conn.execute(MIGRATIONS[version - 1])
                 db.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
             self.created = current == 0
+            if not create:
+                return  # reading it (the ledger commands): no claimant, SELECT suffices
             me = self.claimant
             self._me = int(
                 db.execute(

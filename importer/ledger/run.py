@@ -228,7 +228,8 @@ class RunLedger:
                     fail(
                         payload,
                         HELD,
-                        f"the same activity is claimed by {holder}, which had not settled it "
+                        f"this activity, or another row of its lead, is claimed by {holder}, "
+                        "which had not settled it "
                         f"after {self.hold_timeout:g} s: the next run skips it (if it landed) "
                         "or sends it",
                     )
@@ -250,7 +251,7 @@ class RunLedger:
     def _holder_of(self, intent: Intent) -> str:
         entry: Entry | None = self.ledger.lookup(intent.fingerprint)
         if entry is None or not entry.holder:
-            return "another lsq-import process"
+            return "another lsq-import process (a row of the same lead)"
         return entry.holder
 
     # ---- outcomes ---------------------------------------------------------------------------

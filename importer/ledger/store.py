@@ -261,8 +261,9 @@ class Ledger:
     def close(self) -> None:
         """Leave the ledger: this process's claimant entry goes (claims it still holds are
         then stale, and settled by the next process that meets them)."""
-        with contextlib.suppress(*self.errors), self._transaction() as db:
-            db.execute("DELETE FROM claimants WHERE id=?", (self._me,))
+        if self._me:
+            with contextlib.suppress(*self.errors), self._transaction() as db:
+                db.execute("DELETE FROM claimants WHERE id=?", (self._me,))
         self._db.close()
 
     errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)

@@ -230,7 +230,9 @@ def test_a_run_with_an_unreachable_ledger_stops_before_sending_with_exit_2(
         env=_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1, done.stderr
+    # One line of error, after the warning that a password on a command line can be read.
+    warning, error = done.stderr.splitlines()
+    assert "--ledger holds a password" in warning and "ledger postgresql://" in error
     assert "Traceback" not in done.stderr and "cannot be reached" in done.stderr
     assert url.replace(f":{SECRET}", "") in done.stderr
     assert len(box.activities) == 0

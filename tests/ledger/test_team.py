@@ -73,3 +73,111 @@ def test_the_database_stopping_mid_run_stops_the_run_and_loses_nothing(
     for line in lines:
         if line["row"] in done:
             assert line["activity_id"] == done[line["row"]]
+
+
+def test_a_sandbox_run_never_takes_the_jobs_ledger_from_the_environment(
+    tmp_path: Path, postgres_ledger: str
+) -> None:
+    """A rehearsal with --sandbox on a worker that has the job's LSQ_LEDGER must not mark
+    real rows imported; --ledger still names one for it."""
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+    from importer.ledger.store import open_ledger
+
+    from ..conftest import EXAMPLE_MAPPING, SAMPLE_CSV
+
+    base = ["run", str(SAMPLE_CSV), "-m", str(EXAMPLE_MAPPING), "--sandbox", "--limit", "3"]
+    base += ["--rate", "100", "--per", "1", "--quiet"]
+    runner = CliRunner()
+    env = {"LSQ_LEDGER": postgres_ledger}
+    result = runner.invoke(cli, [*base, "--results", str(tmp_path / "a.csv")], env=env)
+    assert result.exit_code == 0, result.output
+    with pytest.raises(Exception, match="does not exist"):
+        open_ledger(postgres_ledger, create=False)  # never opened, never created
+    named = [*base, "--results", str(tmp_path / "b.csv"), "--ledger", postgres_ledger]
+    result = runner.invoke(cli, named, env=env)
+    assert result.exit_code == 0, result.output
+    with open_ledger(postgres_ledger, create=False) as ledger:
+        assert ledger.stats()["imported"] == 3
+
+
+def test_a_password_on_the_command_line_is_warned_about_without_showing_it(
+    postgres_ledger: str,
+) -> None:
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+
+    secret = postgres_ledger.replace("postgresql://lsq@", "postgresql://lsq:s3cret@", 1)
+    result = CliRunner().invoke(cli, ["ledger", "stats", "--ledger", secret])
+    assert result.exit_code == 2  # nothing imported there yet
+    assert "--ledger holds a password" in result.output and "PGPASSWORD" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_libpqs_host_less_url_and_a_read_only_role(postgres_server: str) -> None:
+    """``postgresql:///db?host=…&port=…&user=…`` (libpq's own form) opens the ledger; a role
+    with SELECT only can read it (ledger stats), not claim in it."""
+    import psycopg
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+    from importer.ledger.store import Imported, Intent, open_ledger
+
+    hostport = postgres_server.split("@", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    url = f"postgresql:///postgres?host={host}&port={port}&user=lsq&schema=hostless"
+    with open_ledger(url) as ledger:
+        item = Intent(b"\x01" * 16, "a@example.com", "/in.csv", 2, "/r.csv")
+        ledger.claim([item])
+        ledger.mark_imported([Imported(item, "A-1", "L-1")])
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute("CREATE ROLE reader LOGIN")
+        db.execute("GRANT USAGE ON SCHEMA hostless TO reader")
+        db.execute("GRANT SELECT ON ALL TABLES IN SCHEMA hostless TO reader")
+    reader = url.replace("user=lsq", "user=reader")
+    result = CliRunner().invoke(cli, ["ledger", "stats", "--ledger", reader])
+    assert result.exit_code == 0, result.output
+    assert "imported activities: 1" in result.output
+    with pytest.raises(Exception, match="lacks a privilege"):
+        open_ledger(reader)  # a run registers itself as a claimant: INSERT needed
+
+
+def test_a_new_rate_after_a_killed_holder_is_taken_and_waits_for_its_call(
+    ledger_at: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schedule of a run killed with a slot held (another rate) is not "other processes
+    sharing it": the next run goes by its own rate, its slots opening only once the dead
+    call's slot would have (2 * per)."""
+    import signal
+    import textwrap
+    import time
+
+    from importer.ledger.store import open_ledger
+
+    from ..conftest import ROOT
+
+    code = textwrap.dedent(
+        f"""
+        from importer.ledger.store import open_ledger
+        slots = open_ledger({ledger_at!r}).shared_schedule("calls", 5, 1.0)
+        print(slots.take()[0], flush=True)
+        import time; time.sleep(60)
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "0"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+    with open_ledger(ledger_at) as ledger, caplog.at_level("WARNING"):
+        slots = ledger.shared_schedule("calls", 20, 1.0)
+        assert slots.rate == 20  # type: ignore[attr-defined]
+        assert "going by theirs" not in caplog.text
+        index, when = slots.take()
+        assert index == -1 and when - time.monotonic() > 1.5  # closed for 2 * per

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 ENV_URL = "LSQ_TEST_POSTGRES"
 ENV_REQUIRED = "LSQ_TEST_REQUIRE_POSTGRES"
@@ -29,6 +30,15 @@ ENV_REQUIRED = "LSQ_TEST_REQUIRE_POSTGRES"
 
 class Unavailable(RuntimeError):
     """No PostgreSQL server can be started here (said why)."""
+
+
+def not_here(exc: Unavailable) -> NoReturn:
+    """Skip the test that needs a server, or fail it under ``$LSQ_TEST_REQUIRE_POSTGRES``."""
+    import pytest
+
+    if os.environ.get(ENV_REQUIRED):
+        pytest.fail(f"PostgreSQL required (${ENV_REQUIRED}) but: {exc}")
+    pytest.skip(f"no PostgreSQL server: {exc}")
 
 
 def _programs() -> tuple[str, str]:

@@ -26,9 +26,7 @@ def own_cluster() -> Iterator[postgres_server.Cluster]:
         with postgres_server.cluster() as made:
             yield made
     except postgres_server.Unavailable as exc:
-        if os.environ.get(postgres_server.ENV_REQUIRED):
-            pytest.fail(f"PostgreSQL required but: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+        postgres_server.not_here(exc)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")

@@ -1549,11 +1549,14 @@ def ledger_group(ctx: click.Context) -> None:
 def _warn_password_in(ledger: object) -> None:
     """A ``--ledger`` URL holding a password: other users of the machine can read a command
     line (``ps``); said once, without the password."""
-    if not isinstance(ledger, str) or "://" not in ledger:
-        return
-    from .ledger.postgres import is_url, shown_url
+    from .ledger.location import is_url
 
-    if is_url(ledger) and shown_url(ledger) != ledger.strip():
+    if not is_url(ledger):
+        return
+    from .ledger.postgres import shown_url
+
+    assert isinstance(ledger, str)  # is_url
+    if shown_url(ledger) != ledger.strip():
         click.echo(
             "lsq-import: WARNING: --ledger holds a password, which other users of this "
             "machine can read on the command line (ps): give it in PGPASSWORD, ~/.pgpass or "

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from importer.cli import cli
-from importer.ledger.location import default_path
-from importer.ledger.postgres import is_url, parse
+from importer.ledger.location import default_path, is_url
+from importer.ledger.postgres import parse
 
 from .conftest import SANDBOX_KEYS, import_into, read_results
 

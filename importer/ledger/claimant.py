@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -57,12 +58,16 @@ class Claimant:
         return cls(socket.gethostname(), pid, max(0, process_start(pid)))
 
     def alive(
-        self, heartbeat: float | None = None, lease: float = 600.0, *, now: float | None = None
+        self,
+        heartbeat: float | None = None,
+        lease: float = 600.0,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> bool:
         """Whether the process still runs: checked directly on this host; elsewhere, by a
-        heartbeat younger than ``lease`` seconds at ``now`` (default: this host's wall clock;
-        the PostgreSQL ledger passes the database's, the clock its heartbeats are written
-        on, so that the hosts' clocks need not agree)."""
+        heartbeat younger than ``lease`` seconds by ``clock`` (default: this host's wall
+        clock; the PostgreSQL ledger passes the database's, the clock its heartbeats are
+        written on, so that the hosts' clocks need not agree), read only then."""
         if self.host == socket.gethostname():
             start = process_start(self.pid)
             if start < 0:
@@ -70,7 +75,7 @@ class Claimant:
             return start == 0 or self.start == 0 or start == self.start
         if heartbeat is None:
             return False
-        return (time.time() if now is None else now) - heartbeat < lease
+        return clock() - heartbeat < lease
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"

@@ -14,6 +14,13 @@ from pathlib import Path
 
 ENV_LEDGER = "LSQ_LEDGER"
 OFF = "off"
+SCHEMES = ("postgresql://", "postgres://")
+"""A setting with one of these names a PostgreSQL database (importer.ledger.postgres)."""
+
+
+def is_url(location: object) -> bool:
+    """Whether a ledger setting names a PostgreSQL database rather than a file."""
+    return isinstance(location, str) and location.strip().lower().startswith(SCHEMES)
 
 
 def data_dir() -> Path:
@@ -63,6 +70,6 @@ def resolve(
     text = os.fspath(setting)
     if text.strip().lower() == OFF:
         return None
-    if text.strip().lower().startswith(("postgresql://", "postgres://")):
+    if is_url(text):
         return text.strip()  # team mode: importer.ledger.postgres
     return Path(text).expanduser()

@@ -280,7 +280,7 @@ class DatabaseSlots:
         self.per = float(per)
         self.margin = max(0.01, 0.005 * self.per)
         self._shown = shown or "the PostgreSQL ledger"
-        self._conninfo, self._schema = conninfo, schema
+        self._schema = schema
         self._host = socket.gethostname()
         self._pid = os.getpid()
         self._start = max(0, process_start(self._pid))

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import LedgerError
-from .store import SCHEMA_VERSION, Ledger
+from .store import SCHEMA_VERSION, Ledger, utc_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lsq_import")
 
-SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "lsq_import"
 LOCK_SPACE = 0x4C5351  # "LSQ": the first key of lsq-import's advisory locks
 
@@ -92,11 +90,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    """Whether a ledger setting names a PostgreSQL database rather than a file."""
-    return isinstance(location, str) and location.strip().lower().startswith(SCHEMES)
 
 
 def _split(url: str) -> tuple[str, str, list[str]]:
@@ -314,7 +307,7 @@ class PostgresLedger(Ledger):
                     "INSERT INTO claimants(host, pid, start, started_at, heartbeat) "
                     "VALUES (?, ?, ?, ?, extract(epoch FROM clock_timestamp())::float8) "
                     "RETURNING id",
-                    (me.host, me.pid, me.start, _utc_now()),
+                    (me.host, me.pid, me.start, utc_text()),
                 ).fetchone()[0]
             )
 
@@ -350,9 +343,3 @@ class PostgresLedger(Ledger):
         from .pacing import DatabaseSlots
 
         return DatabaseSlots(self._conninfo, self.schema, kind, rate, per, shown=str(self.path))
-
-
-def _utc_now() -> str:
-    from .store import utc_text
-
-    return utc_text()

@@ -322,7 +322,7 @@ class Ledger:
         name = ""
         if row is not None:
             who = Claimant(row[0], int(row[1]), int(row[2]))
-            if who.alive(float(row[3]), self.lease, now=self._now(db)):
+            if who.alive(float(row[3]), self.lease, clock=lambda: self._now(db)):
                 name = str(who)
         cache[claimant] = name
         return name
@@ -657,7 +657,7 @@ def open_ledger(
     """The ledger at ``location``: a ``postgresql://`` URL (team mode, see
     :mod:`importer.ledger.postgres`; ``create``: make its schema if missing, else
     LedgerError) or an SQLite file."""
-    from .postgres import is_url
+    from .location import is_url
 
     if is_url(location):
         from .postgres import PostgresLedger

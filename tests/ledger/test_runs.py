@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from importer.exitcodes import ExitStatus
-from importer.ledger.postgres import is_url
+from importer.ledger.location import is_url
 
 from ..conftest import EXAMPLE_MAPPING, SAMPLE_CSV, import_into, read_results
 from ..test_faults import _env

@@ -17,7 +17,7 @@ import pytest
 
 from importer.exceptions import LedgerError
 from importer.ledger.fingerprint import fingerprint
-from importer.ledger.postgres import is_url
+from importer.ledger.location import is_url
 from importer.ledger.store import ClaimState, Imported, Intent, Ledger, open_ledger
 
 from ..conftest import ROOT
